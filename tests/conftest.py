@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny CLIP saved in OpenAI's release layout, loaded by path like real weights."""
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the tests never reach a model hub
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_path(tmp_path_factory):
+    """A 2-layer, width-64 ViT CLIP saved as a TorchScript archive (like OpenAI's ViT-B-16.pt)."""
+    from tools.tiny_clip import save_tiny_clip
+
+    path = tmp_path_factory.mktemp("clip") / "tiny-ViT.pt"
+    save_tiny_clip(path, vision="vit", fmt="jit")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_rn_clip_path(tmp_path_factory):
+    """A tiny ModifiedResNet CLIP saved as a plain state dict (the other layout CLIP files come in)."""
+    from tools.tiny_clip import save_tiny_clip
+
+    path = tmp_path_factory.mktemp("clip") / "tiny-RN.pt"
+    save_tiny_clip(path, vision="rn", fmt="state_dict")
+    return str(path)

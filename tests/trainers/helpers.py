@@ -1,0 +1,25 @@
+"""Config and model builders shared by the trainer tests."""
+import trainers
+from dasslite.config import get_cfg_default
+from trainers.clip_backbone import load_clip
+
+CLASSNAMES = ["abyssinian", "american_bulldog", "beagle", "great_pyrenees", "yorkshire_terrier"]
+
+
+def make_cfg(backbone, **opts):
+    """Engine defaults + trainer nodes, with `opts` given as {"TRAINER.COOP.N_CTX": 4, ...}."""
+    cfg = get_cfg_default()
+    trainers.extend_cfg(cfg)
+    cfg.MODEL.BACKBONE.NAME = backbone
+    cfg.TRAINER.COOP.PREC = cfg.TRAINER.COCOOP.PREC = "fp32"
+    for key, value in opts.items():
+        node = cfg
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return cfg
+
+
+def clip_fp32(path):
+    return load_clip(path, precision="fp32")

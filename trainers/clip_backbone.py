@@ -1,0 +1,196 @@
+"""CLIP by name, open_clip tag or local file; its tokenizer; and the text encoder the prompt learners use.
+
+`MODEL.BACKBONE.NAME` accepts
+  * an OpenAI name (RN50, RN101, RN50x4, RN50x16, RN50x64, ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336px):
+    OpenAI's weights, from the original code's cache (~/.cache/clip) or open_clip's download;
+  * a path to a checkpoint in OpenAI's layout (TorchScript archive or plain state dict, as the CLIP
+    release ships them);
+  * an open_clip `model:tag` name, e.g. `ViT-B-16:laion2b_s34b_b88k`.
+"""
+import logging
+import os
+import warnings
+
+import open_clip
+import torch
+import torch.nn as nn
+from open_clip.model import build_model_from_openai_state_dict
+
+logger = logging.getLogger(__name__)
+
+CONTEXT_LENGTH = 77
+# OpenAI name -> (open_clip model name, file name of OpenAI's release)
+OPENAI_MODELS = {
+    "RN50": ("RN50", "RN50.pt"),
+    "RN101": ("RN101", "RN101.pt"),
+    "RN50x4": ("RN50x4", "RN50x4.pt"),
+    "RN50x16": ("RN50x16", "RN50x16.pt"),
+    "RN50x64": ("RN50x64", "RN50x64.pt"),
+    "ViT-B/32": ("ViT-B-32", "ViT-B-32.pt"),
+    "ViT-B/16": ("ViT-B-16", "ViT-B-16.pt"),
+    "ViT-L/14": ("ViT-L-14", "ViT-L-14.pt"),
+    "ViT-L/14@336px": ("ViT-L-14-336", "ViT-L-14-336px.pt"),
+}
+# Where the original code (and OpenAI's `clip` package) caches downloaded weights.
+OPENAI_CACHE = os.path.expanduser("~/.cache/clip")
+
+
+class BackboneNotFoundError(FileNotFoundError):
+    pass
+
+
+def load_clip(name, precision="fp32", device="cpu"):
+    """Return CLIP in eval mode. precision "fp16" keeps OpenAI's half-precision conversion."""
+    if os.path.isfile(os.path.expanduser(name)):
+        model = load_openai_checkpoint(os.path.expanduser(name))
+    elif name in OPENAI_MODELS:
+        model = _load_openai_by_name(name)
+    elif ":" in name:
+        model = _load_open_clip_tag(name)
+    else:
+        raise BackboneNotFoundError(_unknown_backbone_message(name))
+    if precision != "fp16":
+        model.float()
+    return model.to(device).eval()
+
+
+def load_openai_checkpoint(path):
+    """Build CLIP from OpenAI's release file: a TorchScript archive or a plain state dict.
+
+    Only the weights are taken from a TorchScript archive; the model is rebuilt eagerly (as the
+    original code does), with OpenAI's fp16 conversion applied.
+    """
+    try:
+        state_dict = torch.jit.load(path, map_location="cpu").state_dict()
+    except RuntimeError:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    if "state_dict" in state_dict and "visual.conv1.weight" not in state_dict:
+        state_dict = {k.removeprefix("module."): v for k, v in state_dict["state_dict"].items()}
+    if "token_embedding.weight" not in state_dict:
+        raise ValueError(f'"{path}" is not a CLIP checkpoint in OpenAI\'s layout (no "token_embedding.weight" key)')
+    return build_model_from_openai_state_dict(dict(state_dict))
+
+
+def _load_openai_by_name(name):
+    oc_name, filename = OPENAI_MODELS[name]
+    cached = os.path.join(OPENAI_CACHE, filename)
+    if os.path.isfile(cached):
+        return load_openai_checkpoint(cached)
+    try:
+        return open_clip.create_model(oc_name, pretrained="openai", precision="fp16" if torch.cuda.is_available() else "fp32")
+    except Exception as err:  # network or hub failure: say exactly what to fetch instead
+        url = open_clip.get_pretrained_url(oc_name, "openai")
+        raise BackboneNotFoundError(
+            f'Could not load CLIP "{name}" ({type(err).__name__}: {err}). Without network access, download '
+            f"{url} elsewhere, copy it to {cached} (the original code's cache) or anywhere else, and set "
+            f"MODEL.BACKBONE.NAME /path/to/{filename}"
+        ) from err
+
+
+def _load_open_clip_tag(name):
+    model_name, tag = name.split(":", 1)
+    if model_name not in open_clip.list_models():
+        raise BackboneNotFoundError(_unknown_backbone_message(name))
+    try:
+        return open_clip.create_model(model_name, pretrained=tag)
+    except Exception as err:
+        raise BackboneNotFoundError(
+            f'Could not load open_clip "{model_name}" with weights "{tag}" ({type(err).__name__}: {err}). '
+            f"Valid tags for {model_name}: {', '.join(open_clip.list_pretrained_tags_by_model(model_name))}. "
+            f"Without network access, fetch the weights elsewhere and set MODEL.BACKBONE.NAME "
+            f"{model_name}:/path/to/weights (open_clip accepts a file path as the tag)."
+        ) from err
+
+
+def _unknown_backbone_message(name):
+    return (
+        f'Unknown MODEL.BACKBONE.NAME "{name}": not a file, not an OpenAI name '
+        f"({', '.join(OPENAI_MODELS)}) and not an open_clip model:tag pair "
+        f"(e.g. ViT-B-16:laion2b_s34b_b88k; models: {', '.join(open_clip.list_models()[:8])}, ...)."
+    )
+
+
+def clip_dtype(clip_model):
+    """The dtype CLIP computes in (OpenAI's definition: that of the first conv)."""
+    return clip_model.visual.conv1.weight.dtype
+
+
+def image_resolution(clip_model):
+    size = clip_model.visual.image_size
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
+_tokenizer = open_clip.tokenizer.SimpleTokenizer()
+
+
+def tokenize(texts):
+    """Token ids (N, 77) like OpenAI's clip.tokenize; a text that does not fit is cut with a warning."""
+    for text in texts:
+        n = len(_tokenizer.encode(text)) + 2
+        if n > CONTEXT_LENGTH:
+            warnings.warn(f'Prompt "{text}" has {n} tokens; CLIP reads {CONTEXT_LENGTH}, the rest is cut.')
+    return open_clip.tokenizer.tokenize(texts, context_length=CONTEXT_LENGTH)
+
+
+def count_tokens(text):
+    """Number of BPE tokens of `text` (without start/end tokens)."""
+    return len(_tokenizer.encode(text))
+
+
+def causal_mask(length, device):
+    mask = torch.full((length, length), float("-inf"), device=device)
+    return mask.triu_(1)
+
+
+class TextEncoder(nn.Module):
+    """CLIP's text transformer applied to already-embedded prompts.
+
+    `forward(prompts, token_ids)` takes prompt embeddings (N, L, width) and the matching token ids
+    (N, 77) and returns text features (N, embed_dim) read at each end-of-text position.
+
+    Trimming: the transformer is causal and only the end-of-text row is read, so positions after the
+    longest end-of-text position cannot change the result; they are never computed. Chunking: at most
+    `chunk_size` prompts go through the transformer at once (0 = all), which bounds activation memory;
+    with `checkpoint=True` each chunk's activations are recomputed in backward instead of stored.
+    """
+
+    def __init__(self, clip_model, trim=True):
+        super().__init__()
+        self.transformer = clip_model.transformer
+        self.positional_embedding = clip_model.positional_embedding
+        self.ln_final = clip_model.ln_final
+        self.text_projection = clip_model.text_projection
+        self.dtype = clip_dtype(clip_model)
+        self.trim = trim
+
+    def used_length(self, token_ids):
+        """How many leading positions the prompts need (all 77 without trimming)."""
+        return int(token_ids.argmax(dim=-1).max()) + 1 if self.trim else token_ids.shape[1]
+
+    def forward(self, prompts, token_ids, chunk_size=0, checkpoint=False):
+        length = min(self.used_length(token_ids), prompts.shape[1])
+        eot = token_ids.argmax(dim=-1).to(prompts.device)
+        prompts = prompts[:, :length]
+        step = chunk_size if chunk_size > 0 else prompts.shape[0]
+        outs = []
+        for start in range(0, prompts.shape[0], step):
+            chunk, chunk_eot = prompts[start:start + step], eot[start:start + step]
+            if checkpoint and torch.is_grad_enabled():
+                outs.append(torch.utils.checkpoint.checkpoint(self._encode, chunk, chunk_eot, use_reentrant=False))
+            else:
+                outs.append(self._encode(chunk, chunk_eot))
+        return torch.cat(outs)
+
+    def _encode(self, x, eot):
+        length = x.shape[1]
+        x = x.to(self.dtype) + self.positional_embedding[:length].to(self.dtype)
+        mask = causal_mask(length, x.device)
+        if getattr(self.transformer, "batch_first", True):
+            x = self.transformer(x, attn_mask=mask)
+        else:  # older open_clip: sequence-first transformer
+            x = self.transformer(x.permute(1, 0, 2), attn_mask=mask).permute(1, 0, 2)
+        x = self.ln_final(x).to(self.dtype)
+        x = x[torch.arange(x.shape[0], device=x.device), eot]
+        if isinstance(self.text_projection, nn.Linear):
+            return self.text_projection(x)
+        return x @ self.text_projection.to(self.dtype)

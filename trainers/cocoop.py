@@ -1,0 +1,124 @@
+"""CoCoOp: CoOp's context plus a Meta-Net that shifts it per image, `v_m(x) = v_m + pi(x)`.
+
+Zhou et al., "Conditional Prompt Learning for Vision-Language Models" (CVPR 2022).
+
+The original runs the text encoder once per image in a Python loop, which is why it trains at batch
+size 1. Here the prompts of all images in a batch go through the text encoder in one (chunked) pass.
+"""
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+from yacs.config import CfgNode as CN
+
+from dasslite.engine.build import TRAINER_REGISTRY
+
+from .clip_backbone import TextEncoder, tokenize
+from .prompt_trainer import PromptTrainer, init_context
+
+# Prompts per text-encoder pass when TEXT_CHUNK_SIZE is 0 (auto): bounds activation memory to about
+# what the original needed for one image over 1000 classes.
+AUTO_CHUNK_PROMPTS = 1024
+
+
+def add_config(cfg):
+    cfg.TRAINER.COCOOP = CN()
+    cfg.TRAINER.COCOOP.N_CTX = 16  # number of context vectors M (replaced by the token count of CTX_INIT)
+    cfg.TRAINER.COCOOP.CTX_INIT = ""  # initialise the context from these words, e.g. "a photo of a"
+    cfg.TRAINER.COCOOP.PREC = "fp16"  # fp16, fp32, amp or bf16 (fp16/amp fall back to fp32 on CPU)
+    cfg.TRAINER.COCOOP.TEXT_CHUNK_SIZE = 0  # prompts per text-encoder pass (0 = automatic)
+    cfg.TRAINER.COCOOP.TEXT_CHECKPOINT = False  # recompute text-encoder activations in backward to save memory
+
+
+class MetaNet(nn.Sequential):
+    """Linear-ReLU-Linear from an image feature to a context bias; hidden width = feature width / 16."""
+
+    def __init__(self, vis_dim, ctx_dim):
+        super().__init__(OrderedDict([
+            ("linear1", nn.Linear(vis_dim, vis_dim // 16)),
+            ("relu", nn.ReLU(inplace=True)),
+            ("linear2", nn.Linear(vis_dim // 16, ctx_dim)),
+        ]))
+
+
+class PromptLearner(nn.Module):
+    """Context `ctx` (M, width) and `meta_net`; state-dict keys match the original code's."""
+
+    def __init__(self, cfg, classnames, clip_model):
+        super().__init__()
+        opts = cfg.TRAINER.COCOOP
+        ctx, prefix_text = init_context(clip_model, opts.N_CTX, opts.CTX_INIT, 0, key="TRAINER.COCOOP.CTX_INIT")
+        self.ctx = nn.Parameter(ctx)
+        self.n_ctx = ctx.shape[0]
+        self.n_cls = len(classnames)
+        vis_dim = clip_model.visual.output_dim
+        self.meta_net = MetaNet(vis_dim, ctx.shape[1])  # fp32 even when CLIP runs in fp16
+
+        names = [name.replace("_", " ") for name in classnames]
+        token_ids = tokenize([f"{prefix_text} {name}." for name in names])
+        with torch.no_grad():
+            embedding = clip_model.token_embedding(token_ids).float()
+        self.register_buffer("token_prefix", embedding[:, :1])  # SOS
+        self.register_buffer("token_suffix", embedding[:, 1 + self.n_ctx:])  # CLASS . EOS padding
+        self.register_buffer("token_ids", token_ids, persistent=False)
+
+    def forward(self, im_features, length=None):
+        """Prompt embeddings (B, n_cls, length, width) for L2-normalised image features (B, vis_dim).
+
+        `length` keeps only the first positions (the text encoder needs no more than the longest
+        end-of-text position).
+        """
+        bias = self.meta_net(im_features.to(self.ctx.dtype)).unsqueeze(1)  # (B, 1, width)
+        ctx_shifted = self.ctx.unsqueeze(0) + bias  # (B, M, width)
+        batch = ctx_shifted.shape[0]
+        length = length or (1 + self.n_ctx + self.token_suffix.shape[1])
+        suffix = self.token_suffix[:, :length - 1 - self.n_ctx]
+        return torch.cat([
+            self.token_prefix.expand(batch, -1, -1, -1),
+            ctx_shifted.unsqueeze(1).expand(-1, self.n_cls, -1, -1),
+            suffix.expand(batch, -1, -1, -1),
+        ], dim=2)
+
+
+class CustomCLIP(nn.Module):
+    """Frozen CLIP + image-conditioned prompts -> logits (B, n_cls)."""
+
+    def __init__(self, cfg, classnames, clip_model):
+        super().__init__()
+        self.prompt_learner = PromptLearner(cfg, classnames, clip_model)
+        self.image_encoder = clip_model.visual
+        self.text_encoder = TextEncoder(clip_model)
+        self.logit_scale = clip_model.logit_scale
+        opts = cfg.TRAINER.COCOOP
+        self.chunk_size = opts.TEXT_CHUNK_SIZE if opts.TEXT_CHUNK_SIZE > 0 else AUTO_CHUNK_PROMPTS
+        self.checkpoint = opts.TEXT_CHECKPOINT
+
+    def forward(self, image):
+        with torch.no_grad():
+            image_features = self.image_encoder(image.to(self.text_encoder.dtype)).float()
+        image_features = image_features / image_features.norm(dim=-1, keepdim=True)
+        return self.logits(image_features)
+
+    def logits(self, image_features):
+        learner = self.prompt_learner
+        token_ids = learner.token_ids
+        length = self.text_encoder.used_length(token_ids)
+        prompts = learner(image_features, length)  # (B, n_cls, length, width)
+        batch, n_cls = prompts.shape[:2]
+        # All B x n_cls prompts in one pass: fold the batch into the text encoder's sequence batch.
+        text = self.text_encoder(prompts.flatten(0, 1), token_ids.repeat(batch, 1),
+                                 chunk_size=self.chunk_size, checkpoint=self.checkpoint)
+        text = text.float().view(batch, n_cls, -1)
+        text = text / text.norm(dim=-1, keepdim=True)
+        # Image i is scored only against its own class prompts.
+        return self.logit_scale.exp() * torch.einsum("bd,bcd->bc", image_features, text)
+
+
+@TRAINER_REGISTRY.register()
+class CoCoOp(PromptTrainer):
+    """Conditional Context Optimization: learns `prompt_learner.ctx` and `prompt_learner.meta_net`."""
+
+    config_node = "COCOOP"
+
+    def build_custom_clip(self, classnames, clip_model):
+        return CustomCLIP(self.cfg, classnames, clip_model)

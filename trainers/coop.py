@@ -1,0 +1,120 @@
+"""CoOp: M learned context vectors shared by all images, `[SOS][v1..vM][CLASS].[EOS]`.
+
+Zhou et al., "Learning to Prompt for Vision-Language Models" (IJCV 2022).
+"""
+import logging
+
+import torch
+import torch.nn as nn
+from yacs.config import CfgNode as CN
+
+from dasslite.engine.build import TRAINER_REGISTRY
+
+from .clip_backbone import TextEncoder, count_tokens, tokenize
+from .prompt_trainer import PromptTrainer, init_context
+
+logger = logging.getLogger(__name__)
+
+CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
+
+
+def add_config(cfg):
+    cfg.TRAINER.COOP = CN()
+    cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors M (replaced by the word count of CTX_INIT)
+    cfg.TRAINER.COOP.CSC = False  # class-specific contexts (one set of M vectors per class)
+    cfg.TRAINER.COOP.CTX_INIT = ""  # initialise the context from these words, e.g. "a photo of a"
+    cfg.TRAINER.COOP.PREC = "fp16"  # fp16, fp32, amp or bf16 (fp16/amp/bf16 fall back to fp32 on CPU)
+    cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # end, middle or front
+
+
+class PromptLearner(nn.Module):
+    """Holds the learned context `ctx` and builds the (n_cls, 77, width) prompt embeddings.
+
+    State-dict keys match the original code's (`ctx`, `token_prefix`, `token_suffix`), so
+    checkpoints load both ways.
+    """
+
+    def __init__(self, cfg, classnames, clip_model):
+        super().__init__()
+        opts = cfg.TRAINER.COOP
+        if opts.CLASS_TOKEN_POSITION not in CLASS_TOKEN_POSITIONS:
+            raise ValueError(f'TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, '
+                             f'got "{opts.CLASS_TOKEN_POSITION}"')
+        ctx, prefix_text = init_context(clip_model, opts.N_CTX, opts.CTX_INIT, len(classnames) if opts.CSC else 0,
+                                        key="TRAINER.COOP.CTX_INIT")
+        self.ctx = nn.Parameter(ctx)  # (M, width) or (n_cls, M, width); fp32 master copy
+        self.n_ctx = ctx.shape[-2]
+        self.n_cls = len(classnames)
+        self.class_token_position = opts.CLASS_TOKEN_POSITION
+
+        names = [name.replace("_", " ") for name in classnames]
+        self.name_lens = [count_tokens(name) for name in names]
+        token_ids = tokenize([f"{prefix_text} {name}." for name in names])
+        with torch.no_grad():
+            embedding = clip_model.token_embedding(token_ids).float()
+        # Frozen pieces around the context: SOS, and class tokens + "." + EOS + padding.
+        self.register_buffer("token_prefix", embedding[:, :1])
+        self.register_buffer("token_suffix", embedding[:, 1 + self.n_ctx:])
+        self.register_buffer("token_ids", token_ids, persistent=False)
+
+    def forward(self):
+        ctx = self.ctx if self.ctx.dim() == 3 else self.ctx.expand(self.n_cls, -1, -1)
+        prefix, suffix = self.token_prefix, self.token_suffix
+        if self.class_token_position == "end":
+            return torch.cat([prefix, ctx, suffix], dim=1)
+        return torch.stack([self._reordered(i, ctx[i]) for i in range(self.n_cls)])
+
+    def _reordered(self, i, ctx):
+        """[SOS][ctx half][CLASS][ctx half][.EOS..] (middle) or [SOS][CLASS][ctx][.EOS..] (front)."""
+        name_len = self.name_lens[i]
+        name, rest = self.token_suffix[i, :name_len], self.token_suffix[i, name_len:]
+        if self.class_token_position == "middle":
+            half = self.n_ctx // 2
+            parts = [self.token_prefix[i], ctx[:half], name, ctx[half:], rest]
+        else:
+            parts = [self.token_prefix[i], name, ctx, rest]
+        return torch.cat(parts, dim=0)
+
+
+class CustomCLIP(nn.Module):
+    """Frozen CLIP + CoOp prompts -> logits (B, n_cls)."""
+
+    def __init__(self, cfg, classnames, clip_model):
+        super().__init__()
+        self.prompt_learner = PromptLearner(cfg, classnames, clip_model)
+        self.image_encoder = clip_model.visual
+        self.text_encoder = TextEncoder(clip_model)
+        self.logit_scale = clip_model.logit_scale
+        self._text_cache = None
+
+    def text_features(self):
+        """Class text features; in evaluation they are computed once, not at every batch."""
+        learner = self.prompt_learner
+        if learner.training or torch.is_grad_enabled():
+            self._text_cache = None
+            return self._encode_text()
+        key = (learner.ctx.data_ptr(), learner.ctx._version)
+        if self._text_cache is None or self._text_cache[0] != key:
+            self._text_cache = (key, self._encode_text())
+        return self._text_cache[1]
+
+    def _encode_text(self):
+        features = self.text_encoder(self.prompt_learner(), self.prompt_learner.token_ids)
+        return features / features.norm(dim=-1, keepdim=True)
+
+    def forward(self, image):
+        with torch.no_grad():  # the image encoder is frozen: keep no activations for it
+            image_features = self.image_encoder(image.to(self.text_encoder.dtype))
+        image_features = image_features / image_features.norm(dim=-1, keepdim=True)
+        text_features = self.text_features()
+        return self.logit_scale.exp() * image_features.float() @ text_features.float().t()
+
+
+@TRAINER_REGISTRY.register()
+class CoOp(PromptTrainer):
+    """Context Optimization: learns only `prompt_learner.ctx`."""
+
+    config_node = "COOP"
+
+    def build_custom_clip(self, classnames, clip_model):
+        return CustomCLIP(self.cfg, classnames, clip_model)
