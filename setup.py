@@ -23,7 +23,7 @@ setup(
         "Pillow",
     ],
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "matplotlib", "submitit"],
         "plots": ["matplotlib"],
         "slurm": ["submitit"],
     },

@@ -1,0 +1,66 @@
+"""Summarise a whole output tree into the papers' tables.
+
+    python results.py output                       # print every table, write output/results/*
+    python results.py output --paper --ci95        # beside each cell: the published number and the gap
+    python results.py output --out tables --plots  # also PNG figures (pip install -e ".[plots]")
+
+Reads every run's metrics.json (full precision) and falls back to the result block of log.txt for runs of
+the original CoOp code. Groups runs by protocol from their place in the tree (see reporting/runs.py):
+base-to-new (Base from the train_base run, New from the test_new run, H = harmonic mean; the Average
+row's H is HM(average Base, average New), as in the CoCoOp paper), cross-dataset and domain
+generalisation (ImageNet-trained models evaluated elsewhere), few-shot (accuracy by shots) and
+zero-shot. Writes <table>.csv, results.md, results.json and runs.csv into --out.
+"""
+import argparse
+import logging
+import os
+import sys
+
+from reporting.render import to_text, write_all
+from reporting.runs import collect_runs
+from reporting.tables import build_tables
+
+logger = logging.getLogger("results")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", nargs="?", default="output", help="output tree to read (default: output)")
+    parser.add_argument("--out", help="folder for the CSV / JSON / Markdown files (default: ROOT/results)")
+    parser.add_argument("--ci95", action="store_true", help="95%% confidence interval instead of std")
+    parser.add_argument("--paper", action="store_true", help="show the published numbers and differences")
+    parser.add_argument("--plots", action="store_true", help="also write PNG plots (needs matplotlib)")
+    parser.add_argument("--exact-cfg", action="store_true",
+                        help="group by exact config name (default: configs differing only in _epN are one "
+                             "table, as the papers' recipes mix them)")
+    parser.add_argument("--decimals", type=int, default=2, help="decimals in text and Markdown")
+    parser.add_argument("--quiet", action="store_true", help="write the files without printing tables")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not os.path.isdir(args.root):
+        logger.error("no such folder: %s", args.root)
+        return 1
+    runs = collect_runs(args.root)
+    tables = build_tables(runs, ci95=args.ci95, exact_cfg=args.exact_cfg)
+    if not tables:
+        logger.error("no finished runs in a known layout under %s", args.root)
+        return 1
+    if not args.quiet:
+        for table in tables:
+            print(to_text(table, args.paper, args.decimals), end="\n\n")
+    out = args.out or os.path.join(args.root, "results")
+    paths = write_all(tables, runs, out, args.paper, "CI95" if args.ci95 else "std", args.decimals)
+    if args.plots:
+        from reporting.plots import write_plots
+
+        paths += write_plots(os.path.join(out, "results.json"), os.path.join(out, "plots"))
+    logger.info("wrote %d files to %s", len(paths), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

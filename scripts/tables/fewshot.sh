@@ -1,0 +1,35 @@
+#!/bin/bash
+# CoOp paper few-shot curves: CoOp on 11 datasets x shots 1 2 4 8 16 x seeds, with COOP.md's configs:
+# 1 shot ${CFG_PREFIX}_ep50, 2 and 4 shots ${CFG_PREFIX}_ep100, 8 and 16 shots ${CFG_PREFIX} (200
+# epochs); ImageNet ${CFG_PREFIX}_ep50 for every shot count. CFG_PREFIX defaults to rn50 (vit_b16 also
+# has all three). The variant: NCTX (16), CSC (False), CTP (end).
+#   bash scripts/tables/fewshot.sh [sweep.py options]
+#   CSC=True CTP=middle bash scripts/tables/fewshot.sh
+# Jobs run through sweep.py: arguments go to it (--jobs N, --executor slurm --partition P, --dry-run),
+# one job per visible GPU by default, or $JOBS at a time on CPU. DATA, OUTPUT, PYTHON, SEEDS and
+# EXTRA_OPTS are passed on to the protocol scripts (relative DATA / OUTPUT are taken from here).
+set -e
+[[ -z ${DATA:-} || $DATA == /* ]] || export DATA="$PWD/$DATA"
+[[ -z ${OUTPUT:-} || $OUTPUT == /* ]] || export OUTPUT="$PWD/$OUTPUT"
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+PYTHON=${PYTHON:-python}
+SEEDS=${SEEDS:-1 2 3}
+DATASETS=${DATASETS:-imagenet caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101}
+SHOTS_LIST=${SHOTS_LIST:-1 2 4 8 16}
+CFG_PREFIX=${CFG_PREFIX:-rn50}
+NCTX=${NCTX:-16} CSC=${CSC:-False} CTP=${CTP:-end}
+
+config() {  # config() DATASET SHOTS
+    if [ "$1" = imagenet ] || [ "$2" -le 1 ]; then echo ${CFG_PREFIX}_ep50
+    elif [ "$2" -le 4 ]; then echo ${CFG_PREFIX}_ep100
+    else echo ${CFG_PREFIX}; fi
+}
+
+for DATASET in ${DATASETS}; do
+    for SHOTS in ${SHOTS_LIST}; do
+        for SEED in ${SEEDS}; do
+            echo "SEEDS=${SEED} bash scripts/coop/main.sh ${DATASET} $(config ${DATASET} ${SHOTS}) ${CTP} ${NCTX} ${SHOTS} ${CSC}"
+        done
+    done
+done | $PYTHON sweep.py "$@"
+echo "Summarise with: python results.py ${OUTPUT:-output}"
