@@ -20,6 +20,7 @@ setup(
         "tqdm",
         "scikit-learn",
         "numpy",
+        "scipy",  # .mat annotation files of StanfordCars and Flowers102 (when no split json)
         "Pillow",
     ],
     extras_require={

@@ -1,0 +1,154 @@
+"""Few-shot sampling (the reference's algorithm, on a passed RNG) and its JSON cache.
+
+The draw is Dassl's `generate_fewshot_dataset`: group by label in first-appearance order, then
+`rng.sample(items, K)` per class (all items when a class has fewer than K). With
+`rng = random.Random(SEED)` this makes exactly the picks of the reference, which used the global
+`random` after `random.seed(SEED)` (SPEC 5.3).
+
+The cache replaces the reference's `split_fewshot/shot_{K}-seed_{S}.pkl`: JSON with paths relative
+to the dataset folder, stamped with a hash of the lists it was drawn from and a sampler version, so
+a cache made from another split (or by another sampler) is redrawn instead of trusted. Pickles are
+never loaded: unpickling can run code, and the reference's hold absolute paths of another machine.
+"""
+import hashlib
+import json
+import logging
+import os
+from collections import OrderedDict
+
+from .datum import Datum
+from ..utils.io import atomic_write, read_json
+
+logger = logging.getLogger(__name__)
+
+# Bump when the sampling changes, so that caches drawn by the old sampler are redrawn.
+SAMPLER_VERSION = 1
+VAL_MAX_SHOTS = 4  # the reference's val subset: min(K, 4) per class
+
+
+def split_dataset_by_label(data_source):
+    """label -> list of Datum, in first-appearance order (the order the reference samples in)."""
+    output = OrderedDict()
+    for item in data_source:
+        output.setdefault(item.label, []).append(item)
+    return output
+
+
+def sample_fewshot(data_source, num_shots, rng, repeat=False):
+    """K items per class of one list; `num_shots < 1` returns the list unchanged."""
+    if num_shots < 1:
+        return data_source
+    dataset = []
+    for label, items in split_dataset_by_label(data_source).items():
+        if len(items) >= num_shots:
+            dataset.extend(rng.sample(items, num_shots))
+        elif repeat:
+            dataset.extend(rng.choices(items, k=num_shots))
+        else:
+            logger.warning(
+                f'Class "{items[0].classname}" (label {label}) has only {len(items)} images, '
+                f"fewer than the {num_shots} shots asked for: using all of them")
+            dataset.extend(items)
+    return dataset
+
+
+def _relpath(path, dataset_dir, prefix):
+    # Slicing off the prefix is ~10x faster than os.path.relpath, which matters for ImageNet's 1.3M.
+    return path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, dataset_dir)
+
+
+def _records(items, dataset_dir):
+    prefix = os.path.join(dataset_dir, "")
+    return [[_relpath(d.impath, dataset_dir, prefix), d.label, d.classname] for d in items]
+
+
+def _datums(records, dataset_dir):
+    return [Datum(impath=os.path.join(dataset_dir, p), label=int(y), classname=c) for p, y, c in records]
+
+
+def source_hash(dataset_dir, train, val=None):
+    """SHA-256 of the lists a draw is made from (relative path, label, class name, in order).
+
+    For datasets with a split file this is a function of that file; unlike a hash of the file it
+    also covers the datasets listed from folders (ImageNet, FGVCAircraft, ImageFolder).
+    """
+    h = hashlib.sha256()
+    prefix = os.path.join(dataset_dir, "")
+    for name, items in (("train", train), ("val", val or [])):
+        h.update(f"{name}\n".encode())
+        for d in items:  # streamed: no copy of ImageNet's whole list in memory
+            h.update(f"{_relpath(d.impath, dataset_dir, prefix)}\t{d.label}\t{d.classname}\n".encode())
+    return h.hexdigest()
+
+
+def cache_path(dataset_dir, num_shots, seed):
+    return os.path.join(dataset_dir, "split_fewshot", f"shot_{num_shots}-seed_{seed}.json")
+
+
+def load_fewshot_cache(path, dataset_dir, expected_hash):
+    """(train, val) from a valid cache, or None when absent, unreadable or stale."""
+    pkl = os.path.splitext(path)[0] + ".pkl"
+    if os.path.exists(pkl):
+        logger.info(f"Ignoring {pkl}: pickle caches are never loaded (the JSON cache replaces it)")
+    if not os.path.exists(path):
+        return None
+    try:
+        data = read_json(path)
+        if data.get("sampler_version") != SAMPLER_VERSION or data.get("source_sha256") != expected_hash:
+            logger.info(f"Few-shot cache {path} was drawn from another split or sampler: redrawing it")
+            return None
+        train = _datums(data["train"], dataset_dir)
+        val = None if data.get("val") is None else _datums(data["val"], dataset_dir)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        logger.warning(f"Few-shot cache {path} is unreadable ({e}): redrawing it")
+        return None
+    logger.info(f"Loading preprocessed few-shot data from {path}")
+    return train, val
+
+
+def save_fewshot_cache(path, dataset_dir, expected_hash, num_shots, seed, train, val):
+    """Write atomically, so concurrent runs and readers only ever see a whole file.
+
+    Two runs drawing the same (shots, seed, split) write identical content, so whichever rename
+    lands last is correct. A read-only dataset folder only costs the cache, not the run.
+    """
+    data = {
+        "sampler_version": SAMPLER_VERSION,
+        "source_sha256": expected_hash,
+        "num_shots": num_shots,
+        "seed": seed,
+        "train": _records(train, dataset_dir),
+        "val": None if val is None else _records(val, dataset_dir),
+    }
+    logger.info(f"Saving preprocessed few-shot data to {path}")
+    try:
+        with atomic_write(path) as f:
+            json.dump(data, f, indent=1)
+    except OSError as e:
+        logger.warning(f"Could not write the few-shot cache {path} ({e}); continuing without it")
+
+
+def fewshot_split(dataset_dir, train, val, num_shots, seed, rng):
+    """Step 3 of SPEC 5.1: K-shot train and min(K, 4)-shot val, cached per (K, seed, split).
+
+    `val=None` (ImageNet, whose val is its test set) draws and caches only train. A negative seed
+    means "unseeded": such draws are not cached, or a later unseeded run would silently reuse them.
+    """
+    if num_shots < 1:
+        return train, val
+    seed = -1 if seed is None else seed
+    path = cache_path(dataset_dir, num_shots, seed)
+    expected = source_hash(dataset_dir, train, val)
+    if seed >= 0:
+        cached = load_fewshot_cache(path, dataset_dir, expected)
+        if cached is not None:
+            return cached
+    logger.info(f"Creating a {num_shots}-shot dataset")
+    train = sample_fewshot(train, num_shots, rng)
+    if val is not None:
+        val = sample_fewshot(val, min(num_shots, VAL_MAX_SHOTS), rng)
+    if seed >= 0:
+        save_fewshot_cache(path, dataset_dir, expected, num_shots, seed, train, val)
+    else:
+        logger.info("SEED < 0: the few-shot draw is not cached")
+    return train, val
