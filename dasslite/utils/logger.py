@@ -1,0 +1,56 @@
+"""Logging to the console and OUTPUT_DIR/log.txt with the `logging` module (no stdout swapping).
+
+Lines are written bare ("%(message)s") so log.txt reads like the reference's, whose parsers key on
+lines such as `* accuracy: 91.8%`, `=> result` and `Finish training`.
+"""
+import logging
+import os
+import sys
+import time
+
+from .dist import is_main_process
+
+_HANDLER_TAG = "_dasslite_handler"  # marks our handlers so a second setup_logger replaces them
+
+
+def log_file_path(output):
+    """OUTPUT_DIR/log.txt, or `output` itself when it already names a .txt/.log file."""
+    if output.endswith(".txt") or output.endswith(".log"):
+        return output
+    return os.path.join(output, "log.txt")
+
+
+def _remove_our_handlers(root):
+    for handler in list(root.handlers):
+        if getattr(handler, _HANDLER_TAG, False):
+            root.removeHandler(handler)
+            handler.close()
+
+
+def _tagged(handler):
+    setattr(handler, _HANDLER_TAG, True)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+
+def setup_logger(output=None, resume=False):
+    """Log INFO and above to stdout and, when `output` is given, to its log file.
+
+    A new run whose log file already exists moves the old one aside to log.txt-YYYY-MM-DD-HH-MM-SS
+    (the reference's behaviour); `resume=True` appends to it instead, so a resumed run keeps one log.
+    `output=None` logs to the console only. Under torch.distributed, ranks other than 0 log warnings
+    and errors only, so each line appears once. Calling this again replaces the handlers it added
+    before, so they never duplicate. Returns the log file path (or None).
+    """
+    root = logging.getLogger()
+    root.setLevel(logging.INFO if is_main_process() else logging.WARNING)
+    _remove_our_handlers(root)
+    root.addHandler(_tagged(logging.StreamHandler(sys.stdout)))
+    if not output:
+        return None
+    path = log_file_path(output)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if os.path.exists(path) and not resume:
+        os.replace(path, path + time.strftime("-%Y-%m-%d-%H-%M-%S"))
+    root.addHandler(_tagged(logging.FileHandler(path, mode="a", encoding="utf-8")))
+    return path

@@ -1,0 +1,156 @@
+import logging
+
+import pytest
+import torch.distributed as dist
+from PIL import Image
+from torch.utils.data import DistributedSampler, RandomSampler, SequentialSampler
+
+import dasslite.data.data_manager as dm_module
+from dasslite.config import get_cfg_default
+from dasslite.data.data_manager import DataManager, DatasetWrapper, build_data_loader
+from dasslite.data.datum import Datum
+from dasslite.data.samplers import RandomClassSampler, build_sampler
+from dasslite.data.transforms import build_transform
+
+from .toy import toy_cfg
+
+COOP_TRANSFORMS = ["random_resized_crop", "random_flip", "normalize"]
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def coop_input_cfg():
+    cfg = get_cfg_default()
+    cfg.INPUT.TRANSFORMS = COOP_TRANSFORMS
+    cfg.INPUT.INTERPOLATION = "bicubic"
+    cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = CLIP_MEAN, CLIP_STD
+    return cfg
+
+
+def test_coop_pipelines_and_log_lines(caplog):
+    caplog.set_level(logging.INFO)
+    cfg = coop_input_cfg()
+    train, test = build_transform(cfg, is_train=True), build_transform(cfg, is_train=False)
+    norm = f"+ normalization (mean={CLIP_MEAN}, std={CLIP_STD})"
+    assert caplog.messages == [
+        "Building transform_train", "+ random resized crop (size=(224, 224), scale=(0.08, 1.0))", "+ random flip",
+        "+ to torch tensor of range [0, 1]", norm,
+        "Building transform_test", "+ resize the smaller edge to 224", "+ 224x224 center crop",
+        "+ to torch tensor of range [0, 1]", norm]
+    names = [type(t).__name__ for t in train.transforms]
+    assert names == ["RandomResizedCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
+    assert train.transforms[0].interpolation.value == "bicubic"
+    assert [type(t).__name__ for t in test.transforms] == ["Resize", "CenterCrop", "ToTensor", "Normalize"]
+    img = Image.new("RGB", (448, 300), (255, 0, 0))
+    assert test(img).shape == (3, 224, 224) and train(img).shape == (3, 224, 224)
+    assert test.transforms[0].size == 224  # smaller edge, aspect kept (not a squash to 224x224)
+
+
+def test_every_named_transform_builds_and_runs():
+    cfg = get_cfg_default()
+    cfg.INPUT.SIZE = (32, 32)
+    cfg.INPUT.TRANSFORMS = ["random_flip", "random_translation", "random_crop", "center_crop", "colorjitter",
+                            "randomgrayscale", "gaussian_blur", "gaussian_noise", "cutout", "instance_norm",
+                            "randaugment", "imagenet_policy", "normalize"]
+    out = build_transform(cfg, is_train=True)(Image.new("RGB", (40, 50), (10, 200, 30)))
+    assert out.shape == (3, 32, 32)
+
+
+def test_resize_only_without_crop(caplog):
+    caplog.set_level(logging.INFO)
+    cfg = get_cfg_default()
+    cfg.INPUT.TRANSFORMS = ["random_flip"]
+    tfm = build_transform(cfg, is_train=True)
+    assert "+ resize to 224x224" in caplog.messages and type(tfm.transforms[0]).__name__ == "Resize"
+
+
+def test_unknown_transform_and_interpolation():
+    cfg = get_cfg_default()
+    cfg.INPUT.TRANSFORMS = ["random_flipp"]
+    with pytest.raises(ValueError) as err:
+        build_transform(cfg)
+    msg = str(err.value)
+    assert '"random_flipp"' in msg and 'Did you mean "random_flip"' in msg and "INPUT.TRANSFORMS" in msg
+    assert "random_resized_crop" in msg
+    cfg = get_cfg_default()
+    cfg.INPUT.INTERPOLATION = "bicubik"
+    with pytest.raises(ValueError, match=r'"bicubik".*"bicubic".*INPUT.INTERPOLATION'):
+        build_transform(cfg, is_train=False)
+
+
+def test_data_manager_loaders(toy_root, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    dm = DataManager(toy_cfg(toy_root, tmp_path))
+    assert dm.num_classes == 4 and dm.classnames == ["red", "green", "blue", "gray"]
+    assert dm.lab2cname == {0: "red", 1: "green", 2: "blue", 3: "gray"} and dm.num_source_domains == 0
+    assert dm.train_loader_u is None and len(dm.train_loader_x) == 4 and dm.train_loader_x.drop_last
+    assert isinstance(dm.train_loader_x.sampler, RandomSampler)
+    assert isinstance(dm.test_loader.sampler, SequentialSampler) and not dm.test_loader.drop_last
+    assert len(dm.val_loader.dataset) == 8 and len(dm.test_loader) == 4  # 16 test images, batch 5
+    batch = next(iter(dm.train_loader_x))
+    assert set(batch) == {"img", "label", "domain", "impath", "index"} and batch["img"].shape == (8, 3, 8, 8)
+    summary = next(m for m in caplog.messages if "# train_x" in m)
+    for row in ("Dataset    ToyColors", "# classes  4", "# train_x  32", "# val      8", "# test     16"):
+        assert row in summary
+
+
+def test_drop_last_only_with_a_full_batch(toy_root, tmp_path):
+    cfg = toy_cfg(toy_root, tmp_path)
+    data = DataManager(cfg).dataset.train_x[:5]
+    loader = build_data_loader(cfg, "RandomSampler", data, batch_size=8, is_train=True)
+    assert not loader.drop_last and len(loader) == 1  # 5 < 8: keep the partial batch, never empty
+    with pytest.raises(ValueError, match='train_x split of DATASET.NAME "ToyColors" is empty'):
+        build_data_loader(cfg, "RandomSampler", [], batch_size=8, split="train_x")
+
+
+def test_val_loader_none_without_val(toy_root, tmp_path, monkeypatch):
+    import tests.dasslite.toy as toy
+
+    real = toy.read_split
+    monkeypatch.setattr(toy, "read_split", lambda root, split: [] if split == "val" else real(root, split))
+    assert DataManager(toy_cfg(toy_root, tmp_path)).val_loader is None
+
+
+def test_unreadable_image_is_named(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    ds = DatasetWrapper(get_cfg_default(), [Datum(str(bad), 0, 0, "x")])
+    with pytest.raises(OSError, match="broken.jpg"):
+        ds[0]
+    ds = DatasetWrapper(get_cfg_default(), [Datum(str(tmp_path / "gone.png"), 0, 0, "x")])
+    with pytest.raises(FileNotFoundError, match="gone.png"):
+        ds[0]
+
+
+def test_samplers(toy_root, tmp_path):
+    data = DataManager(toy_cfg(toy_root, tmp_path)).dataset.train_x
+    sampler = build_sampler("RandomClassSampler", data_source=data, batch_size=8, n_ins=4)
+    assert isinstance(sampler, RandomClassSampler)
+    idx = list(sampler)
+    # as in Dassl, a class left alone at the end cannot fill a batch and is dropped (so 24 or 32)
+    assert len(idx) in (24, 32) and len(set(idx)) == len(idx)
+    labels = [data[i].label for i in idx]
+    assert all(len(set(labels[i:i + 4])) == 1 for i in range(0, len(idx), 4))  # 4 of one class in a row
+    assert all(len(set(labels[i:i + 8])) == 2 for i in range(0, len(idx), 8))  # 2 classes per batch
+    with pytest.raises(ValueError, match=r'"RandomSampeler".*Did you mean "RandomSampler".*SequentialSampler'):
+        build_sampler("RandomSampeler", data_source=data)
+
+
+@pytest.fixture
+def process_group(tmp_path):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_distributed_train_loader(toy_root, tmp_path, process_group, monkeypatch):
+    cfg = toy_cfg(toy_root, tmp_path)
+    dm = DataManager(cfg)
+    sampler = dm.train_loader_x.sampler
+    assert isinstance(sampler, DistributedSampler) and sampler.shuffle and sampler.seed == cfg.SEED
+    assert isinstance(dm.test_loader.sampler, SequentialSampler)  # evaluation stays whole on every rank
+    monkeypatch.setattr(dm_module, "get_world_size", lambda: 2)
+    loader = build_data_loader(cfg, "RandomSampler", dm.dataset.train_x, batch_size=8, is_train=True)
+    assert loader.batch_size == 4 and loader.drop_last
+    with pytest.raises(ValueError, match=r"batch size \(7\) must be divisible by the number of processes \(2\)"):
+        build_data_loader(cfg, "RandomSampler", dm.dataset.train_x, batch_size=7, is_train=True)
