@@ -9,13 +9,7 @@
 # config overrides. A run whose folder holds a finished metrics.json is skipped; an unfinished one is
 # run again (train.py resumes from its last checkpoint).
 set -e
-[[ -z ${DATA:-} || $DATA == /* ]] || DATA="$PWD/$DATA"
-[[ -z ${OUTPUT:-} || $OUTPUT == /* ]] || OUTPUT="$PWD/$OUTPUT"
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-DATA=${DATA:-data}
-OUTPUT=${OUTPUT:-output}
-PYTHON=${PYTHON:-python}
-finished() { grep -qs "\"finished\": *true" "$1/metrics.json"; }
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 if [ $# -ne 1 ]; then echo "usage: $0 SEED" >&2; exit 2; fi
 
 SEED=$1
