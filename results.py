@@ -7,9 +7,10 @@
 Reads every run's metrics.json (full precision) and falls back to the result block of log.txt for runs of
 the original CoOp code. Groups runs by protocol from their place in the tree (see reporting/runs.py):
 base-to-new (Base from the train_base run, New from the test_new run, H = harmonic mean; the Average
-row's H is HM(average Base, average New), as in the CoCoOp paper), cross-dataset and domain
-generalisation (ImageNet-trained models evaluated elsewhere), few-shot (accuracy by shots) and
-zero-shot. Writes <table>.csv, results.md, results.json and runs.csv into --out.
+row's H is HM(average Base, average New), as in the CoCoOp paper; with several methods also a table per
+dataset with a row per method, zero-shot CLIP being ZeroshotCLIP runs in the base2new layout),
+cross-dataset and domain generalisation (ImageNet-trained models evaluated elsewhere), few-shot
+(accuracy by shots) and zero-shot. Writes <table>.csv, results.md, results.json and runs.csv into --out.
 """
 import argparse
 import logging

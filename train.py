@@ -16,12 +16,19 @@ import torch
 
 import datasets  # noqa: F401  (registers every dataset)
 import trainers
-from dasslite.config import get_cfg_default, merge_from_file_checked, merge_from_list_checked
-from dasslite.engine.build import build_trainer
-from dasslite.utils.dist import init_distributed, is_main_process
+from dasslite.config import check_cfg_values, get_cfg_default, merge_from_file_checked, merge_from_list_checked
+from dasslite.data.build import DATASET_REGISTRY
+from dasslite.data.transforms import AVAILABLE_TRANSFORMS
+from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
+from dasslite.optim.lr_scheduler import AVAILABLE_LR_SCHEDULERS
+from dasslite.optim.optimizer import AVAILABLE_OPTIMIZERS
+from dasslite.registry import UnknownNameError, unknown_name_message
+from dasslite.utils.dist import destroy_distributed, init_distributed, is_main_process
+from dasslite.utils.io import read_json
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
 from dasslite.utils.tools import collect_env_info
+from trainers.clip_backbone import check_backbone_name
 
 logger = logging.getLogger("train")
 
@@ -87,17 +94,39 @@ def setup_cfg(args):
     return cfg
 
 
+def check_names(cfg):
+    """Look up every name the run will need before anything is written, so that a typo fails without
+    creating the output folder (later errors, found while building data or model, leave only log.txt)."""
+    check_cfg_values(cfg)
+    lookups = [("trainer", cfg.TRAINER.NAME, TRAINER_REGISTRY.registered_names(), "TRAINER.NAME / flag --trainer"),
+               ("dataset", cfg.DATASET.NAME, DATASET_REGISTRY.registered_names(), "DATASET.NAME"),
+               ("optimizer", cfg.OPTIM.NAME, AVAILABLE_OPTIMIZERS, "OPTIM.NAME"),
+               ("LR scheduler", cfg.OPTIM.LR_SCHEDULER, AVAILABLE_LR_SCHEDULERS, "OPTIM.LR_SCHEDULER")]
+    if not cfg.INPUT.NO_TRANSFORM:
+        lookups += [("transform", name, AVAILABLE_TRANSFORMS, "INPUT.TRANSFORMS / flag --transforms")
+                    for name in cfg.INPUT.TRANSFORMS]
+    for kind, name, choices, key in lookups:
+        if name not in choices:
+            raise UnknownNameError(unknown_name_message(kind, name, choices, hint=f"(config key {key})"))
+    check_backbone_name(cfg.MODEL.BACKBONE.NAME)
+
+
 def finished_run_in(output_dir):
-    return os.path.isfile(os.path.join(output_dir, "metrics.json"))
+    """True when output_dir/metrics.json says the run finished (what the protocol scripts skip on)."""
+    try:
+        return read_json(os.path.join(output_dir, "metrics.json")).get("finished") is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = setup_cfg(args)
+    check_names(cfg)
     if finished_run_in(cfg.OUTPUT_DIR) and not args.overwrite:
         sys.exit(f'"{cfg.OUTPUT_DIR}" already holds a finished run (metrics.json). Choose another --output-dir, '
                  f"or pass --overwrite to replace its results.")
-    init_distributed()
+    init_distributed(use_cuda=cfg.USE_CUDA)  # torchrun: join the process group (README: Multi-GPU)
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     setup_logger(cfg.OUTPUT_DIR if is_main_process() else None, resume=bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR))
@@ -105,7 +134,8 @@ def main(argv=None):
         logger.info(f"Setting fixed seed: {cfg.SEED}")
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
-    log_args_and_config(args, cfg)
+    if is_main_process():  # other ranks log warnings only; collecting env info takes seconds
+        log_args_and_config(args, cfg)
 
     trainer = build_trainer(cfg)
     if args.eval_only:
@@ -128,3 +158,4 @@ def log_args_and_config(args, cfg):
 
 if __name__ == "__main__":
     main()
+    destroy_distributed()

@@ -1,6 +1,7 @@
 """PNG figures from the results JSON written by `results.py`: accuracy versus shots (one figure per
 dataset and one for the average, a line per method variant) and Base / New / H bars per dataset (one
-figure per base-to-new table). matplotlib is an optional extra, imported only here.
+figure per base-to-new table) or per method (one per by-method table). matplotlib is an optional extra,
+imported only here.
 """
 import json
 import logging
@@ -57,9 +58,9 @@ def _plot_curve(ax, table, dataset):
 
 
 def plot_base2new(tables, out_dir, plt):
-    """One figure per base-to-new table: grouped Base / New / H bars per dataset."""
+    """One figure per base-to-new table: grouped Base / New / H bars per row (dataset, or method)."""
     paths = []
-    for table in (t for t in tables if t["kind"] == "base2new"):
+    for table in (t for t in tables if t["kind"] in ("base2new", "base2new_by_method")):
         labels = [r["label"] for r in table["rows"]]
         fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels)), 4))
         width = 0.27

@@ -116,6 +116,40 @@ def _base2new_table(trainer, cfg, cells, ci95):
     return table
 
 
+def base2new_method_tables(tables):
+    """The CoCoOp paper's Table 1 layout, built from the per-method tables when there are several: one
+    table per dataset (and for the Average when there are several datasets), one row per method (CLIP for
+    the zero-shot trainers), so zero-shot CLIP, CoOp and CoCoOp are compared side by side."""
+    order = ["CLIP", "CoOp", "CoCoOp"]  # the paper's row order; other trainers after, by name
+
+    def rank(table):
+        method = paper.METHOD.get(table.meta["trainer"])
+        return order.index(method) if method in order else len(order), table.meta["trainer"], table.meta["cfg"]
+
+    tables = sorted((t for t in tables if t.kind == "base2new"), key=rank)
+    if len(tables) < 2:
+        return []
+    datasets = sorted({label for t in tables for label, _ in t.rows} - {"Average"}, key=order_key)
+    out = []
+    # The Average first, as Table 1 (a); with one dataset it would only repeat that dataset's table.
+    for dataset in (["Average"] if len(datasets) > 1 else []) + datasets:
+        rows, published = [], {}
+        for table in tables:
+            cells = dict(table.rows).get(dataset)
+            if cells is None:
+                continue
+            trainer = table.meta["trainer"]
+            label = _label(paper.METHOD.get(trainer, trainer), table.meta["cfgs"])
+            rows.append((label, cells))
+            if table.paper.get(dataset):
+                published[label] = table.paper[dataset]
+        table = Table(_safe(f"base2new_by_method_{dataset}"), "base2new_by_method",
+                      f"Base-to-new on {dataset}, by method", ["Base", "New", "H"], rows,
+                      dict(dataset=dataset), published, paper.SOURCE["base2new"] if published else "")
+        out.append(table)
+    return out
+
+
 def fewshot_tables(runs, ci95=False, exact_cfg=False):
     runs = [r for r in runs if r.protocol == "train"]
     groups = _group(runs, lambda r, cfg: (r.trainer, cfg, r.variant),
@@ -215,5 +249,6 @@ def zeroshot_tables(runs, ci95=False, exact_cfg=True):
 
 
 def build_tables(runs, ci95=False, exact_cfg=False):
-    return (base2new_tables(runs, ci95, exact_cfg) + transfer_tables(runs, ci95, exact_cfg)
+    base2new = base2new_tables(runs, ci95, exact_cfg)
+    return (base2new + base2new_method_tables(base2new) + transfer_tables(runs, ci95, exact_cfg)
             + fewshot_tables(runs, ci95, exact_cfg) + zeroshot_tables(runs, ci95))

@@ -54,6 +54,17 @@ def load_clip(name, precision="fp32", device="cpu"):
     return model.to(device).eval()
 
 
+def check_backbone_name(name):
+    """Raise BackboneNotFoundError, listing the valid names, when load_clip could not even try `name`.
+
+    Cheap (no weights are read), so train.py checks it before writing anything.
+    """
+    if os.path.isfile(os.path.expanduser(name)) or name in OPENAI_MODELS:
+        return
+    if ":" not in name or name.split(":", 1)[0] not in open_clip.list_models():
+        raise BackboneNotFoundError(_unknown_backbone_message(name))
+
+
 def load_openai_checkpoint(path):
     """Build CLIP from OpenAI's release file: a TorchScript archive or a plain state dict.
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from dasslite.engine.trainer import TrainerX
 from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
+from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
 from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, image_resolution, load_clip, tokenize
 
@@ -110,11 +111,14 @@ class PromptTrainer(TrainerX):
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self.register_model("prompt_learner", learner, self.optim, self.sched)
         self.scaler = torch.amp.GradScaler("cuda") if self.prec == "amp" else None
+        # Training steps go through DDP under torchrun (gradients averaged over the processes, so with
+        # equal per-process batches the update is the global batch's); self.model stays the plain module.
+        self.train_model = wrap_ddp(self.model, self.device)
 
     def forward_backward(self, batch):
         image, label = self.parse_batch_train(batch)
         with autocast_for(self.prec, self.device):
-            output = self.model(image)
+            output = self.train_model(image)
         loss = F.cross_entropy(output.float(), label)
         if self.scaler is None:
             self.model_backward_and_update(loss)
@@ -125,7 +129,7 @@ class PromptTrainer(TrainerX):
             self.scaler.step(self.optim)
             self.scaler.update()
         acc = (output.argmax(dim=1) == label).float().mean().item() * 100
-        return {"loss": loss.item(), "acc": acc}
+        return mean_over_processes({"loss": loss.item(), "acc": acc}, self.device)
 
     def model_inference(self, input):
         with autocast_for(self.prec, self.device):

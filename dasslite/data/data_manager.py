@@ -69,11 +69,13 @@ class DatasetWrapper(Dataset):
         return imgs[0] if len(imgs) == 1 else imgs
 
 
-def _train_sampler_ddp(cfg, sampler_type, dataset):
+def _train_sampler_ddp(cfg, sampler_type, dataset, drop_last):
     if sampler_type not in ("RandomSampler", "SequentialSampler"):
         raise NotImplementedError(f"{sampler_type} is not supported with torch.distributed; use RandomSampler")
     seed = cfg.SEED if cfg.SEED >= 0 else 0
-    return DistributedSampler(dataset, shuffle=sampler_type == "RandomSampler", seed=seed)
+    # drop_last drops the same tail as one process would, instead of padding with repeated items,
+    # so that N processes see the same global batches as one process (each takes every N-th index).
+    return DistributedSampler(dataset, shuffle=sampler_type == "RandomSampler", seed=seed, drop_last=drop_last)
 
 
 def build_data_loader(cfg, sampler_type="SequentialSampler", data_source=None, batch_size=64, n_domain=0, n_ins=2,
@@ -92,8 +94,10 @@ def build_data_loader(cfg, sampler_type="SequentialSampler", data_source=None, b
     if is_train and is_dist():
         if batch_size % world:
             raise ValueError(f"The {split} batch size ({batch_size}) must be divisible by the number of "
-                             f"processes ({world})")
-        sampler, batch_size = _train_sampler_ddp(cfg, sampler_type, dataset), batch_size // world
+                             f"processes ({world}): DATALOADER.{split.upper()}.BATCH_SIZE is the global batch and "
+                             f"each process takes BATCH_SIZE / {world} of it. Set it to a multiple of {world} or "
+                             f"run fewer processes (a batch of 1, as in CoCoOp's configs, cannot be split).")
+        sampler, batch_size = _train_sampler_ddp(cfg, sampler_type, dataset, drop_last), batch_size // world
     else:
         sampler = build_sampler(sampler_type, cfg=cfg, data_source=data_source, batch_size=batch_size,
                                 n_domain=n_domain, n_ins=n_ins)

@@ -155,6 +155,12 @@ def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer
                          f"another number of classes or context tokens?):\n{lines}")
     missing = [k for k in own if k not in state_dict and k not in ignore_keys]
     unexpected = [k for k in state_dict if k not in own]
+    if trainer_name and (missing or unexpected):
+        # Our own checkpoints (they name their trainer) hold every learned key: a gap means the file
+        # is from another trainer or model, and loading it would leave modules at their random init.
+        raise ValueError(f'Checkpoint "{path}" was saved by trainer "{trainer_name}" and does not match this '
+                         f"model: missing keys {missing}, unexpected keys {unexpected}. Evaluate it with "
+                         f"--trainer {trainer_name} and the settings it was trained with.")
     if strict and (missing or unexpected):
         raise KeyError(f'Checkpoint "{path}" does not match the model: missing keys {missing}, '
                        f"unexpected keys {unexpected}")

@@ -162,3 +162,20 @@ def test_plots_without_matplotlib_name_the_extra(b2n_tree, tmp_path, monkeypatch
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     with pytest.raises(ImportError, match=r'pip install -e "\.\[plots\]"'):
         results.main([str(b2n_tree), "--out", str(tmp_path / "tables"), "--plots", "--quiet"])
+
+
+def test_base2new_by_method_table_puts_zero_shot_clip_first(b2n_tree):
+    # Zero-shot CLIP runs in the base2new layout (ZeroshotCLIP trainer, one seed) and CoOp (two seeds) beside
+    # the CoCoOp runs of b2n_tree: one table per dataset and one for the Average, rows in the paper's order.
+    _b2n(b2n_tree, "oxford_pets", 1, 80.0, 70.0, trainer="ZeroshotCLIP", cfg="vit_b16", dataset="OxfordPets")
+    for seed, base in ((1, 92.0), (2, 94.0)):
+        _b2n(b2n_tree, "oxford_pets", seed, base, 40.0, trainer="CoOp", cfg="vit_b16_ctxv1", dataset="OxfordPets")
+    tables = [t for t in build_tables(collect_runs(b2n_tree)) if t.kind == "base2new_by_method"]
+    assert [t.meta["dataset"] for t in tables] == ["Average", "OxfordPets", "DTD"]
+    pets = tables[1]
+    assert [label for label, _ in pets.rows] == ["CLIP vit_b16", "CoOp vit_b16_ctxv1", f"CoCoOp {CFG}"]
+    rows = _rows(pets)
+    assert (rows["CLIP vit_b16"]["Base"].mean, rows["CLIP vit_b16"]["H"].mean) == (80.0, pytest.approx(74.666667))
+    assert (rows["CoOp vit_b16_ctxv1"]["Base"].mean, rows["CoOp vit_b16_ctxv1"]["Base"].spread) == (93.0, 1.0)
+    assert pets.paper["CLIP vit_b16"]["Base"] == 91.17  # CoCoOp paper Table 1, OxfordPets, CLIP
+    assert [label for label, _ in tables[2].rows] == [f"CoCoOp {CFG}"]  # only CoCoOp ran DTD
