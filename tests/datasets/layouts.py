@@ -104,7 +104,7 @@ def build_food101(root):
 
 
 def build_oxford_flowers(root):
-    savemat = pytest.importorskip("scipy.io").savemat
+    from scipy.io import savemat
 
     d = os.path.join(root, "oxford_flowers")
     labels = [2, 1, 3] * 5  # 1-based, first appearance 2, 1, 3
@@ -131,7 +131,7 @@ def _cars_annos(labels):
 
 def build_stanford_cars(root):
     import numpy as np
-    savemat = pytest.importorskip("scipy.io").savemat
+    from scipy.io import savemat
 
     d = os.path.join(root, "stanford_cars")
     meta = ["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Tesla Model S Sedan 2012"]

@@ -138,7 +138,7 @@ def test_zeroshot_table(tmp_path):
 
 
 def test_plots(b2n_tree, tmp_path):
-    pytest.importorskip("matplotlib")
+    import matplotlib  # noqa: F401  (the test extra installs it)
     variant = "nctx16_cscFalse_ctpend"
     for shots, accuracy in ((1, 80.0), (2, 84.0)):
         metrics_json(b2n_tree / "caltech101" / "CoOp" / f"rn50_{shots}shots" / variant / "seed1", accuracy,

@@ -38,7 +38,7 @@ def test_failures_are_reported(tmp_path, monkeypatch, capsys):
 
 
 def test_submitit_local_executor(tmp_path, capsys):
-    pytest.importorskip("submitit")
+    import submitit  # noqa: F401  (the test extra installs it)
     jobs = tmp_path / "jobs.txt"
     jobs.write_text(f"echo done > {tmp_path}/ok\nexit 2\n")
     assert sweep.main([str(jobs), "--executor", "submitit-local", "--log-dir", str(tmp_path / "logs")]) == 1
