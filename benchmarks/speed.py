@@ -88,9 +88,16 @@ def sync(device):
 
 
 @contextlib.contextmanager
-def saved_bytes_counter(counter):
+def saved_bytes_counter(counter, model):
+    """Adds to counter[0] the bytes of distinct activation storages autograd saves (weights excluded)."""
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen = set()
+
     def pack(t):
-        counter[0] += t.numel() * t.element_size()
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights and storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            counter[0] += storage.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -104,7 +111,7 @@ def train_step(forward, model, images, labels, optim, device):
         torch.cuda.reset_peak_memory_stats()
     sync(device)
     start = time.perf_counter()
-    with saved_bytes_counter(counter):
+    with saved_bytes_counter(counter, model):
         loss = F.cross_entropy(forward(images), labels)
     optim.zero_grad()
     loss.backward()
