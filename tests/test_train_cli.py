@@ -176,3 +176,11 @@ def test_unknown_names_give_named_errors(data_root, tiny_clip_path, tmp_path, fl
     with pytest.raises(Exception) as err:
         train.main(args)
     assert needle in str(err.value)
+
+
+def test_seed_zero_is_a_seed_and_an_omitted_seed_keeps_the_yaml_value(tmp_path):
+    yaml = tmp_path / "seeded.yaml"
+    yaml.write_text("SEED: 7\n")
+    base = ["--trainer", "CoOp", "--config-file", str(yaml)]
+    assert train.setup_cfg(train.parse_args(base + ["--seed", "0"])).SEED == 0
+    assert train.setup_cfg(train.parse_args(base)).SEED == 7
