@@ -120,3 +120,23 @@ def test_eval_reuses_class_text_features_until_the_context_changes(clip, tiny_cl
         model.prompt_learner.ctx.add_(1.0)  # an optimizer step or a loaded checkpoint
         second = model(torch.randn(2, 3, 224, 224))
     assert len(calls) == 2 and not torch.equal(first, second)
+
+
+def test_random_context_draws_what_the_original_draws_after_building_clip(tiny_clip_path):
+    """The original seeds, builds CLIP from OpenAI's state dict (which consumes the RNG), then draws
+    ctx ~ N(0, 0.02^2). Building CLIP here consumes the RNG identically (checked once against OpenAI's
+    `clip.model.build_model` for ViT and ResNet), so the same seed gives the same initial context."""
+    from open_clip.model import build_model_from_openai_state_dict
+
+    from trainers.clip_backbone import load_clip
+
+    torch.manual_seed(3)
+    clip = load_clip(tiny_clip_path)
+    ours = PromptLearner(make_cfg(tiny_clip_path, **{"TRAINER.COOP.N_CTX": 16}), CLASSNAMES, clip).ctx
+
+    sd = torch.jit.load(tiny_clip_path, map_location="cpu").state_dict()
+    torch.manual_seed(3)
+    build_model_from_openai_state_dict(dict(sd))
+    expected = torch.empty(16, 64)
+    torch.nn.init.normal_(expected, std=0.02)
+    assert torch.equal(ours.data, expected)
