@@ -13,8 +13,8 @@ from yacs.config import CfgNode as CN
 
 from dasslite.engine.build import TRAINER_REGISTRY
 
-from .clip_backbone import TextEncoder, tokenize
-from .prompt_trainer import PromptTrainer, init_context
+from .clip_backbone import TextEncoder
+from .prompt_trainer import PromptTrainer, encode_images, init_context, register_class_prompts
 
 # Prompts per text-encoder pass when TEXT_CHUNK_SIZE is 0 (auto): bounds activation memory to about
 # what the original needed for one image over 1000 classes.
@@ -54,13 +54,7 @@ class PromptLearner(nn.Module):
         vis_dim = clip_model.visual.output_dim
         self.meta_net = MetaNet(vis_dim, ctx.shape[1])  # fp32 even when CLIP runs in fp16
 
-        names = [name.replace("_", " ") for name in classnames]
-        token_ids = tokenize([f"{prefix_text} {name}." for name in names])
-        with torch.no_grad():
-            embedding = clip_model.token_embedding(token_ids).float()
-        self.register_buffer("token_prefix", embedding[:, :1])  # SOS
-        self.register_buffer("token_suffix", embedding[:, 1 + self.n_ctx:])  # CLASS . EOS padding
-        self.register_buffer("token_ids", token_ids, persistent=False)
+        register_class_prompts(self, clip_model, prefix_text, classnames)
 
     def forward(self, im_features, length=None):
         """Prompt embeddings (B, n_cls, length, width) for L2-normalised image features (B, vis_dim).
@@ -94,9 +88,7 @@ class CustomCLIP(nn.Module):
         self.checkpoint = opts.TEXT_CHECKPOINT
 
     def forward(self, image):
-        with torch.no_grad():
-            image_features = self.image_encoder(image.to(self.text_encoder.dtype)).float()
-        image_features = image_features / image_features.norm(dim=-1, keepdim=True)
+        image_features = encode_images(self.image_encoder, image, self.text_encoder.dtype)
         return self.logits(image_features)
 
     def logits(self, image_features):

@@ -10,8 +10,8 @@ from yacs.config import CfgNode as CN
 
 from dasslite.engine.build import TRAINER_REGISTRY
 
-from .clip_backbone import TextEncoder, count_tokens, tokenize
-from .prompt_trainer import PromptTrainer, init_context
+from .clip_backbone import TextEncoder, count_tokens
+from .prompt_trainer import PromptTrainer, encode_images, init_context, register_class_prompts
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +47,8 @@ class PromptLearner(nn.Module):
         self.n_cls = len(classnames)
         self.class_token_position = opts.CLASS_TOKEN_POSITION
 
-        names = [name.replace("_", " ") for name in classnames]
+        names = register_class_prompts(self, clip_model, prefix_text, classnames)
         self.name_lens = [count_tokens(name) for name in names]
-        token_ids = tokenize([f"{prefix_text} {name}." for name in names])
-        with torch.no_grad():
-            embedding = clip_model.token_embedding(token_ids).float()
-        # Frozen pieces around the context: SOS, and class tokens + "." + EOS + padding.
-        self.register_buffer("token_prefix", embedding[:, :1])
-        self.register_buffer("token_suffix", embedding[:, 1 + self.n_ctx:])
-        self.register_buffer("token_ids", token_ids, persistent=False)
 
     def forward(self):
         ctx = self.ctx if self.ctx.dim() == 3 else self.ctx.expand(self.n_cls, -1, -1)
@@ -103,9 +96,7 @@ class CustomCLIP(nn.Module):
         return features / features.norm(dim=-1, keepdim=True)
 
     def forward(self, image):
-        with torch.no_grad():  # the image encoder is frozen: keep no activations for it
-            image_features = self.image_encoder(image.to(self.text_encoder.dtype))
-        image_features = image_features / image_features.norm(dim=-1, keepdim=True)
+        image_features = encode_images(self.image_encoder, image, self.text_encoder.dtype)
         text_features = self.text_features()
         return self.logit_scale.exp() * image_features.float() @ text_features.float().t()
 

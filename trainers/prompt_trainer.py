@@ -74,6 +74,30 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
     return ctx, text
 
 
+def register_class_prompts(learner, clip_model, prefix_text, classnames):
+    """Give `learner` the frozen pieces around its context, for prompts "<prefix_text> <class>.".
+
+    Buffers: `token_prefix` (SOS), `token_suffix` (class tokens, ".", EOS, padding) and `token_ids`
+    (not saved). The two embedding buffers carry the original's state-dict names, so checkpoints
+    load both ways. Returns the class names as written in the prompts.
+    """
+    names = [name.replace("_", " ") for name in classnames]
+    token_ids = tokenize([f"{prefix_text} {name}." for name in names])
+    with torch.no_grad():
+        embedding = clip_model.token_embedding(token_ids).float()
+    learner.register_buffer("token_prefix", embedding[:, :1])
+    learner.register_buffer("token_suffix", embedding[:, 1 + learner.n_ctx:])
+    learner.register_buffer("token_ids", token_ids, persistent=False)
+    return names
+
+
+def encode_images(image_encoder, image, dtype):
+    """L2-normalised fp32 features of the frozen image encoder (no activations kept for backward)."""
+    with torch.no_grad():
+        features = image_encoder(image.to(dtype)).float()
+    return features / features.norm(dim=-1, keepdim=True)
+
+
 class PromptTrainer(TrainerX):
     config_node = None  # name of the TRAINER.<NODE> config node holding N_CTX, CTX_INIT, PREC
     checkpoint_ignore_keys = ("token_prefix", "token_suffix")  # rebuilt from the current class names

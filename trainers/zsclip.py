@@ -7,7 +7,7 @@ from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.engine.trainer import TrainerX
 
 from .clip_backbone import TextEncoder, clip_dtype, load_clip, tokenize
-from .prompt_trainer import autocast_for, check_input_size, resolve_precision
+from .prompt_trainer import autocast_for, check_input_size, encode_images, resolve_precision
 from .templates import ensemble_templates, template_for
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,7 @@ class ZeroshotCLIP(TrainerX):
     @torch.no_grad()
     def model_inference(self, image):
         with autocast_for(self.prec, self.device):
-            features = self.clip_model.encode_image(image.to(self.device, clip_dtype(self.clip_model))).float()
-        features = features / features.norm(dim=-1, keepdim=True)
+            features = encode_images(self.clip_model.visual, image.to(self.device), clip_dtype(self.clip_model))
         return self.clip_model.logit_scale.exp().float() * features @ self.text_features.t()
 
     def forward_backward(self, batch):
