@@ -12,6 +12,7 @@ Differences from the original: the backbone is a flag (it was always RN50; use t
 was trained with), CSC contexts work (they raised NotImplementedError), and distances are computed
 exactly (no matrix-product shortcut), so a context vector equal to a token's embedding is at 0.
 """
+
 import argparse
 import os
 import sys
@@ -24,6 +25,7 @@ from trainers.clip_backbone import load_clip
 try:
     from dasslite.engine.checkpoint import load_checkpoint
 except ImportError:  # engine not installed: the same safe load without the allowlist
+
     def load_checkpoint(path):
         if not os.path.isfile(path):
             raise FileNotFoundError(f'Checkpoint file not found: "{path}"')
@@ -40,16 +42,20 @@ def read_ctx(path):
     if len(candidates) == 1:
         return state_dict[candidates[0]]
     keys = ", ".join(list(state_dict)[:10]) or "none"
-    raise KeyError(f'"{path}" holds no learned context "ctx" (keys: {keys}). Pass a prompt learner\'s '
-                   f"checkpoint, e.g. OUTPUT_DIR/prompt_learner/model.pth.tar-<epoch>.")
+    raise KeyError(
+        f'"{path}" holds no learned context "ctx" (keys: {keys}). Pass a prompt learner\'s '
+        f"checkpoint, e.g. OUTPUT_DIR/prompt_learner/model.pth.tar-<epoch>."
+    )
 
 
 def nearest_tokens(ctx, token_embedding, topk):
     """(distances, token ids), each (M, topk), ascending: the k nearest table rows to each ctx row."""
     if ctx.shape[-1] != token_embedding.shape[1]:
-        raise ValueError(f"The context vectors have width {ctx.shape[-1]} but the backbone's token embedding "
-                         f"has width {token_embedding.shape[1]}; pass the backbone the prompt was learned with "
-                         f"(--backbone, e.g. --backbone ViT-B/16).")
+        raise ValueError(
+            f"The context vectors have width {ctx.shape[-1]} but the backbone's token embedding "
+            f"has width {token_embedding.shape[1]}; pass the backbone the prompt was learned with "
+            f"(--backbone, e.g. --backbone ViT-B/16)."
+        )
     if not 1 <= topk <= token_embedding.shape[0]:
         raise ValueError(f"TOPK must be between 1 and the vocabulary size {token_embedding.shape[0]}; got {topk}")
     distance = torch.cdist(ctx.float(), token_embedding.float(), compute_mode="donot_use_mm_for_euclid_dist")
@@ -63,8 +69,10 @@ def interpret(ctx, token_embedding, topk, decoder):
     if ctx.dim() != 2:
         raise ValueError(f"ctx must be (M, width) or (n_cls, M, width); got shape {tuple(ctx.shape)}")
     dists, idxs = nearest_tokens(ctx, token_embedding, topk)
-    return [[(decoder.get(i, f"<id {i}>"), d) for i, d in zip(row_i.tolist(), row_d.tolist())]
-            for row_i, row_d in zip(idxs, dists)]
+    return [
+        [(decoder.get(i, f"<id {i}>"), d) for i, d in zip(row_i.tolist(), row_d.tolist())]
+        for row_i, row_d in zip(idxs, dists)
+    ]
 
 
 def format_position(m, pairs):
@@ -78,9 +86,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("fpath", type=str, help="path to the learned prompt (a prompt_learner checkpoint)")
     p.add_argument("topk", type=int, help="select top-k similar words")
-    p.add_argument("--backbone", default="RN50",
-                   help="CLIP the prompt was learned with: an OpenAI name, an OpenAI-layout file or an open_clip "
-                        "model:tag (default: RN50)")
+    p.add_argument(
+        "--backbone",
+        default="RN50",
+        help="CLIP the prompt was learned with: an OpenAI name, an OpenAI-layout file or an open_clip "
+        "model:tag (default: RN50)",
+    )
     p.add_argument("--class-index", type=int, default=None, help="class-specific context: show only this class")
     return p.parse_args(argv)
 

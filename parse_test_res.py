@@ -12,6 +12,7 @@ last `* <keyword>: N%` line after it wins. Spread is np.std over seeds (populati
 Unlike the reference, a stray file or a folder without log.txt is skipped with a warning. For
 full-precision results and the papers' tables use results.py, which reads metrics.json.
 """
+
 import argparse
 import logging
 import os

@@ -12,6 +12,7 @@ dataset with a row per method, zero-shot CLIP being ZeroshotCLIP runs in the bas
 cross-dataset and domain generalisation (ImageNet-trained models evaluated elsewhere), few-shot
 (accuracy by shots) and zero-shot. Writes <table>.csv, results.md, results.json and runs.csv into --out.
 """
+
 import argparse
 import logging
 import os
@@ -31,9 +32,12 @@ def parse_args(argv=None):
     parser.add_argument("--ci95", action="store_true", help="95%% confidence interval instead of std")
     parser.add_argument("--paper", action="store_true", help="show the published numbers and differences")
     parser.add_argument("--plots", action="store_true", help="also write PNG plots (needs matplotlib)")
-    parser.add_argument("--exact-cfg", action="store_true",
-                        help="group by exact config name (default: configs differing only in _epN are one "
-                             "table, as the papers' recipes mix them)")
+    parser.add_argument(
+        "--exact-cfg",
+        action="store_true",
+        help="group by exact config name (default: configs differing only in _epN are one "
+        "table, as the papers' recipes mix them)",
+    )
     parser.add_argument("--decimals", type=int, default=2, help="decimals in text and Markdown")
     parser.add_argument("--quiet", action="store_true", help="write the files without printing tables")
     return parser.parse_args(argv)

@@ -10,6 +10,7 @@ CPU-only machine (default 1). Each job's output goes to <log-dir>/job<i>.log. SL
 submitit-local`, the same path run on this machine) goes through submitit, the `slurm` extra; each job
 gets one GPU. Commands run from the repository root. Exit status: 0 when every job succeeded.
 """
+
 import argparse
 import concurrent.futures
 import logging
@@ -48,8 +49,9 @@ def _run_one(index, command, gpus, log_dir):
         with open(os.path.join(log_dir, f"job{index}.log"), "w") as log:
             log.write(f"$ {command}\n")
             log.flush()
-            return subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, check=False).returncode
+            return subprocess.run(
+                ["bash", "-c", command], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
+            ).returncode
     finally:
         if gpu is not None:
             gpus.put(gpu)
@@ -102,12 +104,23 @@ def report(commands, codes, log_dir):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", help="file with one command per line (default: stdin)")
-    parser.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", 1)),
-                        help="concurrent jobs without GPUs (default: $JOBS or 1)")
-    parser.add_argument("--executor", default=os.environ.get("EXECUTOR", "local"),
-                        choices=["local", "slurm", "submitit-local"], help="default: $EXECUTOR or local")
-    parser.add_argument("--log-dir", default=os.path.join("output", "sweep_logs"),
-                        help="per-job logs (relative: to the repository root)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("JOBS", 1)),
+        help="concurrent jobs without GPUs (default: $JOBS or 1)",
+    )
+    parser.add_argument(
+        "--executor",
+        default=os.environ.get("EXECUTOR", "local"),
+        choices=["local", "slurm", "submitit-local"],
+        help="default: $EXECUTOR or local",
+    )
+    parser.add_argument(
+        "--log-dir",
+        default=os.path.join("output", "sweep_logs"),
+        help="per-job logs (relative: to the repository root)",
+    )
     parser.add_argument("--partition", help="SLURM partition")
     parser.add_argument("--timeout-min", type=int, default=24 * 60, help="SLURM time limit per job")
     parser.add_argument("--cpus-per-task", type=int, default=8, help="SLURM CPUs per job (data loading)")
@@ -128,8 +141,15 @@ def main(argv=None):
         codes = run_local(commands, args.jobs, log_dir, visible_gpus())
     else:
         cluster = "slurm" if args.executor == "slurm" else "local"
-        codes = run_submitit(commands, log_dir, cluster, slurm_partition=args.partition, gpus_per_node=1,
-                             timeout_min=args.timeout_min, cpus_per_task=args.cpus_per_task)
+        codes = run_submitit(
+            commands,
+            log_dir,
+            cluster,
+            slurm_partition=args.partition,
+            gpus_per_node=1,
+            timeout_min=args.timeout_min,
+            cpus_per_task=args.cpus_per_task,
+        )
     return report(commands, codes, log_dir)
 
 

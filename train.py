@@ -7,6 +7,7 @@
 
 Config merge order: engine defaults -> trainers' nodes -> dataset yaml -> trainer yaml -> flags -> opts.
 """
+
 import argparse
 import logging
 import os
@@ -51,8 +52,11 @@ def parse_args(argv=None):
     p.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
     p.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
-    p.add_argument("--overwrite", action="store_true",
-                   help="run even if the output folder already holds a finished run (its results are replaced)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="run even if the output folder already holds a finished run (its results are replaced)",
+    )
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options (KEY VALUE pairs)")
     return p.parse_args(argv)
 
@@ -98,13 +102,17 @@ def check_names(cfg):
     """Look up every name the run will need before anything is written, so that a typo fails without
     creating the output folder (later errors, found while building data or model, leave only log.txt)."""
     check_cfg_values(cfg)
-    lookups = [("trainer", cfg.TRAINER.NAME, TRAINER_REGISTRY.registered_names(), "TRAINER.NAME / flag --trainer"),
-               ("dataset", cfg.DATASET.NAME, DATASET_REGISTRY.registered_names(), "DATASET.NAME"),
-               ("optimizer", cfg.OPTIM.NAME, AVAILABLE_OPTIMIZERS, "OPTIM.NAME"),
-               ("LR scheduler", cfg.OPTIM.LR_SCHEDULER, AVAILABLE_LR_SCHEDULERS, "OPTIM.LR_SCHEDULER")]
+    lookups = [
+        ("trainer", cfg.TRAINER.NAME, TRAINER_REGISTRY.registered_names(), "TRAINER.NAME / flag --trainer"),
+        ("dataset", cfg.DATASET.NAME, DATASET_REGISTRY.registered_names(), "DATASET.NAME"),
+        ("optimizer", cfg.OPTIM.NAME, AVAILABLE_OPTIMIZERS, "OPTIM.NAME"),
+        ("LR scheduler", cfg.OPTIM.LR_SCHEDULER, AVAILABLE_LR_SCHEDULERS, "OPTIM.LR_SCHEDULER"),
+    ]
     if not cfg.INPUT.NO_TRANSFORM:
-        lookups += [("transform", name, AVAILABLE_TRANSFORMS, "INPUT.TRANSFORMS / flag --transforms")
-                    for name in cfg.INPUT.TRANSFORMS]
+        lookups += [
+            ("transform", name, AVAILABLE_TRANSFORMS, "INPUT.TRANSFORMS / flag --transforms")
+            for name in cfg.INPUT.TRANSFORMS
+        ]
     for kind, name, choices, key in lookups:
         if name not in choices:
             raise UnknownNameError(unknown_name_message(kind, name, choices, hint=f"(config key {key})"))
@@ -124,12 +132,16 @@ def main(argv=None):
     cfg = setup_cfg(args)
     check_names(cfg)
     if finished_run_in(cfg.OUTPUT_DIR) and not args.overwrite:
-        sys.exit(f'"{cfg.OUTPUT_DIR}" already holds a finished run (metrics.json). Choose another --output-dir, '
-                 f"or pass --overwrite to replace its results.")
+        sys.exit(
+            f'"{cfg.OUTPUT_DIR}" already holds a finished run (metrics.json). Choose another --output-dir, '
+            f"or pass --overwrite to replace its results."
+        )
     init_distributed(use_cuda=cfg.USE_CUDA)  # torchrun: join the process group (README: Multi-GPU)
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR if is_main_process() else None, resume=bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR))
+    setup_logger(
+        cfg.OUTPUT_DIR if is_main_process() else None, resume=bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR)
+    )
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
     if torch.cuda.is_available() and cfg.USE_CUDA:

@@ -14,6 +14,7 @@ autograd saves for backward in a training step (the part that grows with batch a
     python benchmarks/speed.py --tiny        # a tiny CLIP, seconds
     python benchmarks/speed.py --device cuda --batches 1 8 32 --classes 5 50 100
 """
+
 import argparse
 import contextlib
 import os

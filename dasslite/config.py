@@ -8,6 +8,7 @@ does; keys kept only so Dassl-era yamls and scripts still load say "unused".
 but an unknown key names the file and the closest valid key, and a wrong type names the key, the
 expected type and the given value.
 """
+
 import difflib
 import os
 
@@ -173,6 +174,7 @@ def check_cfg_values(cfg):
 
 # ---------------------------------------------------------------- checked merging
 
+
 def flat_keys(cfg, prefix=""):
     """Every leaf key of `cfg` as a dotted name."""
     keys = []
@@ -185,8 +187,10 @@ def flat_keys(cfg, prefix=""):
 def _unknown_key_error(full_key, cfg, where):
     close = difflib.get_close_matches(full_key, flat_keys(cfg), n=1, cutoff=0.6)
     hint = f' Did you mean "{close[0]}"?' if close else ""
-    return KeyError(f'Unknown config key "{full_key}" in {where}.{hint} '
-                    f"(A trainer's own keys exist only once that trainer's extend_cfg has run.)")
+    return KeyError(
+        f'Unknown config key "{full_key}" in {where}.{hint} '
+        f"(A trainer's own keys exist only once that trainer's extend_cfg has run.)"
+    )
 
 
 def _coerce(value, original, full_key, where):
@@ -197,8 +201,10 @@ def _coerce(value, original, full_key, where):
         return type(original)(value)
     if isinstance(original, float) and type(value) is int:
         return float(value)
-    raise ValueError(f"Wrong type for config key {full_key} in {where}: expected {type(original).__name__} "
-                     f"(default {original!r}), got {type(value).__name__} {value!r}.")
+    raise ValueError(
+        f"Wrong type for config key {full_key} in {where}: expected {type(original).__name__} "
+        f"(default {original!r}), got {type(value).__name__} {value!r}."
+    )
 
 
 def _set_checked(cfg, full_key, value, where):
@@ -212,8 +218,10 @@ def _set_checked(cfg, full_key, value, where):
     if not isinstance(node, CN) or leaf not in node:
         raise _unknown_key_error(full_key, cfg, where)
     if isinstance(node[leaf], CN):
-        raise KeyError(f'Config key "{full_key}" in {where} is a group, not a value; set one of its keys '
-                       f'({", ".join(flat_keys(node[leaf], full_key + "."))}).')
+        raise KeyError(
+            f'Config key "{full_key}" in {where} is a group, not a value; set one of its keys '
+            f"({', '.join(flat_keys(node[leaf], full_key + '.'))})."
+        )
     node[leaf] = _coerce(value, node[leaf], full_key, where)
 
 

@@ -3,6 +3,7 @@
 The logged block is the reference's (Dassl >= 0.6.2) text, which result parsers read; evaluate()
 also returns the unrounded numbers, which metrics.json stores.
 """
+
 import logging
 import os
 from collections import OrderedDict, defaultdict
@@ -72,19 +73,20 @@ class Classification(EvaluatorBase):
             raise RuntimeError("evaluate() called before any batch was processed (empty evaluation set?)")
         results = OrderedDict()
         acc = 100.0 * self._correct / self._total
-        macro_f1 = 100.0 * f1_score(self._y_true, self._y_pred, average="macro",
-                                    labels=np.unique(self._y_true))
+        macro_f1 = 100.0 * f1_score(self._y_true, self._y_pred, average="macro", labels=np.unique(self._y_true))
         results["accuracy"] = acc
         results["error_rate"] = 100.0 - acc
         results["macro_f1"] = macro_f1
         results["total"] = self._total
         results["correct"] = self._correct
-        logger.info("=> result\n"
-                    f"* total: {self._total:,}\n"
-                    f"* correct: {self._correct:,}\n"
-                    f"* accuracy: {acc:.1f}%\n"
-                    f"* error: {100.0 - acc:.1f}%\n"
-                    f"* macro_f1: {macro_f1:.1f}%")
+        logger.info(
+            "=> result\n"
+            f"* total: {self._total:,}\n"
+            f"* correct: {self._correct:,}\n"
+            f"* accuracy: {acc:.1f}%\n"
+            f"* error: {100.0 - acc:.1f}%\n"
+            f"* macro_f1: {macro_f1:.1f}%"
+        )
         if self._per_class:
             results["perclass_accuracy"] = self._log_per_class()
         if self.cfg.TEST.COMPUTE_CMAT and is_main_process():
@@ -99,8 +101,10 @@ class Classification(EvaluatorBase):
             correct, total = sum(hits), len(hits)
             acc = 100.0 * correct / total
             accs.append(acc)
-            lines.append(f"* class: {label} ({self._lab2cname.get(label, '')})\t"
-                         f"total: {total:,}\tcorrect: {correct:,}\tacc: {acc:.1f}%")
+            lines.append(
+                f"* class: {label} ({self._lab2cname.get(label, '')})\t"
+                f"total: {total:,}\tcorrect: {correct:,}\tacc: {acc:.1f}%"
+            )
         mean_acc = float(np.mean(accs))
         lines.append(f"* average: {mean_acc:.1f}%")
         logger.info("\n".join(lines))

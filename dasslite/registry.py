@@ -5,6 +5,7 @@ users write in configs, e.g. ``TRAINER.NAME CoCoOp``). Registering a name twice 
 ``REGISTRY.get(name)`` on an unknown name raises :class:`UnknownNameError`, which lists every
 registered name and suggests the closest one.
 """
+
 import difflib
 
 
@@ -40,9 +41,11 @@ class Registry:
 
     def register(self, obj=None):
         if obj is None:  # used as @REGISTRY.register()
+
             def deco(cls):
                 self._do_register(cls.__name__, cls)
                 return cls
+
             return deco
         self._do_register(obj.__name__, obj)
         return obj

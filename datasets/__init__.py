@@ -2,6 +2,22 @@
 
 Each module turns one benchmark's folder layout (see DATASETS.md) into lists of Datum.
 """
-from . import (caltech101, dtd, eurosat, fgvc_aircraft, food101, imagefolder, imagenet, imagenet_a,  # noqa: F401
-               imagenet_r, imagenet_sketch, imagenetv2, oxford_flowers, oxford_pets, stanford_cars, sun397,
-               ucf101)
+
+from . import (
+    caltech101,
+    dtd,
+    eurosat,
+    fgvc_aircraft,
+    food101,
+    imagefolder,
+    imagenet,
+    imagenet_a,  # noqa: F401
+    imagenet_r,
+    imagenet_sketch,
+    imagenetv2,
+    oxford_flowers,
+    oxford_pets,
+    stanford_cars,
+    sun397,
+    ucf101,
+)

@@ -8,5 +8,6 @@ def loadmat(path, split_name, anchor):
     except ImportError as e:
         raise ImportError(
             f"Reading {path} needs scipy (pip install scipy). Alternatively put {split_name} in the "
-            f"dataset folder (see DATASETS.md#{anchor}); then no .mat file is read.") from e
+            f"dataset folder (see DATASETS.md#{anchor}); then no .mat file is read."
+        ) from e
     return _loadmat(path)

@@ -1,4 +1,5 @@
 """Describable Textures (47 classes): ROOT/dtd/{images/<class>/, split_zhou_DescribableTextures.json}."""
+
 import os
 
 from dasslite.data.build import DATASET_REGISTRY
@@ -16,7 +17,8 @@ def folder_split_dataset(dataset, cfg, folder, image_subdir, split_name, anchor,
         if not os.path.isdir(dataset.image_dir):
             raise FileNotFoundError(
                 f'{split_name} is absent and so is the image folder "{dataset.image_dir}" to make it '
-                f"from. See DATASETS.md#{anchor}.")
+                f"from. See DATASETS.md#{anchor}."
+            )
         return read_and_split_data(dataset.image_dir, rng=rng, **split_kwargs)
 
     split_path = os.path.join(dataset.dataset_dir, split_name)
@@ -26,11 +28,11 @@ def folder_split_dataset(dataset, cfg, folder, image_subdir, split_name, anchor,
 
 @DATASET_REGISTRY.register()
 class DescribableTextures(DatasetBase):
-
     dataset_dir = "dtd"
     read_and_split_data = staticmethod(read_and_split_data)  # the reference's name, for ported datasets
 
     def __init__(self, cfg):
         train, val, test = folder_split_dataset(
-            self, cfg, "dtd", "images", "split_zhou_DescribableTextures.json", "dtd")
+            self, cfg, "dtd", "images", "split_zhou_DescribableTextures.json", "dtd"
+        )
         super().__init__(train_x=train, val=val, test=test)

@@ -1,4 +1,5 @@
 """EuroSAT (10 classes): ROOT/eurosat/{2750/<Class>/, split_zhou_EuroSAT.json}."""
+
 from dasslite.data.build import DATASET_REGISTRY
 from dasslite.data.dataset_base import DatasetBase
 
@@ -21,10 +22,10 @@ NEW_CNAMES = {
 
 @DATASET_REGISTRY.register()
 class EuroSAT(DatasetBase):
-
     dataset_dir = "eurosat"
 
     def __init__(self, cfg):
-        train, val, test = folder_split_dataset(self, cfg, "eurosat", "2750", "split_zhou_EuroSAT.json",
-                                                "eurosat", new_cnames=NEW_CNAMES)
+        train, val, test = folder_split_dataset(
+            self, cfg, "eurosat", "2750", "split_zhou_EuroSAT.json", "eurosat", new_cnames=NEW_CNAMES
+        )
         super().__init__(train_x=train, val=val, test=test)

@@ -1,10 +1,10 @@
 """FGVC-Aircraft (100 variants): ROOT/fgvc_aircraft/ = the archive's data/ folder (images/,
 variants.txt, images_variant_{train,val,test}.txt). The official splits are used; there is no json."""
+
 import os
 
 from dasslite.data.build import DATASET_REGISTRY
-from dasslite.data.dataset_base import (DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir,
-                                        require_path)
+from dasslite.data.dataset_base import DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir, require_path
 from dasslite.data.datum import Datum
 from dasslite.data.splits import check_images_exist
 
@@ -13,7 +13,6 @@ ANCHOR = "fgvcaircraft"
 
 @DATASET_REGISTRY.register()
 class FGVCAircraft(DatasetBase):
-
     dataset_dir = "fgvc_aircraft"
 
     def __init__(self, cfg):
@@ -24,8 +23,11 @@ class FGVCAircraft(DatasetBase):
             classnames = [line.strip() for line in f if line.strip()]
         cname2lab = {c: i for i, c in enumerate(classnames)}  # label = line index in variants.txt
         train, val, test = (self.read_data(cname2lab, f"images_variant_{s}.txt") for s in ("train", "val", "test"))
-        check_images_exist(train + val + test, "the images_variant_*.txt files",
-                           f"Check {self.image_dir} against the layout in DATASETS.md#{ANCHOR}.")
+        check_images_exist(
+            train + val + test,
+            "the images_variant_*.txt files",
+            f"Check {self.image_dir} against the layout in DATASETS.md#{ANCHOR}.",
+        )
         train, val, test = fewshot_and_subsample(cfg, self.dataset_dir, train, val, test, make_rng(cfg))
         super().__init__(train_x=train, val=val, test=test)
 

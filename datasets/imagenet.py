@@ -1,12 +1,12 @@
 """ImageNet (ILSVRC-2012, 1000 classes): ROOT/imagenet/{images/train/<wnid>/, images/val/<wnid>/,
 classnames.txt}. The official val set is both val and test, as in the reference."""
+
 import logging
 import os
 from collections import OrderedDict
 
 from dasslite.data.build import DATASET_REGISTRY
-from dasslite.data.dataset_base import (DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir,
-                                        require_path)
+from dasslite.data.dataset_base import DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir, require_path
 from dasslite.data.datum import Datum
 from dasslite.data.splits import listdir_nohidden
 
@@ -39,8 +39,10 @@ def read_wnid_folders(image_dir, classnames, folder2label, text_file):
     items = []
     for folder in subfolders(image_dir):
         if folder not in folder2label or folder not in classnames:
-            raise ValueError(f'{image_dir}: class folder "{folder}" is not a known class (no line for it in '
-                             f"{text_file}, or no such folder in the training set)")
+            raise ValueError(
+                f'{image_dir}: class folder "{folder}" is not a known class (no line for it in '
+                f"{text_file}, or no such folder in the training set)"
+            )
         label, classname = folder2label[folder], classnames[folder]
         for imname in listdir_nohidden(os.path.join(image_dir, folder)):
             items.append(Datum(impath=os.path.join(image_dir, folder, imname), label=label, classname=classname))
@@ -53,12 +55,12 @@ def check_wnid_layout(split_dir):
     if not subfolders(split_dir):
         raise FileNotFoundError(
             f"{split_dir} has no class (wnid) folders. The images must be sorted into one folder per "
-            f"wnid, e.g. with valprep.sh for the val set; see DATASETS.md#{ANCHOR}.")
+            f"wnid, e.g. with valprep.sh for the val set; see DATASETS.md#{ANCHOR}."
+        )
 
 
 @DATASET_REGISTRY.register()
 class ImageNet(DatasetBase):
-
     dataset_dir = "imagenet"
 
     def __init__(self, cfg):
@@ -72,8 +74,10 @@ class ImageNet(DatasetBase):
         folders = subfolders(train_dir)
         unnamed = [f for f in folders if f not in classnames]
         if unnamed:
-            raise ValueError(f"{len(unnamed)} class folders of {train_dir} have no line in {text_file}, "
-                             f"e.g. {', '.join(unnamed[:5])}")
+            raise ValueError(
+                f"{len(unnamed)} class folders of {train_dir} have no line in {text_file}, "
+                f"e.g. {', '.join(unnamed[:5])}"
+            )
         folder2label = {f: i for i, f in enumerate(folders)}  # label = sorted wnid order
         # No preprocessed.pkl: listing is cheap next to training, and a pickle goes stale silently.
         train = read_wnid_folders(train_dir, classnames, folder2label, text_file)
@@ -93,13 +97,15 @@ class TestOnlyImageNetBase(DatasetBase):
 
     def __init__(self, cfg):
         self.dataset_dir = require_dataset_dir(cfg, self.folder, self.anchor)
-        self.image_dir = require_path(os.path.join(self.dataset_dir, self.image_subdir),
-                                      f"{type(self).__name__} image folder", self.anchor)
+        self.image_dir = require_path(
+            os.path.join(self.dataset_dir, self.image_subdir), f"{type(self).__name__} image folder", self.anchor
+        )
         self.text_file = os.path.join(self.dataset_dir, "classnames.txt")
         classnames = read_classnames(self.text_file, self.anchor)
         if cfg.DATASET.NUM_SHOTS >= 1 or cfg.DATASET.SUBSAMPLE_CLASSES != "all":
-            logger.info(f"{type(self).__name__} is test-only: DATASET.NUM_SHOTS and "
-                        f"DATASET.SUBSAMPLE_CLASSES are ignored")
+            logger.info(
+                f"{type(self).__name__} is test-only: DATASET.NUM_SHOTS and DATASET.SUBSAMPLE_CLASSES are ignored"
+            )
         data = self.read_data(classnames)
         super().__init__(train_x=data, test=data)
 

@@ -1,4 +1,5 @@
 """ImageNet-A (test only, 200 classes): ROOT/imagenet-adversarial/{imagenet-a/<wnid>/, classnames.txt}."""
+
 from dasslite.data.build import DATASET_REGISTRY
 
 from .imagenet import TestOnlyImageNetBase

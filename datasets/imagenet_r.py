@@ -1,4 +1,5 @@
 """ImageNet-R (test only, 200 classes): ROOT/imagenet-rendition/{imagenet-r/<wnid>/, classnames.txt}."""
+
 from dasslite.data.build import DATASET_REGISTRY
 
 from .imagenet import TestOnlyImageNetBase

@@ -1,4 +1,5 @@
 """ImageNet-Sketch (test only): ROOT/imagenet-sketch/{images/<wnid>/, classnames.txt}."""
+
 from dasslite.data.build import DATASET_REGISTRY
 
 from .imagenet import TestOnlyImageNetBase

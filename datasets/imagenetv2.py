@@ -1,5 +1,6 @@
 """ImageNetV2 matched-frequency (test only): ROOT/imagenetv2/{imagenetv2-matched-frequency-format-val/<0..999>/,
 classnames.txt}."""
+
 import os
 
 from dasslite.data.build import DATASET_REGISTRY
@@ -21,7 +22,8 @@ class ImageNetV2(TestOnlyImageNetBase):
         if missing:
             raise FileNotFoundError(
                 f"{self.image_dir} lacks {len(missing)} of the {len(wnids)} class folders named by "
-                f"{self.text_file}, e.g. {', '.join(missing[:5])}. See DATASETS.md#{self.anchor}.")
+                f"{self.text_file}, e.g. {', '.join(missing[:5])}. See DATASETS.md#{self.anchor}."
+            )
         items = []
         for label, wnid in enumerate(wnids):
             class_dir = os.path.join(self.image_dir, str(label))

@@ -1,11 +1,11 @@
 """Oxford Flowers-102: ROOT/oxford_flowers/{jpg/, imagelabels.mat, cat_to_name.json, split_zhou_OxfordFlowers.json}."""
+
 import logging
 import os
 from collections import OrderedDict
 
 from dasslite.data.build import DATASET_REGISTRY
-from dasslite.data.dataset_base import (DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir,
-                                        require_path)
+from dasslite.data.dataset_base import DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir, require_path
 from dasslite.data.datum import Datum
 from dasslite.data.splits import read_or_make_split
 from dasslite.utils.io import read_json
@@ -19,7 +19,6 @@ SPLIT_NAME = "split_zhou_OxfordFlowers.json"
 
 @DATASET_REGISTRY.register()
 class OxfordFlowers(DatasetBase):
-
     dataset_dir = "oxford_flowers"
 
     def __init__(self, cfg):
@@ -50,7 +49,10 @@ class OxfordFlowers(DatasetBase):
             if n_train <= 0 or n_val <= 0 or len(impaths) - n_train - n_val <= 0:
                 raise ValueError(f"Flowers class {label} has {len(impaths)} image(s): too few for 50/20/30.")
             cname = lab2cname[str(label)]
-            for out, ims in ((train, impaths[:n_train]), (val, impaths[n_train:n_train + n_val]),
-                             (test, impaths[n_train + n_val:])):
+            for out, ims in (
+                (train, impaths[:n_train]),
+                (val, impaths[n_train : n_train + n_val]),
+                (test, impaths[n_train + n_val :]),
+            ):
                 out.extend(Datum(impath=im, label=label - 1, classname=cname) for im in ims)
         return train, val, test

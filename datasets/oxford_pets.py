@@ -1,9 +1,9 @@
 """Oxford-IIIT Pets (37 breeds): ROOT/oxford_pets/{images/, annotations/, split_zhou_OxfordPets.json}."""
+
 import os
 
 from dasslite.data.build import DATASET_REGISTRY
-from dasslite.data.dataset_base import (DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir,
-                                        require_path)
+from dasslite.data.dataset_base import DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir, require_path
 from dasslite.data.datum import Datum
 from dasslite.data.splits import read_or_make_split, read_split, save_split, split_trainval
 
@@ -12,7 +12,6 @@ ANCHOR = "oxfordpets"
 
 @DATASET_REGISTRY.register()
 class OxfordPets(DatasetBase):
-
     dataset_dir = "oxford_pets"
     # The reference's helpers lived here; custom datasets written for it call them by these names
     # (split_trainval now needs `rng=`: the global random is never used).
@@ -39,8 +38,11 @@ class OxfordPets(DatasetBase):
 
     def read_data(self, split_file):
         """Lines `<imname> <class id> <species> <breed id>`; the class name is the image-name prefix."""
-        filepath = require_path(os.path.join(self.anno_dir, split_file),
-                                "split_zhou_OxfordPets.json is absent and the annotation file", ANCHOR)
+        filepath = require_path(
+            os.path.join(self.anno_dir, split_file),
+            "split_zhou_OxfordPets.json is absent and the annotation file",
+            ANCHOR,
+        )
         items = []
         with open(filepath) as f:
             for line in f:

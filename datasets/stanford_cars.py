@@ -1,10 +1,10 @@
 """Stanford Cars (196 classes): ROOT/stanford_cars/{cars_train/, cars_test/, devkit/,
 cars_test_annos_withlabels.mat, split_zhou_StanfordCars.json}."""
+
 import os
 
 from dasslite.data.build import DATASET_REGISTRY
-from dasslite.data.dataset_base import (DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir,
-                                        require_path)
+from dasslite.data.dataset_base import DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir, require_path
 from dasslite.data.datum import Datum
 from dasslite.data.splits import read_or_make_split, split_trainval
 
@@ -16,7 +16,6 @@ SPLIT_NAME = "split_zhou_StanfordCars.json"
 
 @DATASET_REGISTRY.register()
 class StanfordCars(DatasetBase):
-
     dataset_dir = "stanford_cars"
 
     def __init__(self, cfg):

@@ -1,10 +1,10 @@
 """SUN397 (397 classes): ROOT/sun397/{SUN397/, ClassName.txt, Training_01.txt, Testing_01.txt,
 split_zhou_SUN397.json}."""
+
 import os
 
 from dasslite.data.build import DATASET_REGISTRY
-from dasslite.data.dataset_base import (DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir,
-                                        require_path)
+from dasslite.data.dataset_base import DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir, require_path
 from dasslite.data.datum import Datum
 from dasslite.data.splits import read_or_make_split, split_trainval
 
@@ -13,7 +13,6 @@ ANCHOR = "sun397"
 
 @DATASET_REGISTRY.register()
 class SUN397(DatasetBase):
-
     dataset_dir = "sun397"
 
     def __init__(self, cfg):
@@ -37,8 +36,11 @@ class SUN397(DatasetBase):
         super().__init__(train_x=train, val=val, test=test)
 
     def require(self, name):
-        return require_path(os.path.join(self.dataset_dir, name),
-                            f"split_zhou_SUN397.json is absent and the partition file {name}", ANCHOR)
+        return require_path(
+            os.path.join(self.dataset_dir, name),
+            f"split_zhou_SUN397.json is absent and the partition file {name}",
+            ANCHOR,
+        )
 
     def read_data(self, cname2lab, text_file):
         """Lines `/a/abbey/sun_xxx.jpg`; the class name is the path after the letter, reversed

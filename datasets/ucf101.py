@@ -1,11 +1,11 @@
 """UCF101 middle frames (101 actions): ROOT/ucf101/{UCF-101-midframes/<Action_Name>/, ucfTrainTestlist/,
 split_zhou_UCF101.json}."""
+
 import os
 import re
 
 from dasslite.data.build import DATASET_REGISTRY
-from dasslite.data.dataset_base import (DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir,
-                                        require_path)
+from dasslite.data.dataset_base import DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir, require_path
 from dasslite.data.datum import Datum
 from dasslite.data.splits import read_or_make_split, split_trainval
 
@@ -14,7 +14,6 @@ ANCHOR = "ucf101"
 
 @DATASET_REGISTRY.register()
 class UCF101(DatasetBase):
-
     dataset_dir = "ucf101"
 
     def __init__(self, cfg):
@@ -40,8 +39,11 @@ class UCF101(DatasetBase):
         super().__init__(train_x=train, val=val, test=test)
 
     def require(self, name):
-        return require_path(os.path.join(self.dataset_dir, "ucfTrainTestlist", name),
-                            f"split_zhou_UCF101.json is absent and the list file {name}", ANCHOR)
+        return require_path(
+            os.path.join(self.dataset_dir, "ucfTrainTestlist", name),
+            f"split_zhou_UCF101.json is absent and the list file {name}",
+            ANCHOR,
+        )
 
     def read_data(self, cname2lab, text_file):
         """Lines `Action/v_Action_gXX_cYY.avi [label]`; frames live in folders named Action_Split_On_Capitals."""

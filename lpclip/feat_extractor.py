@@ -15,6 +15,7 @@ key), the backbone is MODEL.BACKBONE.NAME (the original always loaded RN50), and
 are written in one run (`--split` picks some). As in the original, every split gets the *test*
 transform and the features are CLIP's un-normalised image embeddings.
 """
+
 import argparse
 import logging
 import os
@@ -48,17 +49,35 @@ DEFAULT_OUTPUT_DIR = "clip_feat"  # the original script's OUTPUT
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=str, default="", help="path to the dataset root")
-    p.add_argument("--output-dir", type=str, default="",
-                   help=f"feature folder; <DATASET.NAME>/ is created in it (default: {DEFAULT_OUTPUT_DIR})")
+    p.add_argument(
+        "--output-dir",
+        type=str,
+        default="",
+        help=f"feature folder; <DATASET.NAME>/ is created in it (default: {DEFAULT_OUTPUT_DIR})",
+    )
     p.add_argument("--config-file", type=str, default="", help="method config (batch size, input size, backbone)")
     p.add_argument("--dataset-config-file", type=str, default="", help="dataset config file")
-    p.add_argument("--split", type=str, nargs="+", choices=SPLITS, default=list(SPLITS),
-                   help="splits to encode (default: all three)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of a dataset's own train/val split when it has no split file (omit to keep the yaml's)")
+    p.add_argument(
+        "--split",
+        type=str,
+        nargs="+",
+        choices=SPLITS,
+        default=list(SPLITS),
+        help="splits to encode (default: all three)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of a dataset's own train/val split when it has no split file (omit to keep the yaml's)",
+    )
     p.add_argument("--backbone", type=str, default="", help="CLIP backbone (same as MODEL.BACKBONE.NAME)")
-    p.add_argument("--num-shot", type=int, default=None,
-                   help="ignored: features are extracted for the full splits; linear_probe.py --shots draws shots")
+    p.add_argument(
+        "--num-shot",
+        type=int,
+        default=None,
+        help="ignored: features are extracted for the full splits; linear_probe.py --shots draws shots",
+    )
     # Accepted so the original's feat_extractor.sh runs unchanged; they do nothing here.
     p.add_argument("--trainer", type=str, default="", help=argparse.SUPPRESS)
     p.add_argument("--head", type=str, default="", help=argparse.SUPPRESS)
@@ -84,9 +103,11 @@ def setup_cfg(args):
         cfg.MODEL.BACKBONE.NAME = args.backbone
     merge_from_list_checked(cfg, args.opts or [])
     if cfg.DATASET.NUM_SHOTS != -1 or cfg.DATASET.SUBSAMPLE_CLASSES != "all":
-        logger.warning(f"DATASET.NUM_SHOTS {cfg.DATASET.NUM_SHOTS} and SUBSAMPLE_CLASSES "
-                       f"{cfg.DATASET.SUBSAMPLE_CLASSES} are replaced by -1 and all: the linear probe draws "
-                       f"its shots from the full splits (linear_probe.py --shots)")
+        logger.warning(
+            f"DATASET.NUM_SHOTS {cfg.DATASET.NUM_SHOTS} and SUBSAMPLE_CLASSES "
+            f"{cfg.DATASET.SUBSAMPLE_CLASSES} are replaced by -1 and all: the linear probe draws "
+            f"its shots from the full splits (linear_probe.py --shots)"
+        )
     cfg.DATASET.NUM_SHOTS = -1
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"
     if not cfg.DATASET.NAME:
@@ -100,8 +121,10 @@ def check_input_size(cfg, model):
     size = tuple(cfg.INPUT.SIZE)
     expected = image_resolution(model)
     if size != expected:
-        raise ValueError(f'INPUT.SIZE {size} does not match the input resolution {expected} of backbone '
-                         f'"{cfg.MODEL.BACKBONE.NAME}"; add INPUT.SIZE "{expected}" to the command line')
+        raise ValueError(
+            f"INPUT.SIZE {size} does not match the input resolution {expected} of backbone "
+            f'"{cfg.MODEL.BACKBONE.NAME}"; add INPUT.SIZE "{expected}" to the command line'
+        )
 
 
 @torch.no_grad()
@@ -129,9 +152,14 @@ def load_features(path):
 
 
 def split_loader(cfg, items, transform, device):
-    return DataLoader(DatasetWrapper(cfg, items, transform=transform, is_train=False),
-                      batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, shuffle=False,
-                      num_workers=cfg.DATALOADER.NUM_WORKERS, drop_last=False, pin_memory=device.type == "cuda")
+    return DataLoader(
+        DatasetWrapper(cfg, items, transform=transform, is_train=False),
+        batch_size=cfg.DATALOADER.TEST.BATCH_SIZE,
+        shuffle=False,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        drop_last=False,
+        pin_memory=device.type == "cuda",
+    )
 
 
 def extract(cfg, splits=SPLITS):
@@ -166,11 +194,23 @@ def write_meta(save_dir, cfg, dataset, sizes):
         if old.get("backbone") == cfg.MODEL.BACKBONE.NAME:
             sizes = {**old.get("sizes", {}), **sizes}
         else:
-            logger.warning(f'{save_dir} held features of backbone "{old.get("backbone")}"; the splits not '
-                           f"encoded again now are stale")
-    write_json({"version": 1, "dataset": cfg.DATASET.NAME, "backbone": cfg.MODEL.BACKBONE.NAME,
-                "num_classes": dataset.num_classes, "classnames": list(dataset.classnames),
-                "input_size": list(cfg.INPUT.SIZE), "transform": "test", "sizes": sizes}, path)
+            logger.warning(
+                f'{save_dir} held features of backbone "{old.get("backbone")}"; the splits not '
+                f"encoded again now are stale"
+            )
+    write_json(
+        {
+            "version": 1,
+            "dataset": cfg.DATASET.NAME,
+            "backbone": cfg.MODEL.BACKBONE.NAME,
+            "num_classes": dataset.num_classes,
+            "classnames": list(dataset.classnames),
+            "input_size": list(cfg.INPUT.SIZE),
+            "transform": "test",
+            "sizes": sizes,
+        },
+        path,
+    )
 
 
 def main(argv=None):

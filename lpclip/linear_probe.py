@@ -19,6 +19,7 @@ Fixed from the original: a shot count outside 1/2/4/8/16 works (val shots = min(
 fewer than K features contributes all it has (with a warning) instead of crashing; the report file
 name uses the feature folder's base name, so --feature_dir may be any path.
 """
+
 import argparse
 import dataclasses
 import logging
@@ -47,19 +48,25 @@ DEFAULT_BACKBONE = "RN50"  # what the original extractor always used
 
 # ---------------------------------------------------------------- features
 
+
 def find_feature_folder(feature_dir, dataset):
     """FEATDIR/<dataset>; a config-style or paper name (oxford_pets, Flowers102) also finds the folder."""
     path = os.path.join(feature_dir, dataset)
     if os.path.isdir(path):
         return path
-    present = sorted(d for d in os.listdir(feature_dir) if os.path.isdir(os.path.join(feature_dir, d))) \
-        if os.path.isdir(feature_dir) else []
+    present = (
+        sorted(d for d in os.listdir(feature_dir) if os.path.isdir(os.path.join(feature_dir, d)))
+        if os.path.isdir(feature_dir)
+        else []
+    )
     same = [d for d in present if paper_name(d) == paper_name(dataset)]
     if len(same) == 1:
         return os.path.join(feature_dir, same[0])
     found = f"folders there: {', '.join(present)}" if present else "no dataset folders there"
-    raise FileNotFoundError(f'No features for dataset "{dataset}": "{path}" does not exist ({found}). '
-                            f"Run lpclip/feat_extractor.py with --output-dir {feature_dir} first.")
+    raise FileNotFoundError(
+        f'No features for dataset "{dataset}": "{path}" does not exist ({found}). '
+        f"Run lpclip/feat_extractor.py with --output-dir {feature_dir} first."
+    )
 
 
 def load_split(folder, split, dtype=None):
@@ -72,6 +79,7 @@ def load_split(folder, split, dtype=None):
 
 
 # ---------------------------------------------------------------- the reference's few-shot draw
+
 
 def val_shots(num_shot):
     return VAL_SHOTS.get(num_shot, min(num_shot, 4))
@@ -107,12 +115,15 @@ def _draw(label_array, labels, k, rng, split):
             continue
         picked.extend(rng.choice(pool, size=k, replace=False))
     if short:
-        logger.warning(f"{len(short)} classes have fewer than {k} {split} features; all of theirs are used: "
-                       f"{', '.join(short[:10])}{' ...' if len(short) > 10 else ''}")
+        logger.warning(
+            f"{len(short)} classes have fewer than {k} {split} features; all of theirs are used: "
+            f"{', '.join(short[:10])}{' ...' if len(short) > 10 else ''}"
+        )
     return np.asarray(picked, dtype=np.int64)
 
 
 # ---------------------------------------------------------------- regularisation search
+
 
 def make_classifier(c):
     """LogisticRegression(solver lbfgs, max_iter 1000, penalty l2, C=c).
@@ -194,6 +205,7 @@ def search_c(train_x, train_y, val_x, val_y, num_step):
 
 # ---------------------------------------------------------------- one probe
 
+
 @dataclasses.dataclass
 class ProbeRun:
     num_shot: int
@@ -209,8 +221,7 @@ def score_predictions(y_true, y_pred):
     correct, total = int(np.sum(y_pred == y_true)), len(y_true)
     acc = 100.0 * correct / total
     macro_f1 = 100.0 * f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true))
-    return {"accuracy": acc, "error_rate": 100.0 - acc, "macro_f1": float(macro_f1), "total": total,
-            "correct": correct}
+    return {"accuracy": acc, "error_rate": 100.0 - acc, "macro_f1": float(macro_f1), "total": total, "correct": correct}
 
 
 def probe(feats, num_shot, seed, num_step):
@@ -219,8 +230,13 @@ def probe(feats, num_shot, seed, num_step):
     train_idx, val_idx = draw_fewshot(train_y, val_y, num_shot, np.random.RandomState(seed))
     # sklearn sees float64, as the original's float lists gave it (float32 -> float64 is exact); only the
     # drawn rows are converted, so the full train split stays float32 in memory
-    search = search_c(train_x[train_idx].astype(np.float64), train_y[train_idx],
-                      val_x[val_idx].astype(np.float64), val_y[val_idx], num_step)
+    search = search_c(
+        train_x[train_idx].astype(np.float64),
+        train_y[train_idx],
+        val_x[val_idx].astype(np.float64),
+        val_y[val_idx],
+        num_step,
+    )
     test_x = np.asarray(test_x, dtype=np.float64)
     step_test_acc, pred = [], None
     for step in search.steps:
@@ -230,6 +246,7 @@ def probe(feats, num_shot, seed, num_step):
 
 
 # ---------------------------------------------------------------- outputs
+
 
 def append_lines(path, lines):
     """Append to a report file (the reference's "a+") by rewriting it atomically."""
@@ -247,8 +264,10 @@ def report_paths(report_dir, feature_dir, num_step, num_run):
 
 
 def detail_lines(dataset, run):
-    return [f"{dataset}, seed {run.seed}, {run.num_shot} shot, weight {step.c_final}, test_acc {acc:.2f}\n"
-            for step, acc in zip(run.search.steps, run.step_test_acc)]
+    return [
+        f"{dataset}, seed {run.seed}, {run.num_shot} shot, weight {step.c_final}, test_acc {acc:.2f}\n"
+        for step, acc in zip(run.search.steps, run.step_test_acc)
+    ]
 
 
 def summary_line(dataset, num_shot, runs):
@@ -278,28 +297,65 @@ def output_folder_name(dataset):
 
 
 def run_dir(output_dir, dataset, backbone, num_shot, seed):
-    return os.path.join(output_dir, output_folder_name(dataset), TRAINER_NAME,
-                        f"{backbone_tag(backbone)}_{num_shot}shots", f"seed{seed}")
+    return os.path.join(
+        output_dir,
+        output_folder_name(dataset),
+        TRAINER_NAME,
+        f"{backbone_tag(backbone)}_{num_shot}shots",
+        f"seed{seed}",
+    )
 
 
 def write_run(folder, dataset, backbone, run, feature_folder):
     """metrics.json in the engine's contract (so results.py reads it) and probe.json with the search."""
-    write_json({"version": 1, "split": "test", "metrics": run.metrics,
-                "run": {"trainer": TRAINER_NAME, "dataset": dataset, "backbone": backbone, "seed": run.seed,
-                        "num_shots": run.num_shot, "subsample_classes": "all", "max_epoch": None, "epoch": None,
-                        "eval_only": False},
-                "finished": True}, os.path.join(folder, "metrics.json"))
+    write_json(
+        {
+            "version": 1,
+            "split": "test",
+            "metrics": run.metrics,
+            "run": {
+                "trainer": TRAINER_NAME,
+                "dataset": dataset,
+                "backbone": backbone,
+                "seed": run.seed,
+                "num_shots": run.num_shot,
+                "subsample_classes": "all",
+                "max_epoch": None,
+                "epoch": None,
+                "eval_only": False,
+            },
+            "finished": True,
+        },
+        os.path.join(folder, "metrics.json"),
+    )
     search = run.search
-    write_json({"feature_dir": os.path.abspath(feature_folder), "c_grid": list(C_GRID),
-                "grid_val_accuracy": search.grid_acc, "c_peak": search.c_peak, "c_final": float(search.c_final),
-                "steps": [{"c_left": float(s.c_left), "c_right": float(s.c_right), "val_acc_left": float(s.acc_left),
-                           "val_acc_right": float(s.acc_right), "c_final": float(s.c_final), "test_accuracy": acc}
-                          for s, acc in zip(search.steps, run.step_test_acc)],
-                "train_indices": run.train_idx.tolist(), "val_indices": run.val_idx.tolist()},
-               os.path.join(folder, "probe.json"))
+    write_json(
+        {
+            "feature_dir": os.path.abspath(feature_folder),
+            "c_grid": list(C_GRID),
+            "grid_val_accuracy": search.grid_acc,
+            "c_peak": search.c_peak,
+            "c_final": float(search.c_final),
+            "steps": [
+                {
+                    "c_left": float(s.c_left),
+                    "c_right": float(s.c_right),
+                    "val_acc_left": float(s.acc_left),
+                    "val_acc_right": float(s.acc_right),
+                    "c_final": float(s.c_final),
+                    "test_accuracy": acc,
+                }
+                for s, acc in zip(search.steps, run.step_test_acc)
+            ],
+            "train_indices": run.train_idx.tolist(),
+            "val_indices": run.val_idx.tolist(),
+        },
+        os.path.join(folder, "probe.json"),
+    )
 
 
 # ---------------------------------------------------------------- command line
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -319,7 +375,7 @@ def dataset_info(folder, dataset, backbone):
     meta_path = os.path.join(folder, "meta.json")
     meta = read_json(meta_path) if os.path.isfile(meta_path) else {}
     if not backbone and not meta.get("backbone"):
-        logger.warning(f'{meta_path} not found; assuming backbone {DEFAULT_BACKBONE} (pass --backbone)')
+        logger.warning(f"{meta_path} not found; assuming backbone {DEFAULT_BACKBONE} (pass --backbone)")
     return meta.get("dataset", dataset), backbone or meta.get("backbone", DEFAULT_BACKBONE)
 
 
@@ -330,16 +386,21 @@ def main(argv=None):
         raise SystemExit("--num_run and every --shots value must be >= 1")
     folder = find_feature_folder(args.feature_dir, args.dataset)
     dataset, backbone = dataset_info(folder, args.dataset, args.backbone)
-    feats = {"train": load_split(folder, "train"), "val": load_split(folder, "val"),
-             "test": load_split(folder, "test", np.float64)}  # converted once, not per probe
+    feats = {
+        "train": load_split(folder, "train"),
+        "val": load_split(folder, "val"),
+        "test": load_split(folder, "test", np.float64),
+    }  # converted once, not per probe
     report, details = report_paths(args.report_dir, args.feature_dir, args.num_step, args.num_run)
     for num_shot in args.shots:
         runs = []
         for seed in range(1, args.num_run + 1):
             run = probe(feats, num_shot, seed, args.num_step)
             runs.append(run)
-            logger.info(f"{dataset}, {num_shot} shot, seed {seed}: C {run.search.c_final:.4g}, "
-                        f"test accuracy {run.step_test_acc[-1]:.2f}")
+            logger.info(
+                f"{dataset}, {num_shot} shot, seed {seed}: C {run.search.c_final:.4g}, "
+                f"test accuracy {run.step_test_acc[-1]:.2f}"
+            )
             if args.output_dir:
                 write_run(run_dir(args.output_dir, dataset, backbone, num_shot, seed), dataset, backbone, run, folder)
         append_lines(details, [line for run in runs for line in detail_lines(dataset, run)])

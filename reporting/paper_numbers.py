@@ -11,13 +11,25 @@ SOURCE = {
     "cross_dataset": "CoCoOp paper Table 2 (ImageNet -> 10 datasets), ViT-B/16; CLIP row from one source",
     "domain_generalization": "CoCoOp paper Table 3 (ImageNet -> 4 variants), ViT-B/16",
     "fewshot": "CoOp paper (IJCV'22), RN50, M=16, end, unified ctx: 16-shot per dataset as reprinted by "
-               "LoGoPrompt Table 2, ImageNet by shots as reprinted by a later paper; ViT-B/16 averages as "
-               "tabulated by the CLIP-SVD README (origin not stated there)",
+    "LoGoPrompt Table 2, ImageNet by shots as reprinted by a later paper; ViT-B/16 averages as "
+    "tabulated by the CLIP-SVD README (origin not stated there)",
     "zeroshot": "RN50: Tip-Adapter exp.log; ViT-B/16: CLIP row of CoCoOp Table 2 (full class sets)",
 }
 
-_B2N_ROWS = ["Average", "ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "Flowers102", "Food101",
-             "FGVCAircraft", "SUN397", "DTD", "EuroSAT", "UCF101"]
+_B2N_ROWS = [
+    "Average",
+    "ImageNet",
+    "Caltech101",
+    "OxfordPets",
+    "StanfordCars",
+    "Flowers102",
+    "Food101",
+    "FGVCAircraft",
+    "SUN397",
+    "DTD",
+    "EuroSAT",
+    "UCF101",
+]
 
 
 def _b2n(*triples):
@@ -26,23 +38,69 @@ def _b2n(*triples):
 
 # Method name in the paper -> row -> {"Base", "New", "H"}. "Average" H = HM(avg Base, avg New).
 BASE2NEW = {
-    "CLIP": _b2n((69.34, 74.22, 71.70), (72.43, 68.14, 70.22), (96.84, 94.00, 95.40), (91.17, 97.26, 94.12),
-                 (63.37, 74.89, 68.65), (72.08, 77.80, 74.83), (90.10, 91.22, 90.66), (27.19, 36.29, 31.09),
-                 (69.36, 75.35, 72.23), (53.24, 59.90, 56.37), (56.48, 64.05, 60.03), (70.53, 77.50, 73.85)),
-    "CoOp": _b2n((82.69, 63.22, 71.66), (76.47, 67.88, 71.92), (98.00, 89.81, 93.73), (93.67, 95.29, 94.47),
-                 (78.12, 60.40, 68.13), (97.60, 59.67, 74.06), (88.33, 82.26, 85.19), (40.44, 22.30, 28.75),
-                 (80.60, 65.89, 72.51), (79.44, 41.18, 54.24), (92.19, 54.74, 68.69), (84.69, 56.05, 67.46)),
-    "CoCoOp": _b2n((80.47, 71.69, 75.83), (75.98, 70.43, 73.10), (97.96, 93.81, 95.84), (95.20, 97.69, 96.43),
-                   (70.49, 73.59, 72.01), (94.87, 71.75, 81.71), (90.70, 91.29, 90.99), (33.41, 23.71, 27.74),
-                   (79.74, 76.86, 78.27), (77.01, 56.00, 64.85), (87.49, 60.04, 71.21), (82.33, 73.45, 77.64)),
+    "CLIP": _b2n(
+        (69.34, 74.22, 71.70),
+        (72.43, 68.14, 70.22),
+        (96.84, 94.00, 95.40),
+        (91.17, 97.26, 94.12),
+        (63.37, 74.89, 68.65),
+        (72.08, 77.80, 74.83),
+        (90.10, 91.22, 90.66),
+        (27.19, 36.29, 31.09),
+        (69.36, 75.35, 72.23),
+        (53.24, 59.90, 56.37),
+        (56.48, 64.05, 60.03),
+        (70.53, 77.50, 73.85),
+    ),
+    "CoOp": _b2n(
+        (82.69, 63.22, 71.66),
+        (76.47, 67.88, 71.92),
+        (98.00, 89.81, 93.73),
+        (93.67, 95.29, 94.47),
+        (78.12, 60.40, 68.13),
+        (97.60, 59.67, 74.06),
+        (88.33, 82.26, 85.19),
+        (40.44, 22.30, 28.75),
+        (80.60, 65.89, 72.51),
+        (79.44, 41.18, 54.24),
+        (92.19, 54.74, 68.69),
+        (84.69, 56.05, 67.46),
+    ),
+    "CoCoOp": _b2n(
+        (80.47, 71.69, 75.83),
+        (75.98, 70.43, 73.10),
+        (97.96, 93.81, 95.84),
+        (95.20, 97.69, 96.43),
+        (70.49, 73.59, 72.01),
+        (94.87, 71.75, 81.71),
+        (90.70, 91.29, 90.99),
+        (33.41, 23.71, 27.74),
+        (79.74, 76.86, 78.27),
+        (77.01, 56.00, 64.85),
+        (87.49, 60.04, 71.21),
+        (82.33, 73.45, 77.64),
+    ),
 }
 
-_XD_COLS = ["ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "Flowers102", "Food101", "FGVCAircraft",
-            "SUN397", "DTD", "EuroSAT", "UCF101", "Target avg"]
+_XD_COLS = [
+    "ImageNet",
+    "Caltech101",
+    "OxfordPets",
+    "StanfordCars",
+    "Flowers102",
+    "Food101",
+    "FGVCAircraft",
+    "SUN397",
+    "DTD",
+    "EuroSAT",
+    "UCF101",
+    "Target avg",
+]
 
 # Method -> column -> accuracy. "Target avg" excludes the ImageNet source.
 CROSS_DATASET = {
-    m: dict(zip(_XD_COLS, v)) for m, v in {
+    m: dict(zip(_XD_COLS, v))
+    for m, v in {
         "CLIP": (66.72, 92.94, 89.07, 65.29, 71.30, 86.11, 24.87, 62.62, 44.56, 47.69, 66.77, 65.12),
         "CoOp": (71.51, 93.70, 89.14, 64.51, 68.71, 85.30, 18.47, 64.15, 41.92, 46.39, 66.55, 63.88),
         "CoCoOp": (71.02, 94.43, 90.14, 65.32, 71.88, 86.06, 22.94, 67.36, 45.73, 45.37, 68.21, 65.74),
@@ -52,7 +110,8 @@ CROSS_DATASET = {
 _DG_COLS = ["ImageNet", "ImageNetV2", "ImageNet-Sketch", "ImageNet-A", "ImageNet-R", "Target avg", "Avg (5)"]
 
 DOMAIN_GENERALIZATION = {
-    m: dict(zip(_DG_COLS, v)) for m, v in {
+    m: dict(zip(_DG_COLS, v))
+    for m, v in {
         "CLIP": (66.73, 60.83, 46.15, 47.77, 73.96, 57.18, 59.08),
         "CoOp": (71.51, 64.20, 47.99, 49.71, 75.21, 59.28, 61.72),
         "CoCoOp": (71.02, 64.07, 48.75, 50.63, 76.18, 59.91, 62.13),
@@ -60,8 +119,12 @@ DOMAIN_GENERALIZATION = {
 }
 
 # (method, backbone) -> row -> {shots: accuracy}. Only the cells that could be verified.
-_RN50_16 = dict(zip(_XD_COLS[:11] + ["Average"], (62.95, 91.83, 87.01, 73.36, 94.51, 74.67, 31.26, 69.26,
-                                                   63.58, 83.53, 75.71, 73.42)))
+_RN50_16 = dict(
+    zip(
+        _XD_COLS[:11] + ["Average"],
+        (62.95, 91.83, 87.01, 73.36, 94.51, 74.67, 31.26, 69.26, 63.58, 83.53, 75.71, 73.42),
+    )
+)
 FEWSHOT = {
     ("CoOp", "RN50"): {row: {16: v} for row, v in _RN50_16.items()},
     ("CoOp", "ViT-B/16"): {"Average": dict(zip((1, 2, 4, 8, 16), (68.09, 70.13, 73.59, 76.45, 79.01)))},
@@ -71,9 +134,20 @@ FEWSHOT[("CoOp", "RN50")]["ImageNet"] = dict(zip((1, 2, 4, 8, 16), (57.15, 57.81
 
 # Backbone -> dataset -> zero-shot accuracy (single template, full class set).
 ZEROSHOT = {
-    "RN50": {"ImageNet": 60.32, "Caltech101": 85.92, "OxfordPets": 85.83, "StanfordCars": 55.74,
-             "Flowers102": 66.02, "Food101": 77.32, "FGVCAircraft": 17.10, "SUN397": 58.52, "DTD": 42.20,
-             "EuroSAT": 37.52, "UCF101": 61.35, "Average": 58.89},
+    "RN50": {
+        "ImageNet": 60.32,
+        "Caltech101": 85.92,
+        "OxfordPets": 85.83,
+        "StanfordCars": 55.74,
+        "Flowers102": 66.02,
+        "Food101": 77.32,
+        "FGVCAircraft": 17.10,
+        "SUN397": 58.52,
+        "DTD": 42.20,
+        "EuroSAT": 37.52,
+        "UCF101": 61.35,
+        "Average": 58.89,
+    },
     "ViT-B/16": {k: v for k, v in CROSS_DATASET["CLIP"].items() if k != "Target avg"},
 }
 

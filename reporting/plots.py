@@ -3,6 +3,7 @@ dataset and one for the average, a line per method variant) and Base / New / H b
 figure per base-to-new table) or per method (one per by-method table). matplotlib is an optional extra,
 imported only here.
 """
+
 import json
 import logging
 import os
@@ -48,10 +49,11 @@ def _plot_curve(ax, table, dataset):
     row = next((r for r in table["rows"] if r["label"] == dataset), None)
     if row is None:
         return
-    label = " ".join(x for x in (table["meta"].get("trainer"), table["meta"].get("cfg"),
-                                 table["meta"].get("variant")) if x)
+    label = " ".join(
+        x for x in (table["meta"].get("trainer"), table["meta"].get("cfg"), table["meta"].get("variant")) if x
+    )
     cells = sorted((int(c), v) for c, v in row["cells"].items())
-    line, = ax.plot([c for c, _ in cells], [v["mean"] for _, v in cells], marker="o", label=label)
+    (line,) = ax.plot([c for c, _ in cells], [v["mean"] for _, v in cells], marker="o", label=label)
     published = [(c, v["paper"]) for c, v in cells if "paper" in v]
     if published:
         ax.plot(*zip(*published), "x", color=line.get_color(), markersize=8, label=f"{label} (paper)")

@@ -6,13 +6,13 @@ would pull in torch for a tool that only reads JSON and text.
 CSV and JSON keep numbers as numbers (mean, spread, n, and with --paper the published value and the
 difference); text and Markdown show `mean ± spread`, and with --paper `(paper P, D)` beside it.
 """
+
 import csv
 import dataclasses
 import json
 import os
 
 from tabulate import tabulate
-
 
 
 def _paper(table, label, column):
@@ -33,8 +33,13 @@ def format_cell(stat, published=None, decimals=2):
 def _grid(table, show_paper, decimals):
     rows = []
     for label, cells in table.rows:
-        rows.append([label] + [format_cell(cells.get(c), _paper(table, label, c) if show_paper else None,
-                                           decimals) for c in table.columns])
+        rows.append(
+            [label]
+            + [
+                format_cell(cells.get(c), _paper(table, label, c) if show_paper else None, decimals)
+                for c in table.columns
+            ]
+        )
     return ["", *table.columns], rows
 
 
@@ -67,8 +72,15 @@ def table_to_dict(table, show_paper=False):
             if published is not None:
                 out[column].update(paper=published, diff=stat.mean - published)
         rows.append({"label": label, "cells": out})
-    return dict(name=table.name, kind=table.kind, title=table.title, columns=table.columns, meta=table.meta,
-                rows=rows, paper_source=table.paper_source if show_paper else "")
+    return dict(
+        name=table.name,
+        kind=table.kind,
+        title=table.title,
+        columns=table.columns,
+        meta=table.meta,
+        rows=rows,
+        paper_source=table.paper_source if show_paper else "",
+    )
 
 
 def write_csv(table, path, show_paper=False):
@@ -92,8 +104,21 @@ def write_csv(table, path, show_paper=False):
 
 
 def write_runs_csv(runs, path):
-    fields = ["protocol", "phase", "trainer", "cfg", "variant", "backbone", "dataset", "shots", "seed",
-              "accuracy", "macro_f1", "source", "path"]
+    fields = [
+        "protocol",
+        "phase",
+        "trainer",
+        "cfg",
+        "variant",
+        "backbone",
+        "dataset",
+        "shots",
+        "seed",
+        "accuracy",
+        "macro_f1",
+        "source",
+        "path",
+    ]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fields)
         writer.writeheader()
@@ -115,8 +140,12 @@ def write_all(tables, runs, out_dir, show_paper=False, spread="std", decimals=2)
         f.write("\n".join(to_markdown(t, show_paper, decimals) for t in tables))
     paths.append(os.path.join(out_dir, "results.json"))
     with open(paths[-1], "w") as f:
-        data = dict(version=1, spread=spread, tables=[table_to_dict(t, show_paper) for t in tables],
-                    runs=[dataclasses.asdict(r) for r in runs])
+        data = dict(
+            version=1,
+            spread=spread,
+            tables=[table_to_dict(t, show_paper) for t in tables],
+            runs=[dataclasses.asdict(r) for r in runs],
+        )
         json.dump(data, f, indent=2)
     paths.append(os.path.join(out_dir, "runs.csv"))
     write_runs_csv(runs, paths[-1])

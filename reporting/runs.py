@@ -11,6 +11,7 @@ log.txt. The folder's place in the tree says which protocol it belongs to (SPEC 
 where <variant> is CoOp's `nctx<M>_csc<C>_ctp<P>`. Layouts are matched on the end of the path, so any
 folder above `output/` (or a sub-tree of it) can be given as the root.
 """
+
 import dataclasses
 import json
 import logging
@@ -26,10 +27,14 @@ _CFG_SHOTS = re.compile(r"^(.+)_(\d+)shots$")
 _VARIANT = re.compile(r"^nctx\d+_csc\w+_ctp\w+$")
 # Dassl >= 0.6.1 prints "Finish training"; older Dassl printed "Finished training".
 END_SIGNALS = ("Finish training", "Finished training")
-_LOG_KEYS = {"total": "total", "correct": "correct", "accuracy": "accuracy", "error": "error_rate",
-             "macro_f1": "macro_f1"}
-_BACKBONES = {"rn50": "RN50", "rn101": "RN101", "vit_b32": "ViT-B/32", "vit_b16": "ViT-B/16",
-              "vit_l14": "ViT-L/14"}
+_LOG_KEYS = {
+    "total": "total",
+    "correct": "correct",
+    "accuracy": "accuracy",
+    "error": "error_rate",
+    "macro_f1": "macro_f1",
+}
+_BACKBONES = {"rn50": "RN50", "rn101": "RN101", "vit_b32": "ViT-B/32", "vit_b16": "ViT-B/16", "vit_l14": "ViT-L/14"}
 
 
 @dataclasses.dataclass
@@ -81,8 +86,15 @@ def parse_layout(path):
     parts = os.path.normpath(os.path.abspath(path)).split(os.sep)
     seed = _SEED.match(parts[-1])
     if len(parts) >= 7 and parts[-7] == "base2new" and seed and parts[-4].startswith("shots_"):
-        return dict(protocol="base2new", phase=parts[-6], dataset=parts[-5], shots=int(parts[-4][6:]),
-                    trainer=parts[-3], cfg=parts[-2], seed=int(seed.group(1)))
+        return dict(
+            protocol="base2new",
+            phase=parts[-6],
+            dataset=parts[-5],
+            shots=int(parts[-4][6:]),
+            trainer=parts[-3],
+            cfg=parts[-2],
+            seed=int(seed.group(1)),
+        )
     if len(parts) >= 3 and parts[-3].startswith("ZeroshotCLIP"):
         return dict(protocol="zeroshot", trainer=parts[-3], cfg=parts[-2], dataset=parts[-1])
     if not seed or len(parts) < 5:
@@ -123,7 +135,7 @@ def read_log_result(path, needs_end_signal):
     if not blocks:
         return None
     metrics = {}
-    for line in lines[blocks[-1] + 1:]:
+    for line in lines[blocks[-1] + 1 :]:
         if not line.startswith("* ") or ":" not in line:
             break
         key, value = line[2:].split(":", 1)

@@ -5,6 +5,7 @@ confidence interval 1.96 * std / sqrt(n). Averages over datasets are means of th
 and carry no spread. Base-to-new H follows the CoCoOp paper: per dataset HM(mean Base, mean New), and
 on the Average row HM(average Base, average New), not the mean of the per-dataset H.
 """
+
 import collections
 import dataclasses
 import logging
@@ -96,8 +97,13 @@ def _base2new_table(trainer, cfg, cells, ci95):
     for dataset in sorted(seeds, key=order_key):
         paired = {s: v for s, v in seeds[dataset].items() if {"train_base", "test_new"} <= set(v)}
         if len(paired) < len(seeds[dataset]):
-            logger.warning("base2new %s %s %s: seeds %s lack a train_base or test_new result", trainer,
-                           cfg, dataset, sorted(set(seeds[dataset]) - set(paired)))
+            logger.warning(
+                "base2new %s %s %s: seeds %s lack a train_base or test_new result",
+                trainer,
+                cfg,
+                dataset,
+                sorted(set(seeds[dataset]) - set(paired)),
+            )
         if not paired:
             continue
         base = summarize([paired[s]["train_base"] for s in sorted(paired)], ci95)
@@ -107,9 +113,14 @@ def _base2new_table(trainer, cfg, cells, ci95):
         base, new = mean_of(r[1]["Base"] for r in rows), mean_of(r[1]["New"] for r in rows)
         rows.append(("Average", {"Base": base, "New": new, "H": Stat(hmean(base.mean, new.mean), None, base.n)}))
     backbone = next(iter(cells.values())).backbone
-    table = Table(_safe(f"base2new_{trainer}_{cfg}"), "base2new",
-                  f"Base-to-new: {trainer} {_cfgs(cells.values())} ({backbone})", ["Base", "New", "H"], rows,
-                  dict(trainer=trainer, cfg=cfg, backbone=backbone, cfgs=_cfgs(cells.values())))
+    table = Table(
+        _safe(f"base2new_{trainer}_{cfg}"),
+        "base2new",
+        f"Base-to-new: {trainer} {_cfgs(cells.values())} ({backbone})",
+        ["Base", "New", "H"],
+        rows,
+        dict(trainer=trainer, cfg=cfg, backbone=backbone, cfgs=_cfgs(cells.values())),
+    )
     method = paper.METHOD.get(trainer)
     if backbone == "ViT-B/16" and method in paper.BASE2NEW:
         table.paper, table.paper_source = paper.BASE2NEW[method], paper.SOURCE["base2new"]
@@ -143,17 +154,23 @@ def base2new_method_tables(tables):
             rows.append((label, cells))
             if table.paper.get(dataset):
                 published[label] = table.paper[dataset]
-        table = Table(_safe(f"base2new_by_method_{dataset}"), "base2new_by_method",
-                      f"Base-to-new on {dataset}, by method", ["Base", "New", "H"], rows,
-                      dict(dataset=dataset), published, paper.SOURCE["base2new"] if published else "")
+        table = Table(
+            _safe(f"base2new_by_method_{dataset}"),
+            "base2new_by_method",
+            f"Base-to-new on {dataset}, by method",
+            ["Base", "New", "H"],
+            rows,
+            dict(dataset=dataset),
+            published,
+            paper.SOURCE["base2new"] if published else "",
+        )
         out.append(table)
     return out
 
 
 def fewshot_tables(runs, ci95=False, exact_cfg=False):
     runs = [r for r in runs if r.protocol == "train"]
-    groups = _group(runs, lambda r, cfg: (r.trainer, cfg, r.variant),
-                    lambda r: (r.dataset, r.shots, r.seed), exact_cfg)
+    groups = _group(runs, lambda r, cfg: (r.trainer, cfg, r.variant), lambda r: (r.dataset, r.shots, r.seed), exact_cfg)
     return [_fewshot_table(key, cells, ci95) for key, cells in sorted(groups.items())]
 
 
@@ -166,16 +183,19 @@ def _fewshot_table(key, cells, ci95):
     columns = [str(s) for s in shots]
     rows = []
     for dataset in sorted({d for d, _s in values}, key=order_key):
-        rows.append((dataset, {str(s): summarize(values[dataset, s], ci95) for s in shots
-                               if (dataset, s) in values}))
+        rows.append((dataset, {str(s): summarize(values[dataset, s], ci95) for s in shots if (dataset, s) in values}))
     if len(rows) > 1:
         rows.append(("Average", {c: mean_of(r[1].get(c) for r in rows) for c in columns}))
     backbone = next(iter(cells.values())).backbone
     label = _label(trainer, _cfgs(cells.values()), variant)
-    table = Table(_safe(f"fewshot_{_label(trainer, cfg, variant)}"), "fewshot",
-                  f"Few-shot accuracy by shots: {label} ({backbone})", columns, rows,
-                  dict(trainer=trainer, cfg=cfg, variant=variant, backbone=backbone,
-                       cfgs=_cfgs(cells.values())))
+    table = Table(
+        _safe(f"fewshot_{_label(trainer, cfg, variant)}"),
+        "fewshot",
+        f"Few-shot accuracy by shots: {label} ({backbone})",
+        columns,
+        rows,
+        dict(trainer=trainer, cfg=cfg, variant=variant, backbone=backbone, cfgs=_cfgs(cells.values())),
+    )
     published = paper.FEWSHOT.get((paper.METHOD.get(trainer), backbone))
     if published and variant in ("", "nctx16_cscFalse_ctpend"):
         table.paper = {row: {str(s): v for s, v in by_shot.items()} for row, by_shot in published.items()}
@@ -190,14 +210,16 @@ def transfer_tables(runs, ci95=False, exact_cfg=False):
     key = lambda r, cfg: (r.trainer, cfg, r.variant, r.shots)  # noqa: E731
     groups = _group(evaluations, key, lambda r: (r.dataset, r.seed), exact_cfg)
     source_groups = _group(sources, key, lambda r: (r.dataset, r.seed), exact_cfg)
-    specs = [("cross_dataset", "Cross-dataset transfer (ImageNet -> 10 datasets)", XD_TARGETS, False),
-             ("domain_generalization", "Domain generalisation (ImageNet -> 4 variants)", DG_TARGETS, True)]
+    specs = [
+        ("cross_dataset", "Cross-dataset transfer (ImageNet -> 10 datasets)", XD_TARGETS, False),
+        ("domain_generalization", "Domain generalisation (ImageNet -> 4 variants)", DG_TARGETS, True),
+    ]
     tables = []
     for kind, title, targets, with_all in specs:
-        rows = [_transfer_row(groups[k], source_groups.get(k, {}), targets, with_all, ci95)
-                for k in sorted(groups)]
-        labels = [_label(k[0], _cfgs([*groups[k].values(), *source_groups.get(k, {}).values()]), k[2])
-                  for k in sorted(groups)]
+        rows = [_transfer_row(groups[k], source_groups.get(k, {}), targets, with_all, ci95) for k in sorted(groups)]
+        labels = [
+            _label(k[0], _cfgs([*groups[k].values(), *source_groups.get(k, {}).values()]), k[2]) for k in sorted(groups)
+        ]
         rows = [(label, cells) for label, cells in zip(labels, rows) if any(t in cells for t in targets)]
         if rows:
             columns = ["ImageNet", *targets, "Target avg"] + (["Avg (5)"] if with_all else [])
@@ -250,5 +272,10 @@ def zeroshot_tables(runs, ci95=False, exact_cfg=True):
 
 def build_tables(runs, ci95=False, exact_cfg=False):
     base2new = base2new_tables(runs, ci95, exact_cfg)
-    return (base2new + base2new_method_tables(base2new) + transfer_tables(runs, ci95, exact_cfg)
-            + fewshot_tables(runs, ci95, exact_cfg) + zeroshot_tables(runs, ci95))
+    return (
+        base2new
+        + base2new_method_tables(base2new)
+        + transfer_tables(runs, ci95, exact_cfg)
+        + fewshot_tables(runs, ci95, exact_cfg)
+        + zeroshot_tables(runs, ci95)
+    )

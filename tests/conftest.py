@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny CLIP saved in OpenAI's release layout, loaded by path like real weights."""
+
 import os
 
 import pytest

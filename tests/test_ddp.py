@@ -6,6 +6,7 @@ to float rounding) and so must the test accuracy. Both runs go through torchrun,
 data with a DistributedSampler (1 replica yields the global batches that 2 replicas interleave);
 a plain `python train.py` run draws another order (RandomSampler), so it is not compared here.
 """
+
 import json
 import os
 import subprocess
@@ -32,13 +33,49 @@ def pets_root(tmp_path_factory):
 
 def torchrun(nproc, trainer, root, clip_path, out, batch_size=4):
     config, prec_key = CONFIGS[trainer]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "train.py", "--root", root, "--seed", "1", "--trainer", trainer, "--output-dir", str(out),
-           "--dataset-config-file", "configs/datasets/oxford_pets.yaml", "--config-file", config,
-           "MODEL.BACKBONE.NAME", clip_path, prec_key, "fp32", "USE_CUDA", "False",
-           "DATASET.NUM_SHOTS", "4", "DATALOADER.NUM_WORKERS", "0", "INPUT.TRANSFORMS", '["normalize"]',
-           "DATALOADER.TRAIN_X.BATCH_SIZE", str(batch_size), "DATALOADER.TEST.BATCH_SIZE", "16",
-           "OPTIM.MAX_EPOCH", "2", "OPTIM.WARMUP_EPOCH", "0", "OPTIM.LR", "0.002"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "train.py",
+        "--root",
+        root,
+        "--seed",
+        "1",
+        "--trainer",
+        trainer,
+        "--output-dir",
+        str(out),
+        "--dataset-config-file",
+        "configs/datasets/oxford_pets.yaml",
+        "--config-file",
+        config,
+        "MODEL.BACKBONE.NAME",
+        clip_path,
+        prec_key,
+        "fp32",
+        "USE_CUDA",
+        "False",
+        "DATASET.NUM_SHOTS",
+        "4",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "INPUT.TRANSFORMS",
+        '["normalize"]',
+        "DATALOADER.TRAIN_X.BATCH_SIZE",
+        str(batch_size),
+        "DATALOADER.TEST.BATCH_SIZE",
+        "16",
+        "OPTIM.MAX_EPOCH",
+        "2",
+        "OPTIM.WARMUP_EPOCH",
+        "0",
+        "OPTIM.LR",
+        "0.002",
+    ]
     # --standalone picks a free rendezvous port; OMP_NUM_THREADS=1 keeps 2 processes on 2 cores.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.path.abspath(REPO)}
     env.pop("MASTER_PORT", None)

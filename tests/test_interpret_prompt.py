@@ -1,4 +1,5 @@
 """interpret_prompt.py: nearest vocabulary tokens of learned contexts, on a tiny CLIP loaded by path."""
+
 import os
 import subprocess
 import sys
@@ -26,8 +27,16 @@ def _ids(words=WORDS):
 
 def _save(path, ctx):
     """A prompt-learner checkpoint as the engine writes it (extra keys and buffers included)."""
-    torch.save({"state_dict": {"ctx": ctx, "token_prefix": torch.zeros(2, 1, ctx.shape[-1])}, "epoch": 3,
-                "optimizer": None, "scheduler": None, "val_result": None}, path)
+    torch.save(
+        {
+            "state_dict": {"ctx": ctx, "token_prefix": torch.zeros(2, 1, ctx.shape[-1])},
+            "epoch": 3,
+            "optimizer": None,
+            "scheduler": None,
+            "val_result": None,
+        },
+        path,
+    )
     return str(path)
 
 
@@ -45,9 +54,22 @@ def test_class_specific_contexts_per_class(tmp_path, tiny_clip_path, table):
     rows = interpret_prompt.interpret(ctx, table, 2, SimpleTokenizer().decoder)
     assert [[pos[0][0] for pos in cls] for cls in rows] == per_class
     path = _save(tmp_path / "csc.pth.tar-1", ctx)
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "interpret_prompt.py"), path, "2", "--backbone",
-                           tiny_clip_path, "--class-index", "1"], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "interpret_prompt.py"),
+            path,
+            "2",
+            "--backbone",
+            tiny_clip_path,
+            "--class-index",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert "Class 1:" in lines and "Class 0:" not in lines

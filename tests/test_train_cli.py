@@ -3,6 +3,7 @@
 Every run goes through `train.main` with a tiny CLIP saved in OpenAI's layout as MODEL.BACKBONE.NAME
 and a miniature OxfordPets folder in its real layout, with the real trainer yamls.
 """
+
 import json
 import math
 import os
@@ -38,9 +39,26 @@ def data_root(tmp_path_factory):
 
 
 def run(data_root, out, clip, trainer="CoCoOp", cfg=COCOOP_CFG, extra=(), opts=()):
-    args = ["--root", data_root, "--seed", "1", "--trainer", trainer, "--dataset-config-file", PETS,
-            "--config-file", cfg, "--output-dir", str(out), *extra,
-            "MODEL.BACKBONE.NAME", clip, "DATALOADER.NUM_WORKERS", "0", *opts]
+    args = [
+        "--root",
+        data_root,
+        "--seed",
+        "1",
+        "--trainer",
+        trainer,
+        "--dataset-config-file",
+        PETS,
+        "--config-file",
+        cfg,
+        "--output-dir",
+        str(out),
+        *extra,
+        "MODEL.BACKBONE.NAME",
+        clip,
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        *opts,
+    ]
     train.main(args)
     with open(os.path.join(out, "metrics.json")) as f:
         return json.load(f)
@@ -63,8 +81,13 @@ def test_cocoop_base_then_new_writes_the_reference_result_block(data_root, tiny_
     assert m["metrics"]["total"] == 6  # 3 base classes x 2 test images
 
     new = tmp_path / "test_new"
-    m = run(data_root, new, tiny_clip_path, extra=("--eval-only", "--model-dir", str(base), "--load-epoch", "2"),
-            opts=("DATASET.NUM_SHOTS", "4", "DATASET.SUBSAMPLE_CLASSES", "new"))
+    m = run(
+        data_root,
+        new,
+        tiny_clip_path,
+        extra=("--eval-only", "--model-dir", str(base), "--load-epoch", "2"),
+        opts=("DATASET.NUM_SHOTS", "4", "DATASET.SUBSAMPLE_CLASSES", "new"),
+    )
     assert m["metrics"]["total"] == 4 and m["run"]["eval_only"] and m["run"]["epoch"] == 2
     log = open(new / "log.txt").read()
     assert "Loading weights to prompt_learner from" in log and "(epoch = 2)" in log
@@ -75,18 +98,50 @@ def test_cocoop_base_then_new_writes_the_reference_result_block(data_root, tiny_
 def test_saved_model_evaluates_to_the_same_accuracy(data_root, tiny_clip_path, tmp_path, trainer, cfg):
     opts = ("DATASET.NUM_SHOTS", "4", "OPTIM.MAX_EPOCH", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "4")
     trained = run(data_root, tmp_path / "a", tiny_clip_path, trainer, cfg, opts=opts)
-    again = run(data_root, tmp_path / "b", tiny_clip_path, trainer, cfg,
-                extra=("--eval-only", "--model-dir", str(tmp_path / "a"), "--load-epoch", "2"), opts=opts)
+    again = run(
+        data_root,
+        tmp_path / "b",
+        tiny_clip_path,
+        trainer,
+        cfg,
+        extra=("--eval-only", "--model-dir", str(tmp_path / "a"), "--load-epoch", "2"),
+        opts=opts,
+    )
     assert again["metrics"] == trained["metrics"]
 
 
 def test_short_run_lowers_the_loss_on_a_learnable_task(data_root, tiny_clip_path, tmp_path):
-    run(data_root, tmp_path, tiny_clip_path, "CoOp", COOP_CFG,
-        opts=("DATASET.NUM_SHOTS", "5", "TRAINER.COOP.CSC", "True", "TRAINER.COOP.CTX_INIT", "",
-              "TRAINER.COOP.N_CTX", "4", "OPTIM.MAX_EPOCH", "8", "OPTIM.LR", "0.5", "OPTIM.WARMUP_EPOCH", "-1",
-              "DATALOADER.TRAIN_X.BATCH_SIZE", "5", "INPUT.TRANSFORMS", "['normalize']"))
-    losses = [float(x) for x in re.findall(r"^epoch \[\d+/8\] summary: loss ([\d.]+)", open(tmp_path / "log.txt").read(),
-                                            flags=re.M)]
+    run(
+        data_root,
+        tmp_path,
+        tiny_clip_path,
+        "CoOp",
+        COOP_CFG,
+        opts=(
+            "DATASET.NUM_SHOTS",
+            "5",
+            "TRAINER.COOP.CSC",
+            "True",
+            "TRAINER.COOP.CTX_INIT",
+            "",
+            "TRAINER.COOP.N_CTX",
+            "4",
+            "OPTIM.MAX_EPOCH",
+            "8",
+            "OPTIM.LR",
+            "0.5",
+            "OPTIM.WARMUP_EPOCH",
+            "-1",
+            "DATALOADER.TRAIN_X.BATCH_SIZE",
+            "5",
+            "INPUT.TRANSFORMS",
+            "['normalize']",
+        ),
+    )
+    losses = [
+        float(x)
+        for x in re.findall(r"^epoch \[\d+/8\] summary: loss ([\d.]+)", open(tmp_path / "log.txt").read(), flags=re.M)
+    ]
     assert len(losses) == 8
     assert losses[-1] < 0.5 * losses[0]
 
@@ -109,12 +164,23 @@ def reference_checkpoint(path, n_cls, width=64, n_ctx=4, vis_dim=32):
     sum(p.float().sum() for p in params).backward()
     optim.step()
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=10.0)
-    scheduler = {"successor": cosine, "warmup_epoch": 1, "cons_lr": 1e-5, "last_epoch": 10, "base_lrs": [0.002],
-                 "_step_count": 11, "verbose": False, "_get_lr_called_within_step": False, "_last_lr": [1.9e-4]}
+    scheduler = {
+        "successor": cosine,
+        "warmup_epoch": 1,
+        "cons_lr": 1e-5,
+        "last_epoch": 10,
+        "base_lrs": [0.002],
+        "_step_count": 11,
+        "verbose": False,
+        "_get_lr_called_within_step": False,
+        "_last_lr": [1.9e-4],
+    }
     folder = os.path.join(path, "prompt_learner")
     os.makedirs(folder)
-    torch.save({"state_dict": sd, "epoch": 10, "optimizer": optim.state_dict(), "scheduler": scheduler,
-                "val_result": None}, os.path.join(folder, "model.pth.tar-10"))
+    torch.save(
+        {"state_dict": sd, "epoch": 10, "optimizer": optim.state_dict(), "scheduler": scheduler, "val_result": None},
+        os.path.join(folder, "model.pth.tar-10"),
+    )
     with open(os.path.join(folder, "checkpoint"), "w") as f:
         f.write("model.pth.tar-10\n")
     return sd
@@ -123,9 +189,13 @@ def reference_checkpoint(path, n_cls, width=64, n_ctx=4, vis_dim=32):
 def test_checkpoint_in_the_original_format_loads_and_evaluates(data_root, tiny_clip_path, tmp_path):
     ref = reference_checkpoint(tmp_path / "ref", n_cls=100)  # trained on another class list
     assert load_checkpoint(str(tmp_path / "ref" / "prompt_learner" / "model.pth.tar-10"))["epoch"] == 10
-    m = run(data_root, tmp_path / "eval", tiny_clip_path,
-            extra=("--eval-only", "--model-dir", str(tmp_path / "ref"), "--load-epoch", "10"),
-            opts=("DATASET.SUBSAMPLE_CLASSES", "new"))
+    m = run(
+        data_root,
+        tmp_path / "eval",
+        tiny_clip_path,
+        extra=("--eval-only", "--model-dir", str(tmp_path / "ref"), "--load-epoch", "10"),
+        opts=("DATASET.SUBSAMPLE_CLASSES", "new"),
+    )
     assert m["metrics"]["total"] == 4 and m["run"]["epoch"] == 10
     assert "=> result" in open(tmp_path / "eval" / "log.txt").read()
 
@@ -135,8 +205,15 @@ def test_our_checkpoint_has_the_original_keys(data_root, tiny_clip_path, tmp_pat
     ckpt = torch.load(tmp_path / "prompt_learner" / "model.pth.tar-1", weights_only=True)
     assert {"state_dict", "epoch", "optimizer", "scheduler", "val_result"} <= set(ckpt)
     assert ckpt["epoch"] == 1 and ckpt["val_result"] is None
-    assert set(ckpt["state_dict"]) == {"ctx", "token_prefix", "token_suffix", "meta_net.linear1.weight",
-                                       "meta_net.linear1.bias", "meta_net.linear2.weight", "meta_net.linear2.bias"}
+    assert set(ckpt["state_dict"]) == {
+        "ctx",
+        "token_prefix",
+        "token_suffix",
+        "meta_net.linear1.weight",
+        "meta_net.linear1.bias",
+        "meta_net.linear2.weight",
+        "meta_net.linear2.bias",
+    }
     assert ckpt["state_dict"]["ctx"].dtype == torch.float32
 
 
@@ -159,20 +236,43 @@ def test_resume_continues_from_the_saved_epoch(data_root, tiny_clip_path, tmp_pa
 
 
 def test_zero_shot_clip_evaluates(data_root, tiny_clip_path, tmp_path):
-    m = run(data_root, tmp_path, tiny_clip_path, "ZeroshotCLIP", "configs/trainers/CoOp/vit_b16.yaml",
-            extra=("--eval-only",))
+    m = run(
+        data_root,
+        tmp_path,
+        tiny_clip_path,
+        "ZeroshotCLIP",
+        "configs/trainers/CoOp/vit_b16.yaml",
+        extra=("--eval-only",),
+    )
     assert m["metrics"]["total"] == 10 and not math.isnan(m["metrics"]["accuracy"])
     assert "a photo of a abyssinian, a type of pet." in open(tmp_path / "log.txt").read()
 
 
-@pytest.mark.parametrize("flags,opts,needle", [
-    (("--trainer", "CoCop"), (), 'Did you mean "CoCoOp"'),
-    ((), ("DATASET.NAME", "OxfordPet"), 'Did you mean "OxfordPets"'),
-    ((), ("TRAINER.COCOOP.N_CTXX", "4"), "TRAINER.COCOOP.N_CTX"),
-])
+@pytest.mark.parametrize(
+    "flags,opts,needle",
+    [
+        (("--trainer", "CoCop"), (), 'Did you mean "CoCoOp"'),
+        ((), ("DATASET.NAME", "OxfordPet"), 'Did you mean "OxfordPets"'),
+        ((), ("TRAINER.COCOOP.N_CTXX", "4"), "TRAINER.COCOOP.N_CTX"),
+    ],
+)
 def test_unknown_names_give_named_errors(data_root, tiny_clip_path, tmp_path, flags, opts, needle):
-    args = ["--root", data_root, "--trainer", "CoCoOp", "--dataset-config-file", PETS, "--config-file", COCOOP_CFG,
-            "--output-dir", str(tmp_path / "o"), *flags, "MODEL.BACKBONE.NAME", tiny_clip_path, *opts]
+    args = [
+        "--root",
+        data_root,
+        "--trainer",
+        "CoCoOp",
+        "--dataset-config-file",
+        PETS,
+        "--config-file",
+        COCOOP_CFG,
+        "--output-dir",
+        str(tmp_path / "o"),
+        *flags,
+        "MODEL.BACKBONE.NAME",
+        tiny_clip_path,
+        *opts,
+    ]
     with pytest.raises(Exception) as err:
         train.main(args)
     assert needle in str(err.value)

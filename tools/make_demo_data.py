@@ -8,6 +8,7 @@ last five in "new". Each image is a shape of the class colour at a random place 
 grey background: easy to learn, so a working pipeline shows above-chance accuracy even with a tiny
 random CLIP. Writes OUT/{train,val,test}/<class>/*.png and OUT/classnames.txt.
 """
+
 import argparse
 import os
 

@@ -6,6 +6,7 @@ length (77), so prompts are built exactly as with real weights; only the widths 
 
     python -m tools.tiny_clip OUT.pt [--vision vit|rn] [--format jit|state_dict] [--image-size 224]
 """
+
 import argparse
 
 import torch
@@ -24,8 +25,9 @@ def build_tiny_clip(vision="vit", image_size=224, width=64, layers=2, embed_dim=
         vision_cfg = CLIPVisionCfg(layers=(1, 1, 1, 1), width=width // 4, image_size=image_size, head_width=width // 4)
     else:
         raise ValueError(f'vision must be "vit" or "rn", got "{vision}"')
-    text_cfg = CLIPTextCfg(context_length=CONTEXT_LENGTH, vocab_size=VOCAB_SIZE, width=width, heads=width // 64 or 1,
-                           layers=layers)
+    text_cfg = CLIPTextCfg(
+        context_length=CONTEXT_LENGTH, vocab_size=VOCAB_SIZE, width=width, heads=width // 64 or 1, layers=layers
+    )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = CLIP(embed_dim, vision_cfg=vision_cfg, text_cfg=text_cfg, quick_gelu=True)
@@ -35,8 +37,9 @@ def build_tiny_clip(vision="vit", image_size=224, width=64, layers=2, embed_dim=
 def openai_state_dict(model):
     """The state dict as OpenAI's release files hold it (with their three metadata entries)."""
     sd = {k: v.detach().clone() for k, v in model.state_dict().items() if k != "attn_mask"}
-    sd["input_resolution"] = torch.tensor(model.visual.image_size[0] if isinstance(model.visual.image_size, tuple)
-                                          else model.visual.image_size)
+    sd["input_resolution"] = torch.tensor(
+        model.visual.image_size[0] if isinstance(model.visual.image_size, tuple) else model.visual.image_size
+    )
     sd["context_length"] = torch.tensor(CONTEXT_LENGTH)
     sd["vocab_size"] = torch.tensor(VOCAB_SIZE)
     return sd

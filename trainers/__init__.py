@@ -1,4 +1,5 @@
 """CLIP prompt learners, registered with the engine's TRAINER_REGISTRY when this package is imported."""
+
 from . import cocoop, coop, zsclip  # noqa: F401  (registers CoOp, CoCoOp, ZeroshotCLIP, ZeroshotCLIP2)
 
 

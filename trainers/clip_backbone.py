@@ -7,6 +7,7 @@
     release ships them);
   * an open_clip `model:tag` name, e.g. `ViT-B-16:laion2b_s34b_b88k`.
 """
+
 import logging
 import os
 import warnings
@@ -88,7 +89,9 @@ def _load_openai_by_name(name):
     if os.path.isfile(cached):
         return load_openai_checkpoint(cached)
     try:
-        return open_clip.create_model(oc_name, pretrained="openai", precision="fp16" if torch.cuda.is_available() else "fp32")
+        return open_clip.create_model(
+            oc_name, pretrained="openai", precision="fp16" if torch.cuda.is_available() else "fp32"
+        )
     except Exception as err:  # network or hub failure: say exactly what to fetch instead
         url = open_clip.get_pretrained_url(oc_name, "openai")
         raise BackboneNotFoundError(
@@ -185,7 +188,7 @@ class TextEncoder(nn.Module):
         step = chunk_size if chunk_size > 0 else prompts.shape[0]
         outs = []
         for start in range(0, prompts.shape[0], step):
-            chunk, chunk_eot = prompts[start:start + step], eot[start:start + step]
+            chunk, chunk_eot = prompts[start : start + step], eot[start : start + step]
             if checkpoint and torch.is_grad_enabled():
                 outs.append(torch.utils.checkpoint.checkpoint(self._encode, chunk, chunk_eot, use_reentrant=False))
             else:

@@ -5,6 +5,7 @@ Zhou et al., "Conditional Prompt Learning for Vision-Language Models" (CVPR 2022
 The original runs the text encoder once per image in a Python loop, which is why it trains at batch
 size 1. Here the prompts of all images in a batch go through the text encoder in one (chunked) pass.
 """
+
 from collections import OrderedDict
 
 import torch
@@ -34,11 +35,15 @@ class MetaNet(nn.Sequential):
     """Linear-ReLU-Linear from an image feature to a context bias; hidden width = feature width / 16."""
 
     def __init__(self, vis_dim, ctx_dim):
-        super().__init__(OrderedDict([
-            ("linear1", nn.Linear(vis_dim, vis_dim // 16)),
-            ("relu", nn.ReLU(inplace=True)),
-            ("linear2", nn.Linear(vis_dim // 16, ctx_dim)),
-        ]))
+        super().__init__(
+            OrderedDict(
+                [
+                    ("linear1", nn.Linear(vis_dim, vis_dim // 16)),
+                    ("relu", nn.ReLU(inplace=True)),
+                    ("linear2", nn.Linear(vis_dim // 16, ctx_dim)),
+                ]
+            )
+        )
 
 
 class PromptLearner(nn.Module):
@@ -66,12 +71,15 @@ class PromptLearner(nn.Module):
         ctx_shifted = self.ctx.unsqueeze(0) + bias  # (B, M, width)
         batch = ctx_shifted.shape[0]
         length = length or (1 + self.n_ctx + self.token_suffix.shape[1])
-        suffix = self.token_suffix[:, :length - 1 - self.n_ctx]
-        return torch.cat([
-            self.token_prefix.expand(batch, -1, -1, -1),
-            ctx_shifted.unsqueeze(1).expand(-1, self.n_cls, -1, -1),
-            suffix.expand(batch, -1, -1, -1),
-        ], dim=2)
+        suffix = self.token_suffix[:, : length - 1 - self.n_ctx]
+        return torch.cat(
+            [
+                self.token_prefix.expand(batch, -1, -1, -1),
+                ctx_shifted.unsqueeze(1).expand(-1, self.n_cls, -1, -1),
+                suffix.expand(batch, -1, -1, -1),
+            ],
+            dim=2,
+        )
 
 
 class CustomCLIP(nn.Module):
@@ -98,8 +106,9 @@ class CustomCLIP(nn.Module):
         prompts = learner(image_features, length)  # (B, n_cls, length, width)
         batch, n_cls = prompts.shape[:2]
         # All B x n_cls prompts in one pass: fold the batch into the text encoder's sequence batch.
-        text = self.text_encoder(prompts.flatten(0, 1), token_ids.repeat(batch, 1),
-                                 chunk_size=self.chunk_size, checkpoint=self.checkpoint)
+        text = self.text_encoder(
+            prompts.flatten(0, 1), token_ids.repeat(batch, 1), chunk_size=self.chunk_size, checkpoint=self.checkpoint
+        )
         text = text.float().view(batch, n_cls, -1)
         text = text / text.norm(dim=-1, keepdim=True)
         # Image i is scored only against its own class prompts.

@@ -2,6 +2,7 @@
 
 Zhou et al., "Learning to Prompt for Vision-Language Models" (IJCV 2022).
 """
+
 import logging
 
 import torch
@@ -38,10 +39,13 @@ class PromptLearner(nn.Module):
         super().__init__()
         opts = cfg.TRAINER.COOP
         if opts.CLASS_TOKEN_POSITION not in CLASS_TOKEN_POSITIONS:
-            raise ValueError(f'TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, '
-                             f'got "{opts.CLASS_TOKEN_POSITION}"')
-        ctx, prefix_text = init_context(clip_model, opts.N_CTX, opts.CTX_INIT, len(classnames) if opts.CSC else 0,
-                                        key="TRAINER.COOP.CTX_INIT")
+            raise ValueError(
+                f"TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, "
+                f'got "{opts.CLASS_TOKEN_POSITION}"'
+            )
+        ctx, prefix_text = init_context(
+            clip_model, opts.N_CTX, opts.CTX_INIT, len(classnames) if opts.CSC else 0, key="TRAINER.COOP.CTX_INIT"
+        )
         self.ctx = nn.Parameter(ctx)  # (M, width) or (n_cls, M, width); fp32 master copy
         self.n_ctx = ctx.shape[-2]
         self.n_cls = len(classnames)

@@ -3,6 +3,7 @@
 A concrete trainer only says which `CustomCLIP` to build (`build_custom_clip`) and which config node
 holds its options (`config_node`, e.g. "COOP" for `TRAINER.COOP`).
 """
+
 import contextlib
 import logging
 
@@ -53,10 +54,12 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
         text = ctx_init.replace("_", " ")
         n_tokens = count_tokens(text)
         if n_tokens + 3 > CONTEXT_LENGTH:  # SOS, EOS and at least one class token must still fit
-            raise ValueError(f'{key} "{text}" has {n_tokens} tokens; at most {CONTEXT_LENGTH - 3} fit in CLIP\'s '
-                             f"{CONTEXT_LENGTH}-token context. Use fewer words.")
+            raise ValueError(
+                f'{key} "{text}" has {n_tokens} tokens; at most {CONTEXT_LENGTH - 3} fit in CLIP\'s '
+                f"{CONTEXT_LENGTH}-token context. Use fewer words."
+            )
         with torch.no_grad():
-            ctx = clip_model.token_embedding(tokenize([text]))[0, 1:1 + n_tokens].float()
+            ctx = clip_model.token_embedding(tokenize([text]))[0, 1 : 1 + n_tokens].float()
         if n_cls_csc:
             ctx = ctx.expand(n_cls_csc, -1, -1).clone()
         logger.info(f'Initial context: "{text}"')
@@ -86,7 +89,7 @@ def register_class_prompts(learner, clip_model, prefix_text, classnames):
     with torch.no_grad():
         embedding = clip_model.token_embedding(token_ids).float()
     learner.register_buffer("token_prefix", embedding[:, :1])
-    learner.register_buffer("token_suffix", embedding[:, 1 + learner.n_ctx:])
+    learner.register_buffer("token_suffix", embedding[:, 1 + learner.n_ctx :])
     learner.register_buffer("token_ids", token_ids, persistent=False)
     return names
 
@@ -166,5 +169,6 @@ class PromptTrainer(TrainerX):
 def check_input_size(size, clip_model):
     expected = image_resolution(clip_model)
     if tuple(size) != expected:
-        raise ValueError(f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; "
-                         f"set INPUT.SIZE {expected}")
+        raise ValueError(
+            f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set INPUT.SIZE {expected}"
+        )

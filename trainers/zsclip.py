@@ -1,4 +1,5 @@
 """Zero-shot CLIP baselines: one hand-written template per dataset, or an ensemble of templates."""
+
 import logging
 
 import torch

@@ -1,4 +1,5 @@
 """The dataset registry and the one function that builds a dataset from the config."""
+
 import logging
 
 from ..registry import Registry

@@ -1,4 +1,5 @@
 """Datasets -> torch DataLoaders (SPEC 2.6): the reference's loader table, plus DDP for training."""
+
 import logging
 
 import torch
@@ -40,8 +41,10 @@ class DatasetWrapper(Dataset):
         self.return_img0 = cfg.DATALOADER.RETURN_IMG0
         if self.k_tfm > 1 and transform is None:
             raise ValueError("DATALOADER.K_TRANSFORMS > 1 needs a transform (INPUT.NO_TRANSFORM is True)")
-        to_tensor = [T.Resize(tuple(cfg.INPUT.SIZE), interpolation=INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]),
-                     T.ToTensor()]
+        to_tensor = [
+            T.Resize(tuple(cfg.INPUT.SIZE), interpolation=INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]),
+            T.ToTensor(),
+        ]
         if "normalize" in cfg.INPUT.TRANSFORMS:
             to_tensor.append(T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD))
         self.to_tensor = T.Compose(to_tensor)  # the un-augmented "img0"
@@ -78,31 +81,52 @@ def _train_sampler_ddp(cfg, sampler_type, dataset, drop_last):
     return DistributedSampler(dataset, shuffle=sampler_type == "RandomSampler", seed=seed, drop_last=drop_last)
 
 
-def build_data_loader(cfg, sampler_type="SequentialSampler", data_source=None, batch_size=64, n_domain=0, n_ins=2,
-                      tfm=None, is_train=True, dataset_wrapper=None, split="data"):
+def build_data_loader(
+    cfg,
+    sampler_type="SequentialSampler",
+    data_source=None,
+    batch_size=64,
+    n_domain=0,
+    n_ins=2,
+    tfm=None,
+    is_train=True,
+    dataset_wrapper=None,
+    split="data",
+):
     """One loader; drop_last only when there is at least one full batch (so it is never empty).
 
     Under torch.distributed a training loader shards the data with a DistributedSampler and takes
     batch_size // world_size per process; evaluation loaders stay whole on every process.
     """
     if not data_source:
-        raise ValueError(f"Cannot build the {split} loader: the {split} split of DATASET.NAME "
-                         f'"{cfg.DATASET.NAME}" is empty (check DATASET.ROOT, NUM_SHOTS and SUBSAMPLE_CLASSES)')
+        raise ValueError(
+            f"Cannot build the {split} loader: the {split} split of DATASET.NAME "
+            f'"{cfg.DATASET.NAME}" is empty (check DATASET.ROOT, NUM_SHOTS and SUBSAMPLE_CLASSES)'
+        )
     dataset = (dataset_wrapper or DatasetWrapper)(cfg, data_source, transform=tfm, is_train=is_train)
     drop_last = is_train and len(data_source) >= batch_size
     world = get_world_size()
     if is_train and is_dist():
         if batch_size % world:
-            raise ValueError(f"The {split} batch size ({batch_size}) must be divisible by the number of "
-                             f"processes ({world}): DATALOADER.{split.upper()}.BATCH_SIZE is the global batch and "
-                             f"each process takes BATCH_SIZE / {world} of it. Set it to a multiple of {world} or "
-                             f"run fewer processes (a batch of 1, as in CoCoOp's configs, cannot be split).")
+            raise ValueError(
+                f"The {split} batch size ({batch_size}) must be divisible by the number of "
+                f"processes ({world}): DATALOADER.{split.upper()}.BATCH_SIZE is the global batch and "
+                f"each process takes BATCH_SIZE / {world} of it. Set it to a multiple of {world} or "
+                f"run fewer processes (a batch of 1, as in CoCoOp's configs, cannot be split)."
+            )
         sampler, batch_size = _train_sampler_ddp(cfg, sampler_type, dataset, drop_last), batch_size // world
     else:
-        sampler = build_sampler(sampler_type, cfg=cfg, data_source=data_source, batch_size=batch_size,
-                                n_domain=n_domain, n_ins=n_ins)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=cfg.DATALOADER.NUM_WORKERS,
-                        drop_last=drop_last, pin_memory=torch.cuda.is_available() and cfg.USE_CUDA)
+        sampler = build_sampler(
+            sampler_type, cfg=cfg, data_source=data_source, batch_size=batch_size, n_domain=n_domain, n_ins=n_ins
+        )
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        drop_last=drop_last,
+        pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
+    )
     if len(loader) == 0:
         raise ValueError(f"The {split} loader is empty ({len(data_source)} items, batch size {batch_size})")
     return loader
@@ -116,22 +140,50 @@ class DataManager:
         loaders = {"cfg": cfg, "dataset_wrapper": dataset_wrapper}
         x, test = cfg.DATALOADER.TRAIN_X, cfg.DATALOADER.TEST
         self.train_loader_x = build_data_loader(
-            sampler_type=x.SAMPLER, data_source=dataset.train_x, batch_size=x.BATCH_SIZE, n_domain=x.N_DOMAIN,
-            n_ins=x.N_INS, tfm=tfm_train, is_train=True, split="train_x", **loaders)
+            sampler_type=x.SAMPLER,
+            data_source=dataset.train_x,
+            batch_size=x.BATCH_SIZE,
+            n_domain=x.N_DOMAIN,
+            n_ins=x.N_INS,
+            tfm=tfm_train,
+            is_train=True,
+            split="train_x",
+            **loaders,
+        )
         self.train_loader_u = None
         if dataset.train_u:
             u = x if cfg.DATALOADER.TRAIN_U.SAME_AS_X else cfg.DATALOADER.TRAIN_U
             self.train_loader_u = build_data_loader(
-                sampler_type=u.SAMPLER, data_source=dataset.train_u, batch_size=u.BATCH_SIZE, n_domain=u.N_DOMAIN,
-                n_ins=u.N_INS, tfm=tfm_train, is_train=True, split="train_u", **loaders)
+                sampler_type=u.SAMPLER,
+                data_source=dataset.train_u,
+                batch_size=u.BATCH_SIZE,
+                n_domain=u.N_DOMAIN,
+                n_ins=u.N_INS,
+                tfm=tfm_train,
+                is_train=True,
+                split="train_u",
+                **loaders,
+            )
         self.val_loader = None
         if dataset.val:
-            self.val_loader = build_data_loader(sampler_type=test.SAMPLER, data_source=dataset.val,
-                                                batch_size=test.BATCH_SIZE, tfm=tfm_test, is_train=False,
-                                                split="val", **loaders)
-        self.test_loader = build_data_loader(sampler_type=test.SAMPLER, data_source=dataset.test,
-                                             batch_size=test.BATCH_SIZE, tfm=tfm_test, is_train=False,
-                                             split="test", **loaders)
+            self.val_loader = build_data_loader(
+                sampler_type=test.SAMPLER,
+                data_source=dataset.val,
+                batch_size=test.BATCH_SIZE,
+                tfm=tfm_test,
+                is_train=False,
+                split="val",
+                **loaders,
+            )
+        self.test_loader = build_data_loader(
+            sampler_type=test.SAMPLER,
+            data_source=dataset.test,
+            batch_size=test.BATCH_SIZE,
+            tfm=tfm_test,
+            is_train=False,
+            split="test",
+            **loaders,
+        )
         self.dataset = dataset
         self.tfm_train, self.tfm_test = tfm_train, tfm_test
         self._num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
@@ -163,8 +215,11 @@ class DataManager:
 
     def show_dataset_summary(self, cfg):
         ds = self.dataset
-        table = [["Dataset", cfg.DATASET.NAME], ["# classes", f"{self.num_classes:,}"],
-                 ["# train_x", f"{len(ds.train_x):,}"]]
+        table = [
+            ["Dataset", cfg.DATASET.NAME],
+            ["# classes", f"{self.num_classes:,}"],
+            ["# train_x", f"{len(ds.train_x):,}"],
+        ]
         if ds.train_u:
             table.append(["# train_u", f"{len(ds.train_u):,}"])
         if ds.val:

@@ -3,6 +3,7 @@
 A dataset module only finds its folder and turns it into lists of Datum; the RNG, few-shot
 sampling, its cache and the base/new class split all live here, once.
 """
+
 import logging
 import math
 import os
@@ -29,8 +30,10 @@ def make_rng(cfg):
 def dataset_root(cfg):
     root = cfg.DATASET.ROOT
     if not root:
-        raise ValueError("DATASET.ROOT is empty: pass --root /path/to/datasets (the folder that holds "
-                         "every dataset, see DATASETS.md).")
+        raise ValueError(
+            "DATASET.ROOT is empty: pass --root /path/to/datasets (the folder that holds "
+            "every dataset, see DATASETS.md)."
+        )
     return os.path.abspath(os.path.expanduser(root))
 
 
@@ -41,7 +44,8 @@ def require_dataset_dir(cfg, folder, anchor):
     if not os.path.isdir(path):
         raise FileNotFoundError(
             f'{cfg.DATASET.NAME}: dataset folder not found: expected "{path}" (the folder "{folder}" '
-            f'under DATASET.ROOT="{root}"). Prepare it as described in DATASETS.md#{anchor}.')
+            f'under DATASET.ROOT="{root}"). Prepare it as described in DATASETS.md#{anchor}.'
+        )
     return path
 
 
@@ -106,8 +110,9 @@ class DatasetBase:
     def subsample_classes(*args, subsample="all"):
         """Keep the base (first ceil(n/2) sorted labels of args[0]) or new half, relabelled 0..m-1."""
         if subsample not in SUBSAMPLE_CHOICES:
-            raise ValueError(f'DATASET.SUBSAMPLE_CLASSES must be one of {", ".join(SUBSAMPLE_CHOICES)}; '
-                             f'got "{subsample}".')
+            raise ValueError(
+                f'DATASET.SUBSAMPLE_CLASSES must be one of {", ".join(SUBSAMPLE_CHOICES)}; got "{subsample}".'
+            )
         if subsample == "all":
             return args
         labels = sorted({d.label for d in args[0]})
@@ -115,8 +120,14 @@ class DatasetBase:
         logger.info(f"SUBSAMPLE {subsample.upper()} CLASSES!")
         selected = labels[:m] if subsample == "base" else labels[m:]
         relabeler = {y: y_new for y_new, y in enumerate(selected)}
-        return [[Datum(impath=d.impath, label=relabeler[d.label], domain=d.domain, classname=d.classname)
-                 for d in items if d.label in relabeler] for items in args]
+        return [
+            [
+                Datum(impath=d.impath, label=relabeler[d.label], domain=d.domain, classname=d.classname)
+                for d in items
+                if d.label in relabeler
+            ]
+            for items in args
+        ]
 
 
 def fewshot_and_subsample(cfg, dataset_dir, train, val, test, rng):

@@ -28,7 +28,11 @@ class Datum:
 
     def __eq__(self, other):
         return isinstance(other, Datum) and (self._impath, self._label, self._domain, self._classname) == (
-            other._impath, other._label, other._domain, other._classname)
+            other._impath,
+            other._label,
+            other._domain,
+            other._classname,
+        )
 
     def __hash__(self):
         return hash((self._impath, self._label, self._domain, self._classname))

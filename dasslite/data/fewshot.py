@@ -10,6 +10,7 @@ to the dataset folder, stamped with a hash of the lists it was drawn from and a 
 a cache made from another split (or by another sampler) is redrawn instead of trusted. Pickles are
 never loaded: unpickling can run code, and the reference's hold absolute paths of another machine.
 """
+
 import hashlib
 import json
 import logging
@@ -47,14 +48,15 @@ def sample_fewshot(data_source, num_shots, rng, repeat=False):
         else:
             logger.warning(
                 f'Class "{items[0].classname}" (label {label}) has only {len(items)} images, '
-                f"fewer than the {num_shots} shots asked for: using all of them")
+                f"fewer than the {num_shots} shots asked for: using all of them"
+            )
             dataset.extend(items)
     return dataset
 
 
 def _relpath(path, dataset_dir, prefix):
     # Slicing off the prefix is ~10x faster than os.path.relpath, which matters for ImageNet's 1.3M.
-    return path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, dataset_dir)
+    return path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, dataset_dir)
 
 
 def _records(items, dataset_dir):

@@ -1,4 +1,5 @@
 """Samplers by name (DATALOADER.*.SAMPLER)."""
+
 import copy
 import random
 from collections import defaultdict
@@ -27,8 +28,10 @@ class RandomClassSampler(Sampler):
             self.index_dic[item.label].append(index)
         self.labels = list(self.index_dic)
         if len(self.labels) < self.ncls_per_batch:
-            raise ValueError(f"RandomClassSampler needs {self.ncls_per_batch} classes per batch "
-                             f"(batch size // N_INS) but the data has only {len(self.labels)}")
+            raise ValueError(
+                f"RandomClassSampler needs {self.ncls_per_batch} classes per batch "
+                f"(batch size // N_INS) but the data has only {len(self.labels)}"
+            )
         self.length = len(list(self.__iter__()))
 
     def __iter__(self):
@@ -64,5 +67,11 @@ def build_sampler(sampler_type, cfg=None, data_source=None, batch_size=32, n_dom
         return SequentialSampler(data_source)
     if sampler_type == "RandomClassSampler":
         return RandomClassSampler(data_source, batch_size, n_ins)
-    raise ValueError(unknown_name_message("sampler", sampler_type, AVAILABLE_SAMPLERS,
-                                          hint="(config keys DATALOADER.TRAIN_X.SAMPLER / DATALOADER.TEST.SAMPLER)"))
+    raise ValueError(
+        unknown_name_message(
+            "sampler",
+            sampler_type,
+            AVAILABLE_SAMPLERS,
+            hint="(config keys DATALOADER.TRAIN_X.SAMPLER / DATALOADER.TEST.SAMPLER)",
+        )
+    )

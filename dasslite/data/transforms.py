@@ -1,11 +1,27 @@
 """Train/test image pipelines built from INPUT.TRANSFORMS names, in Dassl's order and log lines (SPEC 2.6)."""
+
 import logging
 import random
 
 import torch
-from torchvision.transforms import (AutoAugment, AutoAugmentPolicy, CenterCrop, ColorJitter, Compose, GaussianBlur,
-                                    InterpolationMode, Normalize, RandAugment, RandomApply, RandomCrop,
-                                    RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop, Resize, ToTensor)
+from torchvision.transforms import (
+    AutoAugment,
+    AutoAugmentPolicy,
+    CenterCrop,
+    ColorJitter,
+    Compose,
+    GaussianBlur,
+    InterpolationMode,
+    Normalize,
+    RandAugment,
+    RandomApply,
+    RandomCrop,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+    ToTensor,
+)
 from torchvision.transforms import functional as F
 
 from ..registry import unknown_name_message
@@ -13,10 +29,24 @@ from ..registry import unknown_name_message
 logger = logging.getLogger(__name__)
 
 AVAILABLE_TRANSFORMS = (
-    "random_flip", "random_resized_crop", "normalize", "instance_norm", "random_crop", "random_translation",
+    "random_flip",
+    "random_resized_crop",
+    "normalize",
+    "instance_norm",
+    "random_crop",
+    "random_translation",
     "center_crop",  # accepted for old yamls; a no-op since Dassl 0.5 (the test pipeline always center-crops)
-    "cutout", "imagenet_policy", "cifar10_policy", "svhn_policy", "randaugment", "randaugment_fixmatch",
-    "randaugment2", "gaussian_noise", "colorjitter", "randomgrayscale", "gaussian_blur",
+    "cutout",
+    "imagenet_policy",
+    "cifar10_policy",
+    "svhn_policy",
+    "randaugment",
+    "randaugment_fixmatch",
+    "randaugment2",
+    "gaussian_noise",
+    "colorjitter",
+    "randomgrayscale",
+    "gaussian_blur",
 )
 INTERPOLATION_MODES = {
     "bilinear": InterpolationMode.BILINEAR,
@@ -53,7 +83,7 @@ class Cutout:
         for _ in range(self.n_holes):
             y, x = random.randrange(h), random.randrange(w)
             half = self.length // 2
-            mask[max(0, y - half):min(h, y + half), max(0, x - half):min(w, x + half)] = 0
+            mask[max(0, y - half) : min(h, y + half), max(0, x - half) : min(w, x + half)] = 0
         return img * mask
 
 
@@ -92,11 +122,17 @@ class RandomMagnitudeRandAugment:
 def _check_names(cfg, choices):
     for name in choices:
         if name not in AVAILABLE_TRANSFORMS:
-            raise ValueError(unknown_name_message("transform", name, AVAILABLE_TRANSFORMS,
-                                                  hint="(config key INPUT.TRANSFORMS / flag --transforms)"))
+            raise ValueError(
+                unknown_name_message(
+                    "transform", name, AVAILABLE_TRANSFORMS, hint="(config key INPUT.TRANSFORMS / flag --transforms)"
+                )
+            )
     if cfg.INPUT.INTERPOLATION not in INTERPOLATION_MODES:
-        raise ValueError(unknown_name_message("interpolation", cfg.INPUT.INTERPOLATION, INTERPOLATION_MODES,
-                                              hint="(config key INPUT.INTERPOLATION)"))
+        raise ValueError(
+            unknown_name_message(
+                "interpolation", cfg.INPUT.INTERPOLATION, INTERPOLATION_MODES, hint="(config key INPUT.INTERPOLATION)"
+            )
+        )
 
 
 def build_transform(cfg, is_train=True, choices=None):
@@ -129,12 +165,18 @@ def _build_transform_train(cfg, choices):
         _step(tfms, f"+ random crop (padding = {inp.CROP_PADDING})", RandomCrop(size, padding=inp.CROP_PADDING))
     if "random_resized_crop" in choices:
         scale = tuple(inp.RRCROP_SCALE)
-        _step(tfms, f"+ random resized crop (size={size}, scale={scale})",
-              RandomResizedCrop(size, scale=scale, interpolation=interp))
+        _step(
+            tfms,
+            f"+ random resized crop (size={size}, scale={scale})",
+            RandomResizedCrop(size, scale=scale, interpolation=interp),
+        )
     if "random_flip" in choices:
         _step(tfms, "+ random flip", RandomHorizontalFlip())
-    for name, policy in (("imagenet", AutoAugmentPolicy.IMAGENET), ("cifar10", AutoAugmentPolicy.CIFAR10),
-                         ("svhn", AutoAugmentPolicy.SVHN)):
+    for name, policy in (
+        ("imagenet", AutoAugmentPolicy.IMAGENET),
+        ("cifar10", AutoAugmentPolicy.CIFAR10),
+        ("svhn", AutoAugmentPolicy.SVHN),
+    ):
         if f"{name}_policy" in choices:
             _step(tfms, f"+ {name} policy", AutoAugment(policy))
     if "randaugment" in choices:
@@ -145,8 +187,11 @@ def _build_transform_train(cfg, choices):
             _step(tfms, f"+ {name} (n={inp.RANDAUGMENT_N})", RandomMagnitudeRandAugment(inp.RANDAUGMENT_N))
     if "colorjitter" in choices:
         b, c, s, h = inp.COLORJITTER_B, inp.COLORJITTER_C, inp.COLORJITTER_S, inp.COLORJITTER_H
-        _step(tfms, f"+ color jitter (brightness={b}, contrast={c}, saturation={s}, hue={h})",
-              ColorJitter(brightness=b, contrast=c, saturation=s, hue=h))
+        _step(
+            tfms,
+            f"+ color jitter (brightness={b}, contrast={c}, saturation={s}, hue={h})",
+            ColorJitter(brightness=b, contrast=c, saturation=s, hue=h),
+        )
     if "randomgrayscale" in choices:
         _step(tfms, "+ random gray scale", RandomGrayscale(p=inp.RGS_P))
     if "gaussian_blur" in choices:
@@ -172,8 +217,11 @@ def _build_transform_test(cfg, choices):
 def _add_normalization(cfg, choices, tfms, noise):
     inp = cfg.INPUT
     if "normalize" in choices:
-        _step(tfms, f"+ normalization (mean={inp.PIXEL_MEAN}, std={inp.PIXEL_STD})",
-              Normalize(mean=inp.PIXEL_MEAN, std=inp.PIXEL_STD))
+        _step(
+            tfms,
+            f"+ normalization (mean={inp.PIXEL_MEAN}, std={inp.PIXEL_STD})",
+            Normalize(mean=inp.PIXEL_MEAN, std=inp.PIXEL_STD),
+        )
     if noise and "gaussian_noise" in choices:
         _step(tfms, f"+ gaussian noise (mean={inp.GN_MEAN}, std={inp.GN_STD})", GaussianNoise(inp.GN_MEAN, inp.GN_STD))
     if "instance_norm" in choices:

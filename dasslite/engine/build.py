@@ -3,6 +3,7 @@
 Contract: ``@TRAINER_REGISTRY.register()`` on a TrainerX subclass registers it under its class name,
 which users select with TRAINER.NAME (--trainer). The class is constructed with the frozen cfg.
 """
+
 import logging
 
 from ..registry import Registry, UnknownNameError, unknown_name_message
@@ -14,7 +15,10 @@ TRAINER_REGISTRY = Registry("TRAINER")
 def build_trainer(cfg):
     name = cfg.TRAINER.NAME
     if name not in TRAINER_REGISTRY:
-        raise UnknownNameError(unknown_name_message("trainer", name, TRAINER_REGISTRY.registered_names(),
-                                                    hint="(config key TRAINER.NAME / flag --trainer)"))
+        raise UnknownNameError(
+            unknown_name_message(
+                "trainer", name, TRAINER_REGISTRY.registered_names(), hint="(config key TRAINER.NAME / flag --trainer)"
+            )
+        )
     logger.info(f"Loading trainer: {name}")
     return TRAINER_REGISTRY.get(name)(cfg)

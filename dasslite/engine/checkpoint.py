@@ -4,6 +4,7 @@ Layout: <dir>/model.pth.tar-<epoch> (or model-best.pth.tar) and <dir>/checkpoint
 the last epoch checkpoint written (resume reads it). Files are torch.save'd dicts
 {"state_dict", "epoch", "optimizer", "scheduler", "val_result"} plus our "rng_state", "meta", "hooks".
 """
+
 import collections
 import logging
 import os
@@ -89,7 +90,8 @@ def load_checkpoint(path):
             f'Refusing to load "{path}": it pickles {blocked}, which is not on the checkpoint allowlist '
             f"(dasslite.engine.checkpoint.SAFE_GLOBALS). Unpickling it fully could run arbitrary code. "
             f"If you trust the file, re-save its tensors with plain torch.save. Loader said: "
-            f"{_last_line(str(exc))}") from exc
+            f"{_last_line(str(exc))}"
+        ) from exc
 
 
 def _last_line(text):
@@ -120,8 +122,7 @@ def model_file_path(directory, name, epoch=None):
     path = os.path.join(model_dir, BEST_FILE if epoch is None else f"model.pth.tar-{epoch}")
     if not os.path.isfile(path):
         present = list_checkpoints(model_dir)
-        found = (f"checkpoint files there: {', '.join(present)}" if present
-                 else f'no checkpoint files in "{model_dir}"')
+        found = f"checkpoint files there: {', '.join(present)}" if present else f'no checkpoint files in "{model_dir}"'
         hint = " (pass --load-epoch N to load model.pth.tar-N)" if epoch is None and present else ""
         raise FileNotFoundError(f'Model not found at "{path}"; {found}{hint}')
     return path
@@ -144,26 +145,36 @@ def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer
     common = [k for k in state_dict if k in own]
     if state_dict and not common:
         origin = f' (it was saved by trainer "{trainer_name}")' if trainer_name else ""
-        raise ValueError(f'None of the keys in "{path}" match the model{origin}; the checkpoint is probably '
-                         f"from another trainer or model. Checkpoint keys: {sorted(state_dict)[:10]}; "
-                         f"model keys: {sorted(own)[:10]}")
-    mismatched = [(k, tuple(state_dict[k].shape), tuple(own[k].shape)) for k in common
-                  if hasattr(state_dict[k], "shape") and state_dict[k].shape != own[k].shape]
+        raise ValueError(
+            f'None of the keys in "{path}" match the model{origin}; the checkpoint is probably '
+            f"from another trainer or model. Checkpoint keys: {sorted(state_dict)[:10]}; "
+            f"model keys: {sorted(own)[:10]}"
+        )
+    mismatched = [
+        (k, tuple(state_dict[k].shape), tuple(own[k].shape))
+        for k in common
+        if hasattr(state_dict[k], "shape") and state_dict[k].shape != own[k].shape
+    ]
     if mismatched:
         lines = "\n".join(f"  {k}: checkpoint {c}, model {m}" for k, c, m in mismatched)
-        raise ValueError(f'Shape mismatch loading "{path}" (was it trained with other settings, e.g. '
-                         f"another number of classes or context tokens?):\n{lines}")
+        raise ValueError(
+            f'Shape mismatch loading "{path}" (was it trained with other settings, e.g. '
+            f"another number of classes or context tokens?):\n{lines}"
+        )
     missing = [k for k in own if k not in state_dict and k not in ignore_keys]
     unexpected = [k for k in state_dict if k not in own]
     if trainer_name and (missing or unexpected):
         # Our own checkpoints (they name their trainer) hold every learned key: a gap means the file
         # is from another trainer or model, and loading it would leave modules at their random init.
-        raise ValueError(f'Checkpoint "{path}" was saved by trainer "{trainer_name}" and does not match this '
-                         f"model: missing keys {missing}, unexpected keys {unexpected}. Evaluate it with "
-                         f"--trainer {trainer_name} and the settings it was trained with.")
+        raise ValueError(
+            f'Checkpoint "{path}" was saved by trainer "{trainer_name}" and does not match this '
+            f"model: missing keys {missing}, unexpected keys {unexpected}. Evaluate it with "
+            f"--trainer {trainer_name} and the settings it was trained with."
+        )
     if strict and (missing or unexpected):
-        raise KeyError(f'Checkpoint "{path}" does not match the model: missing keys {missing}, '
-                       f"unexpected keys {unexpected}")
+        raise KeyError(
+            f'Checkpoint "{path}" does not match the model: missing keys {missing}, unexpected keys {unexpected}'
+        )
     if missing:
         logger.warning(f"Keys missing from {path} (left as initialised): {missing}")
     if unexpected:

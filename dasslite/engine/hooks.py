@@ -4,6 +4,7 @@ Order matters and is fixed by SimpleTrainer.build_hooks(): at the end of an epoc
 printed (with the LR the epoch ran at), then the LR schedulers step, then best-val selection and
 checkpointing run, so a checkpoint holds the state the next epoch starts from.
 """
+
 import logging
 import os
 import sys
@@ -103,8 +104,14 @@ class MetricPrinter(HookBase):
         t = self.trainer
         self.losses, self.batch_time, self.data_time = MetricMeter(), AverageMeter(), AverageMeter()
         self.epoch_start = time.time()
-        self.bar = tqdm(total=t.num_batches, desc=f"epoch {t.epoch + 1}/{t.max_epoch}", file=sys.stderr,
-                        leave=False, dynamic_ncols=True, disable=not is_main_process())
+        self.bar = tqdm(
+            total=t.num_batches,
+            desc=f"epoch {t.epoch + 1}/{t.max_epoch}",
+            file=sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+            disable=not is_main_process(),
+        )
 
     def after_step(self):
         t = self.trainer
@@ -128,18 +135,26 @@ class MetricPrinter(HookBase):
 
     def batch_line(self):
         t = self.trainer
-        return " ".join([
-            f"epoch [{t.epoch + 1}/{t.max_epoch}]", f"batch [{t.batch_idx + 1}/{t.num_batches}]",
-            f"time {self.batch_time.val:.3f} ({self.batch_time.avg:.3f})",
-            f"data {self.data_time.val:.3f} ({self.data_time.avg:.3f})",
-            str(self.losses), f"lr {t.get_current_lr():.4e}", f"eta {self._eta()}"])
+        return " ".join(
+            [
+                f"epoch [{t.epoch + 1}/{t.max_epoch}]",
+                f"batch [{t.batch_idx + 1}/{t.num_batches}]",
+                f"time {self.batch_time.val:.3f} ({self.batch_time.avg:.3f})",
+                f"data {self.data_time.val:.3f} ({self.data_time.avg:.3f})",
+                str(self.losses),
+                f"lr {t.get_current_lr():.4e}",
+                f"eta {self._eta()}",
+            ]
+        )
 
     def after_epoch(self):
         t = self.trainer
         self.bar.close()
-        logger.info(f"epoch [{t.epoch + 1}/{t.max_epoch}] summary: {self.losses.summary()} "
-                    f"lr {t.get_current_lr():.4e} time {format_seconds(time.time() - self.epoch_start)} "
-                    f"eta {self._eta()}")
+        logger.info(
+            f"epoch [{t.epoch + 1}/{t.max_epoch}] summary: {self.losses.summary()} "
+            f"lr {t.get_current_lr():.4e} time {format_seconds(time.time() - self.epoch_start)} "
+            f"eta {self._eta()}"
+        )
 
     def close(self):
         if getattr(self, "bar", None) is not None:
@@ -162,8 +177,10 @@ class BestValHook(HookBase):
     def before_train(self):
         t = self.trainer
         if t.val_loader is None:
-            raise ValueError(f'TEST.FINAL_MODEL is best_val but dataset "{t.cfg.DATASET.NAME}" has no val split; '
-                             f"use TEST.FINAL_MODEL last_step (selecting on the test set would bias the result)")
+            raise ValueError(
+                f'TEST.FINAL_MODEL is best_val but dataset "{t.cfg.DATASET.NAME}" has no val split; '
+                f"use TEST.FINAL_MODEL last_step (selecting on the test set would bias the result)"
+            )
 
     def after_epoch(self):
         t = self.trainer

@@ -3,6 +3,7 @@
 `train()` only loops over epochs and dispatches before/after events to hooks (hooks.py), which hold
 the behaviour: resume, metric printing, LR stepping, best-val selection, checkpointing, final test.
 """
+
 import logging
 import os
 import sys
@@ -177,8 +178,13 @@ class TrainerBase:
             loaded_epoch = ckpt.get("epoch")
             logger.info(f'Loading weights to {name} from "{path}" (epoch = {loaded_epoch})')
             trainer_name = (ckpt.get("meta") or {}).get("trainer")
-            load_weights(self._models[name], ckpt["state_dict"], path, ignore_keys=self.checkpoint_ignore_keys,
-                         trainer_name=trainer_name)
+            load_weights(
+                self._models[name],
+                ckpt["state_dict"],
+                path,
+                ignore_keys=self.checkpoint_ignore_keys,
+                trainer_name=trainer_name,
+            )
         self.weights_epoch = loaded_epoch
         return loaded_epoch
 
@@ -211,7 +217,8 @@ class TrainerBase:
             f"Loss is infinite or NaN ({loss.detach().float().mean().item()}) at {where}; nothing was updated and "
             f"the last saved checkpoint is intact. A likely cause is fp16 precision (half-precision weights "
             f"or activations overflowing): set the trainer's PREC to fp32, amp or bf16 (e.g. TRAINER.COOP.PREC "
-            f"fp32), or lower OPTIM.LR.")
+            f"fp32), or lower OPTIM.LR."
+        )
 
     def model_zero_grad(self, names=None):
         for name in self.get_model_names(names):
@@ -289,8 +296,10 @@ class SimpleTrainer(TrainerBase):
         self.dm = dm
 
     def build_model(self):
-        raise NotImplementedError(f"{type(self).__name__} must implement build_model() and register its "
-                                  f"learnable modules with self.register_model(name, module, optim, sched)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement build_model() and register its "
+            f"learnable modules with self.register_model(name, module, optim, sched)"
+        )
 
     def train(self):
         super().train(self.start_epoch, self.max_epoch)
@@ -313,8 +322,14 @@ class SimpleTrainer(TrainerBase):
         for k, v in results.items():
             self.write_scalar(f"{split}/{k}", v, self.epoch)
         if split == "test" and is_main_process():
-            write_metrics_json(os.path.join(self.output_dir, "metrics.json"), results, self.cfg, split=split,
-                               epoch=self.weights_epoch, eval_only=not self._trained)
+            write_metrics_json(
+                os.path.join(self.output_dir, "metrics.json"),
+                results,
+                self.cfg,
+                split=split,
+                epoch=self.weights_epoch,
+                eval_only=not self._trained,
+            )
         return list(results.values())[0]
 
     def model_inference(self, input):

@@ -1,5 +1,4 @@
-from .lr_scheduler import (AVAILABLE_LR_SCHEDULERS, ConstantWarmupScheduler, LinearWarmupScheduler,
-                           build_lr_scheduler)
+from .lr_scheduler import AVAILABLE_LR_SCHEDULERS, ConstantWarmupScheduler, LinearWarmupScheduler, build_lr_scheduler
 from .optimizer import AVAILABLE_OPTIMIZERS, build_optimizer
 
 __all__ = [

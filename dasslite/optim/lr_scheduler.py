@@ -4,6 +4,7 @@ The engine steps every scheduler once per epoch, so with CoOp's settings (cosine
 warmup epoch at 1e-5) epoch k runs at 1e-5 for k = 1 and 0.001 * (1 + cos(pi * (k - 2) / T)) after
 (SPEC 2.7).
 """
+
 import logging
 
 import torch
@@ -78,8 +79,10 @@ class LinearWarmupScheduler(_BaseWarmupScheduler):
 def _single_stepsize(stepsize, max_epoch):
     if isinstance(stepsize, (list, tuple)):
         if len(stepsize) != 1:
-            raise ValueError(f"OPTIM.STEPSIZE {tuple(stepsize)}: single_step takes one step size; "
-                             f"use OPTIM.LR_SCHEDULER multi_step for several milestones")
+            raise ValueError(
+                f"OPTIM.STEPSIZE {tuple(stepsize)}: single_step takes one step size; "
+                f"use OPTIM.LR_SCHEDULER multi_step for several milestones"
+            )
         stepsize = stepsize[0]
     if not isinstance(stepsize, int):
         raise TypeError(f"OPTIM.STEPSIZE must be an int for single_step, got {stepsize!r}")
@@ -94,13 +97,15 @@ def build_lr_scheduler(optimizer, optim_cfg):
     elif name == "multi_step":
         if not isinstance(optim_cfg.STEPSIZE, (list, tuple)):
             raise TypeError(f"OPTIM.STEPSIZE must be a list of epochs for multi_step, got {optim_cfg.STEPSIZE!r}")
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(optim_cfg.STEPSIZE),
-                                                         gamma=optim_cfg.GAMMA)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(optim_cfg.STEPSIZE), gamma=optim_cfg.GAMMA
+        )
     elif name == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=float(max_epoch))
     else:
-        raise ValueError(unknown_name_message("LR scheduler", name, AVAILABLE_LR_SCHEDULERS,
-                                              hint="(config key OPTIM.LR_SCHEDULER)"))
+        raise ValueError(
+            unknown_name_message("LR scheduler", name, AVAILABLE_LR_SCHEDULERS, hint="(config key OPTIM.LR_SCHEDULER)")
+        )
     if optim_cfg.WARMUP_EPOCH > 0:
         scheduler = _wrap_warmup(optimizer, scheduler, optim_cfg)
     return scheduler
@@ -114,5 +119,6 @@ def _wrap_warmup(optimizer, scheduler, optim_cfg):
         return ConstantWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_CONS_LR)
     if kind == "linear":
         return LinearWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_MIN_LR)
-    raise ValueError(unknown_name_message("warmup type", kind, ("constant", "linear"),
-                                          hint="(config key OPTIM.WARMUP_TYPE)"))
+    raise ValueError(
+        unknown_name_message("warmup type", kind, ("constant", "linear"), hint="(config key OPTIM.WARMUP_TYPE)")
+    )

@@ -1,4 +1,5 @@
 """Optimizers by name (OPTIM.NAME), with Dassl's argument mapping (SPEC 2.7)."""
+
 import logging
 
 import torch
@@ -26,8 +27,9 @@ def _param_groups(module_or_params, cfg):
     children = dict(module.named_children())
     missing = [name for name in new_layers if name not in children]
     if missing:
-        raise ValueError(f"OPTIM.NEW_LAYERS names {missing}, which are not children of the module "
-                         f"(children: {sorted(children)})")
+        raise ValueError(
+            f"OPTIM.NEW_LAYERS names {missing}, which are not children of the module (children: {sorted(children)})"
+        )
     base = [p for n, m in children.items() if n not in new_layers for p in m.parameters()]
     new = [p for n in new_layers for p in children[n].parameters()]
     return [{"params": base, "lr": cfg.LR * cfg.BASE_LR_MULT}, {"params": new}]
@@ -41,13 +43,20 @@ def build_optimizer(module_or_params, optim_cfg):
     params = _param_groups(module_or_params, optim_cfg)
     betas = (optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
-                               dampening=optim_cfg.SGD_DAMPNING, nesterov=optim_cfg.SGD_NESTEROV)
+        return torch.optim.SGD(
+            params,
+            lr=lr,
+            momentum=optim_cfg.MOMENTUM,
+            weight_decay=wd,
+            dampening=optim_cfg.SGD_DAMPNING,
+            nesterov=optim_cfg.SGD_NESTEROV,
+        )
     if name in ("adam", "amsgrad"):
         return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=betas, amsgrad=name == "amsgrad")
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
-                                   alpha=optim_cfg.RMSPROP_ALPHA)
+        return torch.optim.RMSprop(
+            params, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd, alpha=optim_cfg.RMSPROP_ALPHA
+        )
     if name == "radam":
         return torch.optim.RAdam(params, lr=lr, weight_decay=wd, betas=betas)
     return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=betas)

@@ -1,4 +1,5 @@
 """torch.distributed helpers; everything here works (as one process) when DDP is not in use."""
+
 import logging
 import os
 
@@ -79,6 +80,7 @@ def wrap_ddp(module, device):
         return module
     from torch.nn.parallel import DistributedDataParallel
 
-    device_ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" \
-        else None
+    device_ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    )
     return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)

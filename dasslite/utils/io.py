@@ -1,4 +1,5 @@
 """File writes that are never seen half-done, and JSON helpers built on them."""
+
 import contextlib
 import json
 import os

@@ -3,6 +3,7 @@
 Lines are written bare ("%(message)s") so log.txt reads like the reference's, whose parsers key on
 lines such as `* accuracy: 91.8%`, `=> result` and `Finish training`.
 """
+
 import logging
 import os
 import sys

@@ -1,4 +1,5 @@
 """Seeding and RNG state capture (checkpoints store the state so a resumed run continues exactly)."""
+
 import random
 
 import numpy as np

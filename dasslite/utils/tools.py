@@ -1,4 +1,5 @@
 """Small helpers that have no better home."""
+
 import datetime
 import logging
 

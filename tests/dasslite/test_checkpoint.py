@@ -4,8 +4,14 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from dasslite.engine.checkpoint import (UnsafeCheckpointError, load_checkpoint, load_weights, model_file_path,
-                                        read_pointer, save_checkpoint)
+from dasslite.engine.checkpoint import (
+    UnsafeCheckpointError,
+    load_checkpoint,
+    load_weights,
+    model_file_path,
+    read_pointer,
+    save_checkpoint,
+)
 from dasslite.optim.lr_scheduler import ConstantWarmupScheduler, build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
 
@@ -30,8 +36,16 @@ def reference_file(path, epochs=3):
         sched.step()
     state = sched.state_dict()
     assert isinstance(state["successor"], torch.optim.lr_scheduler.CosineAnnealingLR)  # like the reference
-    torch.save({"state_dict": {"ctx": ctx.detach()}, "epoch": epochs, "optimizer": optim.state_dict(),
-                "scheduler": state, "val_result": None}, path)
+    torch.save(
+        {
+            "state_dict": {"ctx": ctx.detach()},
+            "epoch": epochs,
+            "optimizer": optim.state_dict(),
+            "scheduler": state,
+            "val_result": None,
+        },
+        path,
+    )
     return optim, sched
 
 
@@ -71,8 +85,13 @@ def test_arbitrary_globals_are_refused_by_name(tmp_path, obj, name):
 
 
 def test_save_writes_reference_layout_atomically(tmp_path):
-    state = {"state_dict": {"module.w": torch.ones(2)}, "epoch": 5, "optimizer": None, "scheduler": None,
-             "val_result": None}
+    state = {
+        "state_dict": {"module.w": torch.ones(2)},
+        "epoch": 5,
+        "optimizer": None,
+        "scheduler": None,
+        "val_result": None,
+    }
     path = save_checkpoint(state, str(tmp_path / "prompt_learner"))
     assert path.endswith("prompt_learner/model.pth.tar-5")
     assert (tmp_path / "prompt_learner" / "checkpoint").read_text() == "model.pth.tar-5\n"
@@ -100,8 +119,9 @@ def test_load_weights_reports_mismatches():
         load_weights(model, {"weight": torch.zeros(5, 3), "bias": torch.zeros(2)}, "f.pth")
     with pytest.raises(ValueError, match='saved by trainer "CoCoOp".*another trainer'):
         load_weights(model, {"meta_net.w": torch.zeros(1)}, "f.pth", trainer_name="CoCoOp")
-    load_weights(model, {"weight": torch.ones(2, 3), "token_prefix": torch.zeros(1)}, "f.pth",
-                 ignore_keys=("token_prefix",))
+    load_weights(
+        model, {"weight": torch.ones(2, 3), "token_prefix": torch.zeros(1)}, "f.pth", ignore_keys=("token_prefix",)
+    )
     assert torch.equal(model.weight, torch.ones(2, 3))
     with pytest.raises(KeyError, match="missing keys"):
         load_weights(model, {"weight": torch.ones(2, 3)}, "f.pth", strict=True)

@@ -3,8 +3,13 @@ import re
 import pytest
 
 import dasslite.config as config_module
-from dasslite.config import (check_cfg_values, flat_keys, get_cfg_default, merge_from_file_checked,
-                             merge_from_list_checked)
+from dasslite.config import (
+    check_cfg_values,
+    flat_keys,
+    get_cfg_default,
+    merge_from_file_checked,
+    merge_from_list_checked,
+)
 
 
 def test_defaults_match_dassl():

@@ -33,10 +33,17 @@ def test_coop_pipelines_and_log_lines(caplog):
     train, test = build_transform(cfg, is_train=True), build_transform(cfg, is_train=False)
     norm = f"+ normalization (mean={CLIP_MEAN}, std={CLIP_STD})"
     assert caplog.messages == [
-        "Building transform_train", "+ random resized crop (size=(224, 224), scale=(0.08, 1.0))", "+ random flip",
-        "+ to torch tensor of range [0, 1]", norm,
-        "Building transform_test", "+ resize the smaller edge to 224", "+ 224x224 center crop",
-        "+ to torch tensor of range [0, 1]", norm]
+        "Building transform_train",
+        "+ random resized crop (size=(224, 224), scale=(0.08, 1.0))",
+        "+ random flip",
+        "+ to torch tensor of range [0, 1]",
+        norm,
+        "Building transform_test",
+        "+ resize the smaller edge to 224",
+        "+ 224x224 center crop",
+        "+ to torch tensor of range [0, 1]",
+        norm,
+    ]
     names = [type(t).__name__ for t in train.transforms]
     assert names == ["RandomResizedCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
     assert train.transforms[0].interpolation.value == "bicubic"
@@ -49,9 +56,21 @@ def test_coop_pipelines_and_log_lines(caplog):
 def test_every_named_transform_builds_and_runs():
     cfg = get_cfg_default()
     cfg.INPUT.SIZE = (32, 32)
-    cfg.INPUT.TRANSFORMS = ["random_flip", "random_translation", "random_crop", "center_crop", "colorjitter",
-                            "randomgrayscale", "gaussian_blur", "gaussian_noise", "cutout", "instance_norm",
-                            "randaugment", "imagenet_policy", "normalize"]
+    cfg.INPUT.TRANSFORMS = [
+        "random_flip",
+        "random_translation",
+        "random_crop",
+        "center_crop",
+        "colorjitter",
+        "randomgrayscale",
+        "gaussian_blur",
+        "gaussian_noise",
+        "cutout",
+        "instance_norm",
+        "randaugment",
+        "imagenet_policy",
+        "normalize",
+    ]
     out = build_transform(cfg, is_train=True)(Image.new("RGB", (40, 50), (10, 200, 30)))
     assert out.shape == (3, 32, 32)
 
@@ -130,8 +149,8 @@ def test_samplers(toy_root, tmp_path):
     # as in Dassl, a class left alone at the end cannot fill a batch and is dropped (so 24 or 32)
     assert len(idx) in (24, 32) and len(set(idx)) == len(idx)
     labels = [data[i].label for i in idx]
-    assert all(len(set(labels[i:i + 4])) == 1 for i in range(0, len(idx), 4))  # 4 of one class in a row
-    assert all(len(set(labels[i:i + 8])) == 2 for i in range(0, len(idx), 8))  # 2 classes per batch
+    assert all(len(set(labels[i : i + 4])) == 1 for i in range(0, len(idx), 4))  # 4 of one class in a row
+    assert all(len(set(labels[i : i + 8])) == 2 for i in range(0, len(idx), 8))  # 2 classes per batch
     with pytest.raises(ValueError, match=r'"RandomSampeler".*Did you mean "RandomSampler".*SequentialSampler'):
         build_sampler("RandomSampeler", data_source=data)
 

@@ -37,8 +37,9 @@ def test_numbers_and_printed_block(caplog):
     assert res["accuracy"] == 70.0 and res["error_rate"] == pytest.approx(30.0)
     assert res["total"] == 10 and res["correct"] == 7
     assert res["macro_f1"] == pytest.approx(100 * f1_score(Y_TRUE, Y_PRED, average="macro"))
-    block = ("=> result\n* total: 10\n* correct: 7\n* accuracy: 70.0%\n* error: 30.0%\n"
-             f"* macro_f1: {res['macro_f1']:.1f}%")
+    block = (
+        f"=> result\n* total: 10\n* correct: 7\n* accuracy: 70.0%\n* error: 30.0%\n* macro_f1: {res['macro_f1']:.1f}%"
+    )
     assert block in caplog.text
 
 
@@ -97,5 +98,14 @@ def test_write_metrics_json(tmp_path):
     data = json.loads((tmp_path / "metrics.json").read_text())
     assert data["version"] == 1 and data["split"] == "test" and data["finished"] is True
     assert data["metrics"]["macro_f1"] == res["macro_f1"]  # full precision
-    assert data["run"] == {"trainer": "CoOp", "dataset": "OxfordPets", "backbone": "", "seed": 2, "num_shots": -1,
-                           "subsample_classes": "all", "max_epoch": 10, "epoch": 50, "eval_only": True}
+    assert data["run"] == {
+        "trainer": "CoOp",
+        "dataset": "OxfordPets",
+        "backbone": "",
+        "seed": 2,
+        "num_shots": -1,
+        "subsample_classes": "all",
+        "max_epoch": 10,
+        "epoch": 50,
+        "eval_only": True,
+    }

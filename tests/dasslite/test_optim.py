@@ -35,11 +35,14 @@ def build(cfg, n_params=1):
     return optim, build_lr_scheduler(optim, cfg)
 
 
-@pytest.mark.parametrize("max_epoch, printed", [
-    (10, ["1.0000e-05", "2.0000e-03", "1.9511e-03", "1.8090e-03", "4.1221e-04", "1.9098e-04"]),
-    (50, ["1.0000e-05", "2.0000e-03", "1.9980e-03", "1.9921e-03", "1.7713e-05", "7.8853e-06"]),
-    (200, ["1.0000e-05", "2.0000e-03", "1.9999e-03", "1.9995e-03", "1.1101e-06", "4.9344e-07"]),
-])
+@pytest.mark.parametrize(
+    "max_epoch, printed",
+    [
+        (10, ["1.0000e-05", "2.0000e-03", "1.9511e-03", "1.8090e-03", "4.1221e-04", "1.9098e-04"]),
+        (50, ["1.0000e-05", "2.0000e-03", "1.9980e-03", "1.9921e-03", "1.7713e-05", "7.8853e-06"]),
+        (200, ["1.0000e-05", "2.0000e-03", "1.9999e-03", "1.9995e-03", "1.1101e-06", "4.9344e-07"]),
+    ],
+)
 def test_coop_schedule_matches_the_reference(max_epoch, printed):
     optim, sched = build(coop_optim(max_epoch))
     assert isinstance(sched, ConstantWarmupScheduler)
@@ -56,14 +59,17 @@ def test_issue_26_log_values():
     assert f"{lrs[2]:.6e}" == "1.998027e-03" and f"{lrs[49]:.6e}" == "7.885299e-06"
 
 
-@pytest.mark.parametrize("kw", [{}, {"WARMUP_TYPE": "linear", "WARMUP_EPOCH": 3},
-                                {"LR_SCHEDULER": "multi_step", "STEPSIZE": (3, 6)}])
+@pytest.mark.parametrize(
+    "kw", [{}, {"WARMUP_TYPE": "linear", "WARMUP_EPOCH": 3}, {"LR_SCHEDULER": "multi_step", "STEPSIZE": (3, 6)}]
+)
 def test_state_round_trip_through_a_checkpoint_continues_identically(tmp_path, kw):
     cfg = coop_optim(10, **kw)
     optim_a, sched_a = build(cfg)
     run_epochs(optim_a, sched_a, 4)
-    save_checkpoint({"state_dict": {}, "epoch": 4, "optimizer": optim_a.state_dict(),
-                     "scheduler": sched_a.state_dict()}, str(tmp_path))
+    save_checkpoint(
+        {"state_dict": {}, "epoch": 4, "optimizer": optim_a.state_dict(), "scheduler": sched_a.state_dict()},
+        str(tmp_path),
+    )
     ckpt = load_checkpoint(str(tmp_path / "model.pth.tar-4"))  # weights_only: plain data only
     optim_b, sched_b = build(cfg)
     optim_b.load_state_dict(ckpt["optimizer"])
@@ -93,9 +99,16 @@ def test_sgd_gets_dassl_arguments():
     assert (group["lr"], group["momentum"], group["weight_decay"], group["nesterov"]) == (0.002, 0.9, 5e-4, True)
 
 
-@pytest.mark.parametrize("name, cls", [("adam", torch.optim.Adam), ("amsgrad", torch.optim.Adam),
-                                       ("rmsprop", torch.optim.RMSprop), ("radam", torch.optim.RAdam),
-                                       ("adamw", torch.optim.AdamW)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("adam", torch.optim.Adam),
+        ("amsgrad", torch.optim.Adam),
+        ("rmsprop", torch.optim.RMSprop),
+        ("radam", torch.optim.RAdam),
+        ("adamw", torch.optim.AdamW),
+    ],
+)
 def test_other_optimizers(name, cls):
     cfg = coop_optim(10, NAME=name)
     optim = build_optimizer(torch.nn.Linear(2, 2), cfg)

@@ -83,13 +83,24 @@ def test_training_run_outputs(trained):
     assert metrics["run"]["trainer"] == "ToyLinear" and metrics["run"]["max_epoch"] == 4
 
     log = (out / "log.txt").read_text()
-    assert re.search(r"^epoch \[2/4\] batch \[2/4\] time \d\.\d{3} \(\d\.\d{3}\) data \d\.\d{3} \(\d\.\d{3}\) "
-                     r"loss \d\.\d{4} \(\d\.\d{4}\) acc [\d.]+ \([\d.]+\) lr 5\.0000e-02 eta \d:\d\d:\d\d$", log, re.M)
+    assert re.search(
+        r"^epoch \[2/4\] batch \[2/4\] time \d\.\d{3} \(\d\.\d{3}\) data \d\.\d{3} \(\d\.\d{3}\) "
+        r"loss \d\.\d{4} \(\d\.\d{4}\) acc [\d.]+ \([\d.]+\) lr 5\.0000e-02 eta \d:\d\d:\d\d$",
+        log,
+        re.M,
+    )
     assert "epoch [1/4] batch [2/4]" in log and "epoch [1/4] batch [1/4]" not in log  # PRINT_FREQ 2
     assert re.search(r"^epoch \[4/4\] summary: loss [\d.]+ acc [\d.]+ lr ", log, re.M)
-    tail = log[log.index("Finish training"):]
-    expected = ["Finish training", "Deploy the last-epoch model", "Evaluate on the *test* set", "=> result",
-                "* total: 16", f"* accuracy: {metrics['metrics']['accuracy']:.1f}%", "Elapsed: 0:00:"]
+    tail = log[log.index("Finish training") :]
+    expected = [
+        "Finish training",
+        "Deploy the last-epoch model",
+        "Evaluate on the *test* set",
+        "=> result",
+        "* total: 16",
+        f"* accuracy: {metrics['metrics']['accuracy']:.1f}%",
+        "Elapsed: 0:00:",
+    ]
     positions = [tail.index(line) for line in expected]
     assert positions == sorted(positions)
     assert f"Checkpoint saved to {out}/linear/model.pth.tar-4" in log

@@ -1,4 +1,5 @@
 """A toy dataset (tiny PNGs whose colour encodes the class) and a linear TrainerX over it."""
+
 import os
 
 import numpy as np
@@ -47,8 +48,7 @@ def read_split(root, split):
 class ToyColors(DatasetBase):
     def __init__(self, cfg):
         root = cfg.DATASET.ROOT
-        super().__init__(train_x=read_split(root, "train"), val=read_split(root, "val"),
-                         test=read_split(root, "test"))
+        super().__init__(train_x=read_split(root, "train"), val=read_split(root, "val"), test=read_split(root, "test"))
 
 
 @TRAINER_REGISTRY.register()

@@ -1,4 +1,5 @@
 """Fixtures for the dataset tests: a config factory and the reference's few-shot algorithm."""
+
 import random
 from collections import defaultdict
 
@@ -10,9 +11,11 @@ import datasets  # noqa: F401  (registers every dataset)
 def make_cfg(root, name, num_shots=-1, subsample="all", seed=1):
     try:
         from dasslite.config import get_cfg_default
+
         cfg = get_cfg_default()
     except ImportError:  # the engine's config not written yet: the keys datasets read
         from yacs.config import CfgNode as CN
+
         cfg = CN()
         cfg.SEED = -1
         cfg.DATASET = CN()

@@ -3,6 +3,7 @@
 Each builder writes its dataset under `root` and returns a `Layout` with what a correct reader
 must produce: class names in label order and the (train, val, test) sizes of the full split.
 """
+
 import io
 import json
 import os
@@ -54,8 +55,13 @@ def write_text(path, lines, newline="\n"):
 
 def build_oxford_pets(root):
     d = os.path.join(root, "oxford_pets")
-    breeds = [("Abyssinian", 1), ("american_bulldog", 2), ("american_pit_bull_terrier", 2),
-              ("basset_hound", 2), ("Bengal", 1)]
+    breeds = [
+        ("Abyssinian", 1),
+        ("american_bulldog", 2),
+        ("american_pit_bull_terrier", 2),
+        ("basset_hound", 2),
+        ("Bengal", 1),
+    ]
     trainval, test = [], []
     for cid, (breed, species) in enumerate(breeds, start=1):
         for i in range(7):
@@ -78,29 +84,41 @@ def _class_folders(image_dir, folders, n=5, ext=".jpg"):
 
 def build_caltech101(root):
     image_dir = os.path.join(root, "caltech-101", "101_ObjectCategories")
-    _class_folders(image_dir, ["BACKGROUND_Google", "Faces", "Faces_easy", "Leopards", "accordion",
-                               "airplanes", "anchor"])
+    _class_folders(
+        image_dir, ["BACKGROUND_Google", "Faces", "Faces_easy", "Leopards", "accordion", "airplanes", "anchor"]
+    )
     names = ["face", "leopard", "accordion", "airplane", "anchor"]  # case-sensitive sort: capitals first
     return Layout("Caltech101", names, (10, 5, 10), "caltech-101/split_zhou_Caltech101.json", "caltech-101")
 
 
 def build_dtd(root):
     _class_folders(os.path.join(root, "dtd", "images"), ["braided", "banded", "blotchy"])
-    return Layout("DescribableTextures", ["banded", "blotchy", "braided"], (6, 3, 6),
-                  "dtd/split_zhou_DescribableTextures.json", "dtd")
+    return Layout(
+        "DescribableTextures",
+        ["banded", "blotchy", "braided"],
+        (6, 3, 6),
+        "dtd/split_zhou_DescribableTextures.json",
+        "dtd",
+    )
 
 
 def build_eurosat(root):
     _class_folders(os.path.join(root, "eurosat", "2750"), ["SeaLake", "AnnualCrop", "Forest"])
-    return Layout("EuroSAT", ["Annual Crop Land", "Forest", "Sea or Lake"], (6, 3, 6),
-                  "eurosat/split_zhou_EuroSAT.json", "eurosat")
+    return Layout(
+        "EuroSAT",
+        ["Annual Crop Land", "Forest", "Sea or Lake"],
+        (6, 3, 6),
+        "eurosat/split_zhou_EuroSAT.json",
+        "eurosat",
+    )
 
 
 def build_food101(root):
     _class_folders(os.path.join(root, "food-101", "images"), ["apple_pie", "baby_back_ribs", "baklava"], n=6)
     # 6 per class: round(3.0)=3 train, round(1.2)=1 val, 2 test
-    return Layout("Food101", ["apple_pie", "baby_back_ribs", "baklava"], (9, 3, 6),
-                  "food-101/split_zhou_Food101.json", "food-101")
+    return Layout(
+        "Food101", ["apple_pie", "baby_back_ribs", "baklava"], (9, 3, 6), "food-101/split_zhou_Food101.json", "food-101"
+    )
 
 
 def build_oxford_flowers(root):
@@ -114,8 +132,13 @@ def build_oxford_flowers(root):
     names = {"1": "pink primrose", "2": "hard-leaved pocket orchid", "3": "canterbury bells"}
     with open(os.path.join(d, "cat_to_name.json"), "w") as f:
         json.dump(names, f)
-    return Layout("OxfordFlowers", [names["1"], names["2"], names["3"]], (6, 3, 6),
-                  "oxford_flowers/split_zhou_OxfordFlowers.json", "oxford_flowers")
+    return Layout(
+        "OxfordFlowers",
+        [names["1"], names["2"], names["3"]],
+        (6, 3, 6),
+        "oxford_flowers/split_zhou_OxfordFlowers.json",
+        "oxford_flowers",
+    )
 
 
 def _cars_annos(labels):
@@ -124,8 +147,14 @@ def _cars_annos(labels):
     dtype = [(k, "O") for k in ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "fname")]
     arr = np.zeros((1, len(labels)), dtype=dtype)
     for i, y in enumerate(labels):
-        arr[0, i] = (np.array([[1]]), np.array([[1]]), np.array([[7]]), np.array([[7]]),
-                     np.array([[y]], dtype=np.uint8), np.array([f"{i + 1:05d}.jpg"]))
+        arr[0, i] = (
+            np.array([[1]]),
+            np.array([[1]]),
+            np.array([[7]]),
+            np.array([[7]]),
+            np.array([[y]], dtype=np.uint8),
+            np.array([f"{i + 1:05d}.jpg"]),
+        )
     return arr
 
 
@@ -178,8 +207,13 @@ def build_sun397(root):
             (train if i < 5 else test).append(rel)
     write_text(os.path.join(d, "Training_01.txt"), train)
     write_text(os.path.join(d, "Testing_01.txt"), test)
-    return Layout("SUN397", ["abbey", "outdoor apartment_building", "shop bakery"], (12, 3, 6),
-                  "sun397/split_zhou_SUN397.json", "sun397")
+    return Layout(
+        "SUN397",
+        ["abbey", "outdoor apartment_building", "shop bakery"],
+        (12, 3, 6),
+        "sun397/split_zhou_SUN397.json",
+        "sun397",
+    )
 
 
 def build_ucf101(root):
@@ -190,8 +224,13 @@ def build_ucf101(root):
     write_text(os.path.join(lists, "classInd.txt"), [f"{i} {a}" for i, a in enumerate(actions, 1)], "\r\n")
     train, test = [], []
     for label, action in enumerate(actions, 1):
-        folder = "_".join({"ApplyEyeMakeup": ["Apply", "Eye", "Makeup"], "ApplyLipstick": ["Apply", "Lipstick"],
-                           "YoYo": ["Yo", "Yo"]}[action])
+        folder = "_".join(
+            {
+                "ApplyEyeMakeup": ["Apply", "Eye", "Makeup"],
+                "ApplyLipstick": ["Apply", "Lipstick"],
+                "YoYo": ["Yo", "Yo"],
+            }[action]
+        )
         for g in range(7):
             video = f"v_{action}_g{g + 1:02d}_c01"
             write_image(os.path.join(d, "UCF-101-midframes", folder, video + ".jpg"))
@@ -201,8 +240,9 @@ def build_ucf101(root):
                 test.append(f"{action}/{video}.avi")
     write_text(os.path.join(lists, "trainlist01.txt"), train, "\r\n")
     write_text(os.path.join(lists, "testlist01.txt"), test, "\r\n")
-    return Layout("UCF101", ["Apply_Eye_Makeup", "Apply_Lipstick", "Yo_Yo"], (12, 3, 6),
-                  "ucf101/split_zhou_UCF101.json", "ucf101")
+    return Layout(
+        "UCF101", ["Apply_Eye_Makeup", "Apply_Lipstick", "Yo_Yo"], (12, 3, 6), "ucf101/split_zhou_UCF101.json", "ucf101"
+    )
 
 
 def write_classnames(path, wnids=WNIDS):
@@ -253,8 +293,9 @@ def build_imagenet_a(root):
 
 
 def build_imagenet_r(root):
-    return _variant(root, "imagenet-rendition", "imagenet-r", ["n01484850", "n01440764", "n01443537"],
-                    "ImageNetR", True)
+    return _variant(
+        root, "imagenet-rendition", "imagenet-r", ["n01484850", "n01440764", "n01443537"], "ImageNetR", True
+    )
 
 
 def build_imagefolder(root, val=False, classnames=True):
@@ -295,10 +336,21 @@ BUILDERS = {
     "ImageFolder": build_imagefolder,
 }
 FOLDERS = {  # the dataset folder under DATASET.ROOT (SPEC 5.2)
-    "Caltech101": "caltech-101", "DescribableTextures": "dtd", "EuroSAT": "eurosat",
-    "FGVCAircraft": "fgvc_aircraft", "Food101": "food-101", "ImageNet": "imagenet",
-    "ImageNetA": "imagenet-adversarial", "ImageNetR": "imagenet-rendition", "ImageNetSketch": "imagenet-sketch",
-    "ImageNetV2": "imagenetv2", "OxfordFlowers": "oxford_flowers", "OxfordPets": "oxford_pets",
-    "StanfordCars": "stanford_cars", "SUN397": "sun397", "UCF101": "ucf101", "ImageFolder": "",
+    "Caltech101": "caltech-101",
+    "DescribableTextures": "dtd",
+    "EuroSAT": "eurosat",
+    "FGVCAircraft": "fgvc_aircraft",
+    "Food101": "food-101",
+    "ImageNet": "imagenet",
+    "ImageNetA": "imagenet-adversarial",
+    "ImageNetR": "imagenet-rendition",
+    "ImageNetSketch": "imagenet-sketch",
+    "ImageNetV2": "imagenetv2",
+    "OxfordFlowers": "oxford_flowers",
+    "OxfordPets": "oxford_pets",
+    "StanfordCars": "stanford_cars",
+    "SUN397": "sun397",
+    "UCF101": "ucf101",
+    "ImageFolder": "",
 }
 TEST_ONLY = ("ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR")

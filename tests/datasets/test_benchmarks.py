@@ -1,5 +1,6 @@
 """Every dataset on a miniature copy of its official layout: classes, label order, splits,
 base/new halves, split files, and few-shot picks equal to the reference algorithm's."""
+
 import json
 import math
 import os
@@ -117,7 +118,7 @@ def test_generated_folder_split_follows_the_reference_with_sorted_listing(tmp_pa
     for label, cat in enumerate(sorted(os.listdir(image_dir))):
         ims = [str(image_dir / cat / f) for f in sorted(os.listdir(image_dir / cat))]
         random.shuffle(ims)
-        ref_train += [(p, label, cat) for p in ims[:round(len(ims) * 0.5)]]
+        ref_train += [(p, label, cat) for p in ims[: round(len(ims) * 0.5)]]
     assert keys(ds.train_x) == ref_train
 
 
@@ -164,7 +165,21 @@ def test_unknown_subsample_value(tmp_path):
 
 
 def test_every_reference_name_is_registered():
-    reference = {"Caltech101", "DescribableTextures", "EuroSAT", "FGVCAircraft", "Food101", "ImageNet",
-                 "ImageNetA", "ImageNetR", "ImageNetSketch", "ImageNetV2", "OxfordFlowers", "OxfordPets",
-                 "StanfordCars", "SUN397", "UCF101"}
+    reference = {
+        "Caltech101",
+        "DescribableTextures",
+        "EuroSAT",
+        "FGVCAircraft",
+        "Food101",
+        "ImageNet",
+        "ImageNetA",
+        "ImageNetR",
+        "ImageNetSketch",
+        "ImageNetV2",
+        "OxfordFlowers",
+        "OxfordPets",
+        "StanfordCars",
+        "SUN397",
+        "UCF101",
+    }
     assert reference | {"ImageFolder"} <= set(DATASET_REGISTRY.registered_names())

@@ -1,4 +1,5 @@
 """configs/datasets/*.yaml name registered datasets; .mat readers explain a missing scipy."""
+
 import glob
 import os
 import sys
@@ -13,11 +14,22 @@ from .layouts import build_stanford_cars
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "datasets")
 REFERENCE_FILES = {
-    "caltech101": "Caltech101", "dtd": "DescribableTextures", "eurosat": "EuroSAT",
-    "fgvc_aircraft": "FGVCAircraft", "food101": "Food101", "imagenet": "ImageNet", "imagenet_a": "ImageNetA",
-    "imagenet_r": "ImageNetR", "imagenet_sketch": "ImageNetSketch", "imagenetv2": "ImageNetV2",
-    "oxford_flowers": "OxfordFlowers", "oxford_pets": "OxfordPets", "stanford_cars": "StanfordCars",
-    "sun397": "SUN397", "ucf101": "UCF101", "imagefolder": "ImageFolder",
+    "caltech101": "Caltech101",
+    "dtd": "DescribableTextures",
+    "eurosat": "EuroSAT",
+    "fgvc_aircraft": "FGVCAircraft",
+    "food101": "Food101",
+    "imagenet": "ImageNet",
+    "imagenet_a": "ImageNetA",
+    "imagenet_r": "ImageNetR",
+    "imagenet_sketch": "ImageNetSketch",
+    "imagenetv2": "ImageNetV2",
+    "oxford_flowers": "OxfordFlowers",
+    "oxford_pets": "OxfordPets",
+    "stanford_cars": "StanfordCars",
+    "sun397": "SUN397",
+    "ucf101": "UCF101",
+    "imagefolder": "ImageFolder",
 }
 
 

@@ -1,4 +1,5 @@
 """The few-shot sampler, its JSON cache (staleness, pickles, concurrent writers) and DatasetBase."""
+
 import json
 import logging
 import multiprocessing as mp

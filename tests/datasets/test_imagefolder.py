@@ -1,4 +1,5 @@
 """A user's own image folder as a dataset (DATASET.NAME ImageFolder, DATASET.ROOT = the folder)."""
+
 import random
 
 import pytest

@@ -1,4 +1,5 @@
 """ImageNet and its test-only variants: label order, sorted listings, and the errors users hit."""
+
 import os
 import shutil
 

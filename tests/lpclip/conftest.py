@@ -1,4 +1,5 @@
 """A miniature OxfordPets whose images are coloured by class, encoded once by feat_extractor.py."""
+
 import os
 import subprocess
 import sys
@@ -9,8 +10,13 @@ from PIL import Image
 from tests.datasets.layouts import build_oxford_pets
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-COLOURS = {"abyssinian": (250, 20, 20), "american_bulldog": (20, 250, 20), "american_pit_bull_terrier": (20, 20, 250),
-           "basset_hound": (240, 240, 20), "bengal": (20, 240, 240)}
+COLOURS = {
+    "abyssinian": (250, 20, 20),
+    "american_bulldog": (20, 250, 20),
+    "american_pit_bull_terrier": (20, 20, 250),
+    "basset_hound": (240, 240, 20),
+    "bengal": (20, 240, 240),
+}
 
 
 def colour_by_class(data_root):
@@ -22,11 +28,29 @@ def colour_by_class(data_root):
 
 
 def extractor_command(data, feat, backbone, *extra):
-    return [sys.executable, os.path.join(REPO, "lpclip", "feat_extractor.py"), "--root", str(data), "--seed", "1",
-            "--config-file", os.path.join(REPO, "configs", "trainers", "CoOp", "rn50_val.yaml"),
-            "--dataset-config-file", os.path.join(REPO, "configs", "datasets", "oxford_pets.yaml"),
-            "--output-dir", str(feat), *extra, "MODEL.BACKBONE.NAME", backbone, "DATALOADER.NUM_WORKERS", "0",
-            "DATALOADER.TEST.BATCH_SIZE", "8", "USE_CUDA", "False"]
+    return [
+        sys.executable,
+        os.path.join(REPO, "lpclip", "feat_extractor.py"),
+        "--root",
+        str(data),
+        "--seed",
+        "1",
+        "--config-file",
+        os.path.join(REPO, "configs", "trainers", "CoOp", "rn50_val.yaml"),
+        "--dataset-config-file",
+        os.path.join(REPO, "configs", "datasets", "oxford_pets.yaml"),
+        "--output-dir",
+        str(feat),
+        *extra,
+        "MODEL.BACKBONE.NAME",
+        backbone,
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "DATALOADER.TEST.BATCH_SIZE",
+        "8",
+        "USE_CUDA",
+        "False",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +64,13 @@ def pets_features(tmp_path_factory, tiny_clip_path):
     layout = build_oxford_pets(str(data))
     colour_by_class(str(data))
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.run(extractor_command(data, feat, tiny_clip_path, "DATASET.NUM_SHOTS", "1"), cwd=str(base),
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        extractor_command(data, feat, tiny_clip_path, "DATASET.NUM_SHOTS", "1"),
+        cwd=str(base),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return data, feat, layout

@@ -1,4 +1,5 @@
 """lpclip/feat_extractor.py on a miniature OxfordPets with a tiny CLIP loaded by path."""
+
 import json
 import os
 import zipfile
@@ -17,11 +18,23 @@ from .conftest import REPO
 
 
 def _cfg(data, feat, backbone, *opts):
-    args = feat_extractor.parse_args([
-        "--root", str(data), "--seed", "1", "--output-dir", str(feat),
-        "--config-file", os.path.join(REPO, "configs", "trainers", "CoOp", "rn50_val.yaml"),
-        "--dataset-config-file", os.path.join(REPO, "configs", "datasets", "oxford_pets.yaml"),
-        "MODEL.BACKBONE.NAME", backbone, *opts])
+    args = feat_extractor.parse_args(
+        [
+            "--root",
+            str(data),
+            "--seed",
+            "1",
+            "--output-dir",
+            str(feat),
+            "--config-file",
+            os.path.join(REPO, "configs", "trainers", "CoOp", "rn50_val.yaml"),
+            "--dataset-config-file",
+            os.path.join(REPO, "configs", "datasets", "oxford_pets.yaml"),
+            "MODEL.BACKBONE.NAME",
+            backbone,
+            *opts,
+        ]
+    )
     return feat_extractor.setup_cfg(args)
 
 

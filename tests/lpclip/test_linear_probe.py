@@ -1,4 +1,5 @@
 """lpclip/linear_probe.py: the reference's draw and C search, reports, run folders and results.py."""
+
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ C_GRID = [1e6, 1e4, 1e2, 1, 1e-2, 1e-4, 1e-6]
 
 
 # ---------------------------------------------------------------- the reference, reimplemented
+
 
 def reference_draw(train_label, val_label, num_shot, seed):
     """CoOp's lpclip/linear_probe.py sampling block, with numpy's global generator."""
@@ -78,11 +80,15 @@ def blobs(n_per_class, n_classes=5, dim=16, spread=1.0, seed=0):
 
 
 def feats(spread=1.0):
-    return {"train": blobs(20, spread=spread, seed=1), "val": blobs(6, spread=spread, seed=2),
-            "test": blobs(10, spread=spread, seed=3)}
+    return {
+        "train": blobs(20, spread=spread, seed=1),
+        "val": blobs(6, spread=spread, seed=2),
+        "test": blobs(10, spread=spread, seed=3),
+    }
 
 
 # ---------------------------------------------------------------- tests
+
 
 @pytest.mark.parametrize("num_shot", [1, 2, 4, 8, 16])
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -163,11 +169,31 @@ def test_main_writes_reports_and_metrics_json(tmp_path, monkeypatch):
     feat = tmp_path / "feats" / "clip_feat"
     _write_features(feat / "OxfordPets", feats(spread=0.5))
     out = tmp_path / "output"
-    assert lp.main(["--dataset", "OxfordPets", "--feature_dir", str(feat), "--num_step", "2", "--num_run", "2",
-                    "--shots", "1", "2", "--output-dir", str(out)]) == 0
+    assert (
+        lp.main(
+            [
+                "--dataset",
+                "OxfordPets",
+                "--feature_dir",
+                str(feat),
+                "--num_step",
+                "2",
+                "--num_run",
+                "2",
+                "--shots",
+                "1",
+                "2",
+                "--output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = (tmp_path / "report" / "clip_feat_s2r2.txt").read_text().splitlines()
-    assert [line.split(": ")[0] for line in summary] == ["OxfordPets, 1 Shot, Test acc stat",
-                                                         "OxfordPets, 2 Shot, Test acc stat"]
+    assert [line.split(": ")[0] for line in summary] == [
+        "OxfordPets, 1 Shot, Test acc stat",
+        "OxfordPets, 2 Shot, Test acc stat",
+    ]
     details = (tmp_path / "report" / "clip_feat_s2r2_details.txt").read_text().splitlines()
     assert len(details) == 2 * 2 * 2 and details[0].startswith("OxfordPets, seed 1, 1 shot, weight ")
     for shots in (1, 2):
@@ -181,27 +207,64 @@ def test_main_writes_reports_and_metrics_json(tmp_path, monkeypatch):
             assert isinstance(m["total"], int) and isinstance(m["correct"], int) and m["total"] == 50
             assert m["accuracy"] == pytest.approx(100 * m["correct"] / 50) and m["accuracy"] >= 90
             assert m["error_rate"] == pytest.approx(100 - m["accuracy"])
-            assert record["run"] == {"trainer": "LinearProbeCLIP", "dataset": "OxfordPets", "backbone": "ViT-B/16",
-                                     "seed": seed, "num_shots": shots, "subsample_classes": "all",
-                                     "max_epoch": None, "epoch": None, "eval_only": False}
+            assert record["run"] == {
+                "trainer": "LinearProbeCLIP",
+                "dataset": "OxfordPets",
+                "backbone": "ViT-B/16",
+                "seed": seed,
+                "num_shots": shots,
+                "subsample_classes": "all",
+                "max_epoch": None,
+                "epoch": None,
+                "eval_only": False,
+            }
             probe = json.loads((folder / "probe.json").read_text())
             assert len(probe["steps"]) == 2 and len(probe["train_indices"]) == 5 * shots
     # a second dataset appends to the same report, as the reference's "a+"
     _write_features(feat / "DescribableTextures", feats(spread=0.5), dataset="DescribableTextures")
-    lp.main(["--dataset", "DescribableTextures", "--feature_dir", str(feat), "--num_step", "2", "--num_run", "2",
-             "--shots", "1"])
+    lp.main(
+        [
+            "--dataset",
+            "DescribableTextures",
+            "--feature_dir",
+            str(feat),
+            "--num_step",
+            "2",
+            "--num_run",
+            "2",
+            "--shots",
+            "1",
+        ]
+    )
     assert len((tmp_path / "report" / "clip_feat_s2r2.txt").read_text().splitlines()) == 3
 
 
 def _coop_run(root, accuracy):
     folder = root / "oxford_pets" / "CoOp" / "rn50_1shots" / "nctx16_cscFalse_ctpend" / "seed1"
     folder.mkdir(parents=True)
-    record = {"version": 1, "split": "test",
-              "metrics": {"accuracy": accuracy, "error_rate": 100 - accuracy, "macro_f1": accuracy, "total": 10,
-                          "correct": 9},
-              "run": {"trainer": "CoOp", "dataset": "OxfordPets", "backbone": "RN50", "seed": 1, "num_shots": 1,
-                      "subsample_classes": "all", "max_epoch": 50, "epoch": None, "eval_only": False},
-              "finished": True}
+    record = {
+        "version": 1,
+        "split": "test",
+        "metrics": {
+            "accuracy": accuracy,
+            "error_rate": 100 - accuracy,
+            "macro_f1": accuracy,
+            "total": 10,
+            "correct": 9,
+        },
+        "run": {
+            "trainer": "CoOp",
+            "dataset": "OxfordPets",
+            "backbone": "RN50",
+            "seed": 1,
+            "num_shots": 1,
+            "subsample_classes": "all",
+            "max_epoch": 50,
+            "epoch": None,
+            "eval_only": False,
+        },
+        "finished": True,
+    }
     (folder / "metrics.json").write_text(json.dumps(record))
 
 
@@ -210,10 +273,31 @@ def test_results_show_linear_probe_as_its_own_fewshot_table(pets_features, tmp_p
     _data, feat, _layout = pets_features
     out = tmp_path / "output"
     _coop_run(out, 90.0)
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "lpclip", "linear_probe.py"), "--dataset", "OxfordPets",
-                           "--feature_dir", str(feat), "--num_step", "2", "--num_run", "2", "--shots", "1", "2",
-                           "--output-dir", str(out), "--report-dir", str(tmp_path / "rep")],
-                          cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "lpclip", "linear_probe.py"),
+            "--dataset",
+            "OxfordPets",
+            "--feature_dir",
+            str(feat),
+            "--num_step",
+            "2",
+            "--num_run",
+            "2",
+            "--shots",
+            "1",
+            "2",
+            "--output-dir",
+            str(out),
+            "--report-dir",
+            str(tmp_path / "rep"),
+        ],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "rep" / "clip_feat_s2r2.txt").is_file()
     tag = lp.backbone_tag(tiny_clip_path)
@@ -227,8 +311,13 @@ def test_results_show_linear_probe_as_its_own_fewshot_table(pets_features, tmp_p
     assert probe.columns == ["1", "2"] and [label for label, _ in probe.rows] == ["OxfordPets"]
     # identical features within a class: the probe is exact on the test split
     assert probe.rows[0][1]["1"].mean == 100.0 and probe.rows[0][1]["2"].n == 2
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "results.py"), str(out), "--out", str(tmp_path / "res")],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "results.py"), str(out), "--out", str(tmp_path / "res")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Few-shot accuracy by shots: LinearProbeCLIP tiny_vit" in proc.stdout
     assert "Few-shot accuracy by shots: CoOp rn50 nctx16_cscFalse_ctpend (RN50)" in proc.stdout

@@ -1,4 +1,5 @@
 """Hand-made run folders: log.txt in the reference's format (SPEC 6) and metrics.json in ours."""
+
 import json
 import os
 
@@ -69,20 +70,47 @@ def reference_log(folder, accuracy, macro_f1=80.0, eval_only=False, end_signal="
     os.makedirs(folder, exist_ok=True)
     text = _HEADER + (_EVAL if eval_only else _TRAINING) + _RESULT + "Elapsed: 0:12:34\n"
     with open(os.path.join(folder, "log.txt"), "w") as f:
-        f.write(text.format(output_dir=folder, eval_only=eval_only, end_signal=end_signal,
-                            accuracy=accuracy, error=round(100 - accuracy, 1), macro_f1=macro_f1,
-                            correct=round(2465 * accuracy / 100)))
+        f.write(
+            text.format(
+                output_dir=folder,
+                eval_only=eval_only,
+                end_signal=end_signal,
+                accuracy=accuracy,
+                error=round(100 - accuracy, 1),
+                macro_f1=macro_f1,
+                correct=round(2465 * accuracy / 100),
+            )
+        )
 
 
 def metrics_json(folder, accuracy, finished=True, macro_f1=None, **run):
     """Write folder/metrics.json in the engine's format (version 1)."""
     os.makedirs(folder, exist_ok=True)
-    data = {"version": 1, "split": "test",
-            "metrics": {"accuracy": accuracy, "error_rate": 100 - accuracy,
-                        "macro_f1": accuracy - 1 if macro_f1 is None else macro_f1,
-                        "total": 1000, "correct": round(10 * accuracy)},
-            "run": dict(dict(trainer="CoCoOp", dataset="OxfordPets", backbone="ViT-B/16", seed=1, num_shots=16,
-                             subsample_classes="all", max_epoch=10, epoch=None, eval_only=False), **run),
-            "finished": finished}
+    data = {
+        "version": 1,
+        "split": "test",
+        "metrics": {
+            "accuracy": accuracy,
+            "error_rate": 100 - accuracy,
+            "macro_f1": accuracy - 1 if macro_f1 is None else macro_f1,
+            "total": 1000,
+            "correct": round(10 * accuracy),
+        },
+        "run": dict(
+            dict(
+                trainer="CoCoOp",
+                dataset="OxfordPets",
+                backbone="ViT-B/16",
+                seed=1,
+                num_shots=16,
+                subsample_classes="all",
+                max_epoch=10,
+                epoch=None,
+                eval_only=False,
+            ),
+            **run,
+        ),
+        "finished": finished,
+    }
     with open(os.path.join(folder, "metrics.json"), "w") as f:
         json.dump(data, f, indent=4)

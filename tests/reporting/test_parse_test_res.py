@@ -1,4 +1,5 @@
 """parse_test_res.py on logs in the original code's format: values, spread and output lines."""
+
 import os
 
 import parse_test_res

@@ -1,4 +1,5 @@
 """results.py on hand-made output trees: grouping by protocol, the numbers, --paper, output files."""
+
 import csv
 import json
 import os
@@ -18,8 +19,9 @@ CFG = "vit_b16_c4_ep10_batch1_ctxv1"
 def _b2n(root, folder, seed, base, new, trainer="CoCoOp", cfg=CFG, **run):
     common = os.path.join(folder, "shots_16", trainer, cfg, f"seed{seed}")
     metrics_json(os.path.join(root, "base2new", "train_base", common), base, trainer=trainer, seed=seed, **run)
-    metrics_json(os.path.join(root, "base2new", "test_new", common), new, trainer=trainer, seed=seed,
-                 eval_only=True, **run)
+    metrics_json(
+        os.path.join(root, "base2new", "test_new", common), new, trainer=trainer, seed=seed, eval_only=True, **run
+    )
 
 
 @pytest.fixture
@@ -59,8 +61,9 @@ def test_ci95_spread(b2n_tree):
 def test_unpaired_and_unfinished_runs_are_left_out(b2n_tree, caplog):
     common = os.path.join("dtd", "shots_16", "CoCoOp", CFG, "seed2")
     metrics_json(b2n_tree / "base2new" / "train_base" / common, 10.0, seed=2, dataset="DescribableTextures")
-    metrics_json(b2n_tree / "base2new" / "test_new" / common, 10.0, finished=False, seed=2,
-                 dataset="DescribableTextures")
+    metrics_json(
+        b2n_tree / "base2new" / "test_new" / common, 10.0, finished=False, seed=2, dataset="DescribableTextures"
+    )
     (table,) = build_tables(collect_runs(b2n_tree))
     assert _rows(table)["DTD"]["Base"].values == [60.0]
     assert "seeds [2]" in caplog.text and "skipped" in caplog.text
@@ -93,12 +96,13 @@ def test_transfer_tables(tmp_path):
     # present targets; ImageNet-A 50, ImageNet-R 76 -> DG target avg 63, avg of 5 (72, 50, 76) = 66.
     root = tmp_path / "output"
     for seed, accuracy in ((1, 71.0), (2, 73.0)):
-        metrics_json(root / "imagenet" / "CoCoOp" / f"{CFG}_16shots" / f"seed{seed}", accuracy,
-                     dataset="ImageNet", seed=seed)
-    for folder, accuracy in (("caltech101", 94.0), ("oxford_pets", 90.0), ("imagenet_a", 50.0),
-                             ("imagenet_r", 76.0)):
-        reference_log(str(root / "evaluation" / "CoCoOp" / f"{CFG}_16shots" / folder / "seed1"), accuracy,
-                      eval_only=True)  # runs of the original code: log.txt only
+        metrics_json(
+            root / "imagenet" / "CoCoOp" / f"{CFG}_16shots" / f"seed{seed}", accuracy, dataset="ImageNet", seed=seed
+        )
+    for folder, accuracy in (("caltech101", 94.0), ("oxford_pets", 90.0), ("imagenet_a", 50.0), ("imagenet_r", 76.0)):
+        reference_log(
+            str(root / "evaluation" / "CoCoOp" / f"{CFG}_16shots" / folder / "seed1"), accuracy, eval_only=True
+        )  # runs of the original code: log.txt only
     tables = {t.kind: t for t in build_tables(collect_runs(root))}
     xd, dg = tables["cross_dataset"], tables["domain_generalization"]
     assert tables["fewshot"].rows[0][0] == "ImageNet"  # the source run is also a 16-shot training run
@@ -113,8 +117,12 @@ def test_fewshot_table_merges_the_recipe_configs(tmp_path):
     # COOP.md's recipe: 1 shot rn50_ep50, 16 shots rn50, ImageNet rn50_ep50: one table, shots as columns.
     root = tmp_path / "output"
     variant = "nctx16_cscFalse_ctpend"
-    for dataset, cfg, shots, accuracy in (("caltech101", "rn50_ep50", 1, 87.0), ("caltech101", "rn50", 16, 92.0),
-                                          ("imagenet", "rn50_ep50", 1, 57.0), ("imagenet", "rn50_ep50", 16, 63.0)):
+    for dataset, cfg, shots, accuracy in (
+        ("caltech101", "rn50_ep50", 1, 87.0),
+        ("caltech101", "rn50", 16, 92.0),
+        ("imagenet", "rn50_ep50", 1, 57.0),
+        ("imagenet", "rn50_ep50", 16, 63.0),
+    ):
         reference_log(str(root / dataset / "CoOp" / f"{cfg}_{shots}shots" / variant / "seed1"), accuracy)
     metrics_json(root / "dtd" / "CoOp" / "rn50_16shots" / variant / "seed1", 1.0, finished=False)
     (table,) = build_tables(collect_runs(root))
@@ -128,10 +136,16 @@ def test_fewshot_table_merges_the_recipe_configs(tmp_path):
 
 def test_zeroshot_table(tmp_path):
     root = tmp_path / "output"
-    metrics_json(root / "ZeroshotCLIP" / "rn50" / "dtd", 42.0, trainer="ZeroshotCLIP", backbone="RN50",
-                 dataset="DescribableTextures")
-    metrics_json(root / "ZeroshotCLIP" / "rn50" / "eurosat", 38.0, trainer="ZeroshotCLIP", backbone="RN50",
-                 dataset="EuroSAT")
+    metrics_json(
+        root / "ZeroshotCLIP" / "rn50" / "dtd",
+        42.0,
+        trainer="ZeroshotCLIP",
+        backbone="RN50",
+        dataset="DescribableTextures",
+    )
+    metrics_json(
+        root / "ZeroshotCLIP" / "rn50" / "eurosat", 38.0, trainer="ZeroshotCLIP", backbone="RN50", dataset="EuroSAT"
+    )
     (table,) = build_tables(collect_runs(root))
     assert _rows(table)["Average"]["ZeroshotCLIP rn50"].mean == 40.0
     assert table.paper["DTD"]["ZeroshotCLIP rn50"] == 42.20
@@ -139,17 +153,34 @@ def test_zeroshot_table(tmp_path):
 
 def test_plots(b2n_tree, tmp_path):
     import matplotlib  # noqa: F401  (the test extra installs it)
+
     variant = "nctx16_cscFalse_ctpend"
     for shots, accuracy in ((1, 80.0), (2, 84.0)):
-        metrics_json(b2n_tree / "caltech101" / "CoOp" / f"rn50_{shots}shots" / variant / "seed1", accuracy,
-                     trainer="CoOp", dataset="Caltech101", backbone="RN50")
-        metrics_json(b2n_tree / "dtd" / "CoOp" / f"rn50_{shots}shots" / variant / "seed1", accuracy - 20,
-                     trainer="CoOp", dataset="DescribableTextures", backbone="RN50")
+        metrics_json(
+            b2n_tree / "caltech101" / "CoOp" / f"rn50_{shots}shots" / variant / "seed1",
+            accuracy,
+            trainer="CoOp",
+            dataset="Caltech101",
+            backbone="RN50",
+        )
+        metrics_json(
+            b2n_tree / "dtd" / "CoOp" / f"rn50_{shots}shots" / variant / "seed1",
+            accuracy - 20,
+            trainer="CoOp",
+            dataset="DescribableTextures",
+            backbone="RN50",
+        )
     out = tmp_path / "tables"
     assert results.main([str(b2n_tree), "--out", str(out), "--plots", "--quiet"]) == 0
     pngs = sorted(os.listdir(out / "plots"))
-    assert pngs == sorted(["fewshot_Caltech101.png", "fewshot_DTD.png", "fewshot_Average.png",
-                           f"base2new_CoCoOp_{CFG.replace('_ep10', '')}.png"])
+    assert pngs == sorted(
+        [
+            "fewshot_Caltech101.png",
+            "fewshot_DTD.png",
+            "fewshot_Average.png",
+            f"base2new_CoCoOp_{CFG.replace('_ep10', '')}.png",
+        ]
+    )
     for name in pngs:
         assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

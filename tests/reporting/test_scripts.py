@@ -1,4 +1,5 @@
 """Protocol scripts, run with a stub PYTHON that records train.py calls instead of training."""
+
 import os
 import subprocess
 import sys
@@ -16,8 +17,9 @@ def stub(tmp_path):
     """A PYTHON that appends its train.py arguments to calls.txt and runs anything else (sweep.py)."""
     calls = tmp_path / "calls.txt"
     path = tmp_path / "fake_python.sh"
-    path.write_text(f'#!/bin/bash\nif [ "$1" = train.py ]; then echo "$*" >> "{calls}"; exit 0; fi\n'
-                    f'exec "{sys.executable}" "$@"\n')
+    path.write_text(
+        f'#!/bin/bash\nif [ "$1" = train.py ]; then echo "$*" >> "{calls}"; exit 0; fi\nexec "{sys.executable}" "$@"\n'
+    )
     path.chmod(0o755)
     return path, calls
 
@@ -25,8 +27,14 @@ def stub(tmp_path):
 def _run(script, *args, stub, cwd, **env):
     """Run a script from `cwd` (not the repository root) with OUTPUT=out relative to `cwd`."""
     env = dict(os.environ, PYTHON=str(stub[0]), OUTPUT="out", **env)
-    result = subprocess.run(["bash", os.path.join(REPO, "scripts", script), *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["bash", os.path.join(REPO, "scripts", script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     calls = stub[1].read_text().splitlines() if stub[1].exists() else []
     return result.stdout, [call.split() for call in calls]
@@ -41,8 +49,10 @@ def test_finished_run_is_skipped_and_unfinished_rerun(tmp_path, stub):
     metrics_json(out / "seed1", 70.0)
     metrics_json(out / "seed2", 70.0, finished=False)  # interrupted: rerun (train.py resumes it)
     stdout, calls = _run("cocoop/base2new_train.sh", "dtd", "1", stub=stub, cwd=tmp_path)
-    assert stdout.strip() == f"Oops! The results exist at {tmp_path}/out/base2new/train_base/dtd/shots_16/" \
-                             f"CoCoOp/{CFG}/seed1 (so skip this job)"
+    assert (
+        stdout.strip() == f"Oops! The results exist at {tmp_path}/out/base2new/train_base/dtd/shots_16/"
+        f"CoCoOp/{CFG}/seed1 (so skip this job)"
+    )
     assert calls == []
     _, (call,) = _run("cocoop/base2new_train.sh", "dtd", "2", stub=stub, cwd=tmp_path, DATA="mydata")
     assert _arg(call, "--output-dir") == str(out / "seed2")
@@ -53,8 +63,7 @@ def test_finished_run_is_skipped_and_unfinished_rerun(tmp_path, stub):
 
 @pytest.mark.parametrize("trainer, cfg, epoch", [("CoCoOp", CFG, "10"), ("CoOp", "vit_b16_ctxv1", "200")])
 def test_base2new_test_loads_the_configs_last_epoch(tmp_path, stub, trainer, cfg, epoch):
-    _, (call,) = _run("cocoop/base2new_test.sh", "eurosat", "3", stub=stub, cwd=tmp_path, TRAINER=trainer,
-                      CFG=cfg)
+    _, (call,) = _run("cocoop/base2new_test.sh", "eurosat", "3", stub=stub, cwd=tmp_path, TRAINER=trainer, CFG=cfg)
     common = f"eurosat/shots_16/{trainer}/{cfg}/seed3"
     assert _arg(call, "--load-epoch") == epoch
     assert _arg(call, "--model-dir") == f"{tmp_path}/out/base2new/train_base/{common}"
@@ -64,13 +73,32 @@ def test_base2new_test_loads_the_configs_last_epoch(tmp_path, stub, trainer, cfg
 
 def test_coop_main_loops_seeds_and_passes_the_variant(tmp_path, stub):
     metrics_json(tmp_path / "out/caltech101/CoOp/rn50_ep50_1shots/nctx16_cscFalse_ctpend/seed2", 80.0)
-    stdout, calls = _run("coop/main.sh", "caltech101", "rn50_ep50", "end", "16", "1", "False", stub=stub,
-                         cwd=tmp_path, EXTRA_OPTS="OPTIM.LR 0.01")
+    stdout, calls = _run(
+        "coop/main.sh",
+        "caltech101",
+        "rn50_ep50",
+        "end",
+        "16",
+        "1",
+        "False",
+        stub=stub,
+        cwd=tmp_path,
+        EXTRA_OPTS="OPTIM.LR 0.01",
+    )
     assert "seed2 (so skip this job)" in stdout
     assert [_arg(c, "--seed") for c in calls] == ["1", "3"]
-    assert calls[0][-10:] == ["TRAINER.COOP.N_CTX", "16", "TRAINER.COOP.CSC", "False",
-                              "TRAINER.COOP.CLASS_TOKEN_POSITION", "end", "DATASET.NUM_SHOTS", "1",
-                              "OPTIM.LR", "0.01"]
+    assert calls[0][-10:] == [
+        "TRAINER.COOP.N_CTX",
+        "16",
+        "TRAINER.COOP.CSC",
+        "False",
+        "TRAINER.COOP.CLASS_TOKEN_POSITION",
+        "end",
+        "DATASET.NUM_SHOTS",
+        "1",
+        "OPTIM.LR",
+        "0.01",
+    ]
 
 
 def test_xd_and_zeroshot_folders(tmp_path, stub):
@@ -88,12 +116,25 @@ def test_xd_and_zeroshot_folders(tmp_path, stub):
 
 
 def test_table_script_runs_every_job_through_the_sweep(tmp_path, stub):
-    _, calls = _run("tables/base2new.sh", "--jobs", "2", "--log-dir", str(tmp_path / "logs"), stub=stub,
-                    cwd=tmp_path, TRAINER="CoOp", SEEDS="1 2", DATASETS="imagenet dtd")
+    _, calls = _run(
+        "tables/base2new.sh",
+        "--jobs",
+        "2",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        stub=stub,
+        cwd=tmp_path,
+        TRAINER="CoOp",
+        SEEDS="1 2",
+        DATASETS="imagenet dtd",
+    )
     outputs = sorted(_arg(c, "--output-dir").split("/out/")[1] for c in calls)
-    assert outputs == sorted(f"base2new/{phase}/{d}/shots_16/CoOp/{cfg}/seed{s}"
-                             for phase in ("train_base", "test_new") for s in (1, 2)
-                             for d, cfg in (("imagenet", "vit_b16_ep50_ctxv1"), ("dtd", "vit_b16_ctxv1")))
+    assert outputs == sorted(
+        f"base2new/{phase}/{d}/shots_16/CoOp/{cfg}/seed{s}"
+        for phase in ("train_base", "test_new")
+        for s in (1, 2)
+        for d, cfg in (("imagenet", "vit_b16_ep50_ctxv1"), ("dtd", "vit_b16_ctxv1"))
+    )
 
 
 def test_fewshot_table_uses_coops_config_recipe(tmp_path, stub):
@@ -106,12 +147,13 @@ def test_fewshot_table_uses_coops_config_recipe(tmp_path, stub):
     assert "SEEDS=1 bash scripts/coop/main.sh imagenet rn50_ep50 end 16 16 False" in jobs
 
 
-@pytest.mark.parametrize("script, train_jobs, test_jobs", [("cross_dataset.sh", 2, 20),
-                                                          ("domain_generalization.sh", 2, 8)])
+@pytest.mark.parametrize(
+    "script, train_jobs, test_jobs", [("cross_dataset.sh", 2, 20), ("domain_generalization.sh", 2, 8)]
+)
 def test_transfer_table_scripts_train_then_test(tmp_path, stub, script, train_jobs, test_jobs):
     stdout, _ = _run(f"tables/{script}", "--dry-run", stub=stub, cwd=tmp_path, SEEDS="1 2")
     lines = stdout.splitlines()
     assert [line.split()[1] for line in lines[:train_jobs]] == ["scripts/cocoop/xd_train.sh"] * train_jobs
-    tests = lines[train_jobs:train_jobs + test_jobs]
+    tests = lines[train_jobs : train_jobs + test_jobs]
     assert all(line.startswith("bash scripts/cocoop/xd_test.sh ") for line in tests)
     assert "imagenet " not in " ".join(tests)

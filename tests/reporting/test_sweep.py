@@ -1,4 +1,5 @@
 """sweep.py: bounded parallelism, GPU assignment, failure report, and the submitit path."""
+
 import io
 import sys
 
@@ -39,6 +40,7 @@ def test_failures_are_reported(tmp_path, monkeypatch, capsys):
 
 def test_submitit_local_executor(tmp_path, capsys):
     import submitit  # noqa: F401  (the test extra installs it)
+
     jobs = tmp_path / "jobs.txt"
     jobs.write_text(f"echo done > {tmp_path}/ok\nexit 2\n")
     assert sweep.main([str(jobs), "--executor", "submitit-local", "--log-dir", str(tmp_path / "logs")]) == 1

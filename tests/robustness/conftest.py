@@ -4,6 +4,7 @@
 in-process with `train.main(argv)`, or as a subprocess (`run_train_py`) where a process must be
 killed or several must run at once.
 """
+
 import os
 import subprocess
 import sys
@@ -28,24 +29,59 @@ def pets_root(tmp_path):
 def train_argv(root, out, backbone, *opts, trainer="CoCoOp", seed=1, flags=()):
     """train.py arguments: the CoCoOp (or CoOp) recipe, 2 shots of the base classes, 2 epochs."""
     config = COCOOP_YAML if trainer == "CoCoOp" else COOP_YAML
-    return ["--root", str(root), "--seed", str(seed), "--trainer", trainer,
-            "--dataset-config-file", DATASET_YAML, "--config-file", config, "--output-dir", str(out), *flags,
-            "DATASET.NUM_SHOTS", "2", "DATASET.SUBSAMPLE_CLASSES", "base", "MODEL.BACKBONE.NAME", backbone,
-            "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TEST.BATCH_SIZE", "8", "OPTIM.MAX_EPOCH", "2",
-            "USE_CUDA", "False", *opts]
+    return [
+        "--root",
+        str(root),
+        "--seed",
+        str(seed),
+        "--trainer",
+        trainer,
+        "--dataset-config-file",
+        DATASET_YAML,
+        "--config-file",
+        config,
+        "--output-dir",
+        str(out),
+        *flags,
+        "DATASET.NUM_SHOTS",
+        "2",
+        "DATASET.SUBSAMPLE_CLASSES",
+        "base",
+        "MODEL.BACKBONE.NAME",
+        backbone,
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "DATALOADER.TEST.BATCH_SIZE",
+        "8",
+        "OPTIM.MAX_EPOCH",
+        "2",
+        "USE_CUDA",
+        "False",
+        *opts,
+    ]
 
 
 def subprocess_env():
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+    )
     return env
 
 
 def start_train_py(argv, log_path):
     """train.py as a child process (its own process group), stdout+stderr to `log_path`."""
     log = open(log_path, "wb")
-    return subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), *argv], cwd=REPO, env=subprocess_env(),
-                            stdout=log, stderr=subprocess.STDOUT), log
+    return subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "train.py"), *argv],
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    ), log
 
 
 def run_train_py(argv, log_path, timeout=300):

@@ -2,6 +2,7 @@
 output. Errors found while reading the config and looking up names come before train.py writes
 anything (the output folder is not even created); errors found while building the data or the model
 leave at most log.txt, never a checkpoint or metrics.json."""
+
 import logging
 import os
 
@@ -26,8 +27,11 @@ def assert_no_results(out):
 
 def test_unknown_config_key_names_the_closest_valid_key(tmp_path, pets_root, tiny_clip_path):
     out = tmp_path / "out"
-    with pytest.raises(KeyError, match=r'Unknown config key "OPTIM.MAX_EPOCHS" in the command-line options\. '
-                                       r'Did you mean "OPTIM.MAX_EPOCH"\?'):
+    with pytest.raises(
+        KeyError,
+        match=r'Unknown config key "OPTIM.MAX_EPOCHS" in the command-line options\. '
+        r'Did you mean "OPTIM.MAX_EPOCH"\?',
+    ):
         train.main(train_argv(pets_root, out, tiny_clip_path, "OPTIM.MAX_EPOCHS", "3"))
     assert_nothing_written(out)
 
@@ -38,37 +42,65 @@ def test_unknown_config_key_in_a_yaml_names_the_file(tmp_path, pets_root, tiny_c
     out = tmp_path / "out"
     argv = train_argv(pets_root, out, tiny_clip_path)
     argv[argv.index("--config-file") + 1] = str(bad)
-    with pytest.raises(KeyError, match=rf'"TRAINER.COCOOP.N_CTXX" in --config-file "{bad}"\. '
-                                       r'Did you mean "TRAINER.COCOOP.N_CTX"\?'):
+    with pytest.raises(
+        KeyError,
+        match=rf'"TRAINER.COCOOP.N_CTXX" in --config-file "{bad}"\. '
+        r'Did you mean "TRAINER.COCOOP.N_CTX"\?',
+    ):
         train.main(argv)
     assert_nothing_written(out)
 
 
 def test_value_of_the_wrong_type_names_the_key_and_the_expected_type(tmp_path, pets_root, tiny_clip_path):
     out = tmp_path / "out"
-    with pytest.raises(ValueError, match=r"Wrong type for config key OPTIM.MAX_EPOCH in the command-line options: "
-                                         r"expected int .* got str 'ten'"):
+    with pytest.raises(
+        ValueError,
+        match=r"Wrong type for config key OPTIM.MAX_EPOCH in the command-line options: "
+        r"expected int .* got str 'ten'",
+    ):
         train.main(train_argv(pets_root, out, tiny_clip_path, "OPTIM.MAX_EPOCH", "ten"))
     assert_nothing_written(out)
 
 
-@pytest.mark.parametrize("kind, args, message", [
-    ("trainer", ["--trainer", "CoCoOP"],
-     r'Unknown trainer "CoCoOP"\. Did you mean "CoCoOp"\? Valid trainer names: CoCoOp, CoOp, .*TRAINER.NAME'),
-    ("dataset", ["DATASET.NAME", "OxfordPet"],
-     r'Unknown dataset "OxfordPet"\. Did you mean "OxfordPets"\? Valid dataset names: .*OxfordFlowers, OxfordPets'),
-    ("backbone", ["MODEL.BACKBONE.NAME", "ViT-B/61"],
-     r'Unknown MODEL.BACKBONE.NAME "ViT-B/61": not a file, not an OpenAI name \(RN50, .*ViT-B/16'),
-    ("transform", ["INPUT.TRANSFORMS", "['random_flip', 'random_resized_crap']"],
-     r'Unknown transform "random_resized_crap"\. Did you mean "random_resized_crop"\? .*INPUT.TRANSFORMS'),
-    ("optimizer", ["OPTIM.NAME", "sgdd"],
-     r'Unknown optimizer "sgdd"\. Did you mean "sgd"\? Valid optimizer names: adam, adamw, amsgrad, .*OPTIM.NAME'),
-    ("scheduler", ["OPTIM.LR_SCHEDULER", "cosin"],
-     r'Unknown LR scheduler "cosin"\. Did you mean "cosine"\? Valid LR scheduler names: cosine, multi_step, '
-     r"single_step.*OPTIM.LR_SCHEDULER"),
-])
-def test_unknown_name_lists_the_valid_names_before_writing_anything(tmp_path, pets_root, tiny_clip_path, kind, args,
-                                                                      message):
+@pytest.mark.parametrize(
+    "kind, args, message",
+    [
+        (
+            "trainer",
+            ["--trainer", "CoCoOP"],
+            r'Unknown trainer "CoCoOP"\. Did you mean "CoCoOp"\? Valid trainer names: CoCoOp, CoOp, .*TRAINER.NAME',
+        ),
+        (
+            "dataset",
+            ["DATASET.NAME", "OxfordPet"],
+            r'Unknown dataset "OxfordPet"\. Did you mean "OxfordPets"\? Valid dataset names: .*OxfordFlowers, OxfordPets',
+        ),
+        (
+            "backbone",
+            ["MODEL.BACKBONE.NAME", "ViT-B/61"],
+            r'Unknown MODEL.BACKBONE.NAME "ViT-B/61": not a file, not an OpenAI name \(RN50, .*ViT-B/16',
+        ),
+        (
+            "transform",
+            ["INPUT.TRANSFORMS", "['random_flip', 'random_resized_crap']"],
+            r'Unknown transform "random_resized_crap"\. Did you mean "random_resized_crop"\? .*INPUT.TRANSFORMS',
+        ),
+        (
+            "optimizer",
+            ["OPTIM.NAME", "sgdd"],
+            r'Unknown optimizer "sgdd"\. Did you mean "sgd"\? Valid optimizer names: adam, adamw, amsgrad, .*OPTIM.NAME',
+        ),
+        (
+            "scheduler",
+            ["OPTIM.LR_SCHEDULER", "cosin"],
+            r'Unknown LR scheduler "cosin"\. Did you mean "cosine"\? Valid LR scheduler names: cosine, multi_step, '
+            r"single_step.*OPTIM.LR_SCHEDULER",
+        ),
+    ],
+)
+def test_unknown_name_lists_the_valid_names_before_writing_anything(
+    tmp_path, pets_root, tiny_clip_path, kind, args, message
+):
     out = tmp_path / "out"
     if kind == "trainer":
         argv = train_argv(pets_root, out, tiny_clip_path, trainer=args[1])
@@ -93,12 +125,15 @@ def test_config_file_that_does_not_exist_is_named(tmp_path, pets_root, tiny_clip
 def test_num_shots_larger_than_a_class_has_warns_and_takes_all(tmp_path, pets_root, tiny_clip_path, caplog):
     """The miniature Oxford Pets has 4 training images per class; ask for 8 (as the reference: warn, use all)."""
     out = tmp_path / "out"
-    argv = train_argv(pets_root, out, tiny_clip_path, "OPTIM.MAX_EPOCH", "1", "DATASET.NUM_SHOTS", "8",
-                      trainer="CoOp")
+    argv = train_argv(pets_root, out, tiny_clip_path, "OPTIM.MAX_EPOCH", "1", "DATASET.NUM_SHOTS", "8", trainer="CoOp")
     with caplog.at_level(logging.WARNING):
-        train.main(argv + ["TRAINER.COOP.PREC", "fp32", "TRAINER.COOP.N_CTX", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "4"])
+        train.main(
+            argv + ["TRAINER.COOP.PREC", "fp32", "TRAINER.COOP.N_CTX", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "4"]
+        )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "shots" in r.getMessage()]
-    assert any('has only 4 images, fewer than the 8 shots asked for: using all of them' in w for w in warnings), warnings
+    assert any("has only 4 images, fewer than the 8 shots asked for: using all of them" in w for w in warnings), (
+        warnings
+    )
     assert (out / "metrics.json").is_file()
     cache = read_json(os.path.join(pets_root, "oxford_pets", "split_fewshot", "shot_8-seed_1.json"))
     assert len(cache["train"]) == 20  # every training image of all 5 classes (base/new is split afterwards)
@@ -114,21 +149,28 @@ def test_subsample_classes_other_than_all_base_new_is_rejected(tmp_path, pets_ro
 def test_ctx_init_with_more_words_than_the_context_allows_is_rejected(tmp_path, pets_root, tiny_clip_path):
     out = tmp_path / "out"
     words = "_".join(["photo"] * 80)
-    with pytest.raises(ValueError, match=r'TRAINER.COCOOP.CTX_INIT "photo photo .*" has 80 tokens; at most 74 fit '
-                                         r"in CLIP's 77-token context\. Use fewer words\."):
+    with pytest.raises(
+        ValueError,
+        match=r'TRAINER.COCOOP.CTX_INIT "photo photo .*" has 80 tokens; at most 74 fit '
+        r"in CLIP's 77-token context\. Use fewer words\.",
+    ):
         train.main(train_argv(pets_root, out, tiny_clip_path, "TRAINER.COCOOP.CTX_INIT", words))
     assert_no_results(out)
 
 
 def test_image_size_that_does_not_match_the_backbone_is_rejected(tmp_path, pets_root, tiny_clip_path):
     out = tmp_path / "out"
-    with pytest.raises(ValueError, match=r"INPUT.SIZE is \(192, 192\) but this CLIP backbone takes \(224, 224\) "
-                                         r"images; set INPUT.SIZE \(224, 224\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"INPUT.SIZE is \(192, 192\) but this CLIP backbone takes \(224, 224\) "
+        r"images; set INPUT.SIZE \(224, 224\)",
+    ):
         train.main(train_argv(pets_root, out, tiny_clip_path, "INPUT.SIZE", "(192, 192)"))
     assert_no_results(out)
 
 
 # ---------------------------------------------------------------- checkpoints given to --eval-only
+
 
 @pytest.fixture(scope="module")
 def trained_coop(tmp_path_factory, tiny_clip_path):
@@ -139,15 +181,39 @@ def trained_coop(tmp_path_factory, tiny_clip_path):
     root = base / "data"
     build_oxford_pets(str(root))
     out = base / "out"
-    train.main(train_argv(root, out, tiny_clip_path, "OPTIM.MAX_EPOCH", "1", "TRAINER.COOP.PREC", "fp32",
-                          "TRAINER.COOP.N_CTX", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "4", trainer="CoOp"))
+    train.main(
+        train_argv(
+            root,
+            out,
+            tiny_clip_path,
+            "OPTIM.MAX_EPOCH",
+            "1",
+            "TRAINER.COOP.PREC",
+            "fp32",
+            "TRAINER.COOP.N_CTX",
+            "2",
+            "DATALOADER.TRAIN_X.BATCH_SIZE",
+            "4",
+            trainer="CoOp",
+        )
+    )
     assert (out / "prompt_learner" / "model.pth.tar-1").is_file()
     return str(root), out
 
 
 def eval_argv(root, out, model_dir, backbone, *opts, trainer="CoOp"):
-    return train_argv(root, out, backbone, "TRAINER.COOP.PREC", "fp32", "TRAINER.COCOOP.PREC", "fp32", *opts,
-                      trainer=trainer, flags=["--eval-only", "--model-dir", str(model_dir), "--load-epoch", "1"])
+    return train_argv(
+        root,
+        out,
+        backbone,
+        "TRAINER.COOP.PREC",
+        "fp32",
+        "TRAINER.COCOOP.PREC",
+        "fp32",
+        *opts,
+        trainer=trainer,
+        flags=["--eval-only", "--model-dir", str(model_dir), "--load-epoch", "1"],
+    )
 
 
 def test_checkpoint_folder_without_the_expected_files_is_named(tmp_path, trained_coop, tiny_clip_path):
@@ -155,8 +221,11 @@ def test_checkpoint_folder_without_the_expected_files_is_named(tmp_path, trained
     empty = tmp_path / "not_a_run"
     (empty / "prompt_learner").mkdir(parents=True)
     out = tmp_path / "eval"
-    with pytest.raises(FileNotFoundError, match=rf'Model not found at "{empty}/prompt_learner/model.pth.tar-1"; '
-                                                rf'no checkpoint files in "{empty}/prompt_learner"'):
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf'Model not found at "{empty}/prompt_learner/model.pth.tar-1"; '
+        rf'no checkpoint files in "{empty}/prompt_learner"',
+    ):
         train.main(eval_argv(root, out, empty, tiny_clip_path, "TRAINER.COOP.N_CTX", "2"))
     assert_no_results(out)
 
@@ -167,15 +236,29 @@ def test_checkpoint_from_another_trainer_is_rejected_naming_the_keys(tmp_path, t
     root, coop_out = trained_coop
     out = tmp_path / "eval"
     with pytest.raises(ValueError, match=r'saved by trainer "CoOp".*missing keys \[.*meta_net\.linear1\.weight'):
-        train.main(eval_argv(root, out, coop_out, tiny_clip_path, "TRAINER.COCOOP.N_CTX", "2",
-                             "TRAINER.COCOOP.CTX_INIT", "", trainer="CoCoOp"))
+        train.main(
+            eval_argv(
+                root,
+                out,
+                coop_out,
+                tiny_clip_path,
+                "TRAINER.COCOOP.N_CTX",
+                "2",
+                "TRAINER.COCOOP.CTX_INIT",
+                "",
+                trainer="CoCoOp",
+            )
+        )
     assert_no_results(out)
 
 
 def test_checkpoint_with_mismatched_shapes_names_the_keys(tmp_path, trained_coop, tiny_clip_path):
     root, coop_out = trained_coop
     out = tmp_path / "eval"
-    with pytest.raises(ValueError, match=r"Shape mismatch loading .*model\.pth\.tar-1.*\n  ctx: checkpoint \(2, 64\), "
-                                         r"model \(4, 64\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Shape mismatch loading .*model\.pth\.tar-1.*\n  ctx: checkpoint \(2, 64\), "
+        r"model \(4, 64\)",
+    ):
         train.main(eval_argv(root, out, coop_out, tiny_clip_path, "TRAINER.COOP.N_CTX", "4"))
     assert_no_results(out)

@@ -1,6 +1,7 @@
 """Issue item 2: crash safety. Checkpoints are written to a temp file and renamed, and carry the optimizer,
 scheduler, epoch and every RNG state; a run SIGKILLed mid-epoch and restarted with --resume ends with the
 same learned prompt (bit for bit on CPU) and the same test accuracy as an uninterrupted run."""
+
 import os
 import signal
 import time
@@ -17,8 +18,13 @@ from .conftest import files_under, run_train_py, start_train_py, train_argv
 
 
 def _state(epoch):
-    return {"state_dict": {"ctx": torch.full((2, 4), float(epoch))}, "epoch": epoch, "optimizer": None,
-            "scheduler": None, "val_result": None}
+    return {
+        "state_dict": {"ctx": torch.full((2, 4), float(epoch))},
+        "epoch": epoch,
+        "optimizer": None,
+        "scheduler": None,
+        "val_result": None,
+    }
 
 
 def _crashing_save(obj, f):
@@ -44,8 +50,19 @@ def test_checkpoint_is_written_to_a_temp_file_and_renamed(tmp_path, monkeypatch,
 
 def test_checkpoint_carries_optimizer_scheduler_epoch_and_every_rng_state(tmp_path, pets_root, tiny_clip_path):
     out = tmp_path / "out"
-    train.main(train_argv(pets_root, out, tiny_clip_path, "OPTIM.MAX_EPOCH", "2", "TRAIN.CHECKPOINT_FREQ", "1",
-                          "TRAINER.COCOOP.PREC", "fp32"))
+    train.main(
+        train_argv(
+            pets_root,
+            out,
+            tiny_clip_path,
+            "OPTIM.MAX_EPOCH",
+            "2",
+            "TRAIN.CHECKPOINT_FREQ",
+            "1",
+            "TRAINER.COCOOP.PREC",
+            "fp32",
+        )
+    )
     ckpt = load_checkpoint(str(out / "prompt_learner" / "model.pth.tar-1"))
     assert ckpt["epoch"] == 1
     assert ckpt["meta"] == {"trainer": "CoCoOp", "model_name": "prompt_learner"}
@@ -79,8 +96,16 @@ def test_run_killed_mid_epoch_and_resumed_equals_uninterrupted_run(tmp_path, pet
     """CoCoOp with the yaml's random augmentation (random_resized_crop, random_flip), batch size 1, 3 epochs
     of 6 batches; the run is SIGKILLed after batch 2 of epoch 2 (epoch 1's checkpoint exists), then
     restarted with --resume."""
-    opts = ["OPTIM.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_FREQ", "1", "TRAIN.PRINT_FREQ", "1", "TRAINER.COCOOP.PREC",
-            "fp32"]
+    opts = [
+        "OPTIM.MAX_EPOCH",
+        "3",
+        "TRAIN.CHECKPOINT_FREQ",
+        "1",
+        "TRAIN.PRINT_FREQ",
+        "1",
+        "TRAINER.COCOOP.PREC",
+        "fp32",
+    ]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert run_train_py(train_argv(pets_root, whole, tiny_clip_path, *opts), tmp_path / "whole.out") == 0
 
@@ -97,13 +122,17 @@ def test_run_killed_mid_epoch_and_resumed_equals_uninterrupted_run(tmp_path, pet
     assert read_pointer(str(killed / "prompt_learner")) == str(killed / "prompt_learner" / "model.pth.tar-1")
     assert not [f for f in files_under(killed) if f.endswith(".tmp")]
 
-    resumed = run_train_py(train_argv(pets_root, killed, tiny_clip_path, *opts, flags=["--resume", str(killed)]),
-                           tmp_path / "resumed.out")
+    resumed = run_train_py(
+        train_argv(pets_root, killed, tiny_clip_path, *opts, flags=["--resume", str(killed)]), tmp_path / "resumed.out"
+    )
     assert resumed == 0, (tmp_path / "resumed.out").read_text()[-3000:]
     log_text = (killed / "log.txt").read_text()
     assert "Found checkpoint" in log_text and "Previous epoch: 1" in log_text
 
-    a, b = _learned(whole / "prompt_learner" / "model.pth.tar-3"), _learned(killed / "prompt_learner" / "model.pth.tar-3")
+    a, b = (
+        _learned(whole / "prompt_learner" / "model.pth.tar-3"),
+        _learned(killed / "prompt_learner" / "model.pth.tar-3"),
+    )
     assert set(a) == set(b) and "ctx" in a and any(k.startswith("meta_net.") for k in a)
     for key in a:
         assert torch.equal(a[key], b[key]), f"{key} differs after kill + resume"

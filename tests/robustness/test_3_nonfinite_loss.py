@@ -1,5 +1,6 @@
 """Issue item 3: training stops at the first NaN/inf loss with an error naming epoch and batch and the likely
 cause (fp16), and the last good checkpoint stays intact."""
+
 import os
 
 import pytest
@@ -13,7 +14,8 @@ from .conftest import train_argv
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
 def test_non_finite_loss_stops_naming_epoch_batch_and_fp16_and_keeps_the_last_checkpoint(
-        tmp_path, pets_root, tiny_clip_path, monkeypatch, bad):
+    tmp_path, pets_root, tiny_clip_path, monkeypatch, bad
+):
     out = tmp_path / "out"
     model_dir = out / "prompt_learner"
     snapshot = {}

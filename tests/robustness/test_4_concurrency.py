@@ -1,5 +1,6 @@
 """Issue item 4: several runs (different seeds) started at once on the same dataset root and output parent
 folder finish correctly, and split and few-shot cache files are never seen half-written."""
+
 import json
 import os
 
@@ -21,9 +22,21 @@ def test_concurrent_runs_on_one_root_and_output_parent_all_finish(tmp_path, tiny
     build_oxford_pets(str(root))
     procs = []
     for seed in SEEDS:
-        argv = train_argv(root, parent / f"seed{seed}", tiny_clip_path, "OPTIM.MAX_EPOCH", "1", "TRAINER.COOP.PREC",
-                          "fp32", "TRAINER.COOP.N_CTX", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "2", trainer="CoOp",
-                          seed=seed)
+        argv = train_argv(
+            root,
+            parent / f"seed{seed}",
+            tiny_clip_path,
+            "OPTIM.MAX_EPOCH",
+            "1",
+            "TRAINER.COOP.PREC",
+            "fp32",
+            "TRAINER.COOP.N_CTX",
+            "2",
+            "DATALOADER.TRAIN_X.BATCH_SIZE",
+            "2",
+            trainer="CoOp",
+            seed=seed,
+        )
         procs.append(start_train_py(argv, tmp_path / f"seed{seed}.out"))
     for seed, (proc, log) in zip(SEEDS, procs):
         rc = proc.wait(timeout=600)
@@ -41,8 +54,11 @@ def test_concurrent_runs_on_one_root_and_output_parent_all_finish(tmp_path, tiny
 
 
 def _items(root):
-    return [Datum(impath=os.path.join(root, f"c{y}", f"{i}.jpg"), label=y, classname=f"c{y}")
-            for y in range(3) for i in range(4)]
+    return [
+        Datum(impath=os.path.join(root, f"c{y}", f"{i}.jpg"), label=y, classname=f"c{y}")
+        for y in range(3)
+        for i in range(4)
+    ]
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Issue item 5: checkpoints are loaded with weights_only=True; no pickle from a dataset folder is ever loaded;
 archives are never extracted without path filtering; output paths come only from the config."""
+
 import ast
 import os
 import pickle
@@ -28,8 +29,11 @@ def test_checkpoints_are_loaded_with_weights_only(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "model.pth.tar-1"
     torch.save({"state_dict": {"ctx": torch.zeros(2)}, "epoch": 1, "evil": _Payload(str(marker))}, path)
-    with pytest.raises(UnsafeCheckpointError, match=r'Refusing to load ".*model\.pth\.tar-1": it pickles '
-                                                    r"(builtins|io)\.open.*not on the checkpoint allowlist"):
+    with pytest.raises(
+        UnsafeCheckpointError,
+        match=r'Refusing to load ".*model\.pth\.tar-1": it pickles '
+        r"(builtins|io)\.open.*not on the checkpoint allowlist",
+    ):
         load_checkpoint(str(path))
     assert not marker.exists()
 
@@ -38,10 +42,18 @@ def test_eval_only_refuses_a_checkpoint_that_pickles_code(tmp_path, pets_root, t
     marker = tmp_path / "pwned"
     model_dir = tmp_path / "run" / "prompt_learner"
     model_dir.mkdir(parents=True)
-    torch.save({"state_dict": {"ctx": torch.zeros(2, 64)}, "epoch": 1, "evil": _Payload(str(marker))},
-               model_dir / "model.pth.tar-1")
-    argv = train_argv(pets_root, tmp_path / "eval", tiny_clip_path, "TRAINER.COCOOP.PREC", "fp32",
-                      flags=["--eval-only", "--model-dir", str(tmp_path / "run"), "--load-epoch", "1"])
+    torch.save(
+        {"state_dict": {"ctx": torch.zeros(2, 64)}, "epoch": 1, "evil": _Payload(str(marker))},
+        model_dir / "model.pth.tar-1",
+    )
+    argv = train_argv(
+        pets_root,
+        tmp_path / "eval",
+        tiny_clip_path,
+        "TRAINER.COCOOP.PREC",
+        "fp32",
+        flags=["--eval-only", "--model-dir", str(tmp_path / "run"), "--load-epoch", "1"],
+    )
     with pytest.raises(UnsafeCheckpointError):
         train.main(argv)
     assert not marker.exists()
@@ -62,6 +74,7 @@ def test_pickle_fewshot_cache_in_the_dataset_folder_is_never_loaded(tmp_path, pe
 
 
 # ---------------------------------------------------------------- the source tree
+
 
 def _sources():
     skip = {".git", "tests", "build", "node_modules"}
@@ -116,11 +129,17 @@ def test_outputs_are_written_only_under_output_dir(tmp_path, pets_root, tiny_cli
     out = tmp_path / "runs" / "seed1"
     train.main(train_argv(pets_root, out, tiny_clip_path, "OPTIM.MAX_EPOCH", "1", "TRAINER.COCOOP.PREC", "fp32"))
     new = files_under(tmp_path) - before
-    outside = sorted(f for f in new if not f.startswith(os.path.join("runs", "seed1", ""))
-                     and not f.startswith(os.path.join("data", "oxford_pets", "split")))
+    outside = sorted(
+        f
+        for f in new
+        if not f.startswith(os.path.join("runs", "seed1", ""))
+        and not f.startswith(os.path.join("data", "oxford_pets", "split"))
+    )
     assert not outside, outside
-    assert {os.path.join("data", "oxford_pets", "split_zhou_OxfordPets.json"),
-            os.path.join("data", "oxford_pets", "split_fewshot", "shot_2-seed_1.json"),
-            os.path.join("runs", "seed1", "metrics.json")} <= new
+    assert {
+        os.path.join("data", "oxford_pets", "split_zhou_OxfordPets.json"),
+        os.path.join("data", "oxford_pets", "split_fewshot", "shot_2-seed_1.json"),
+        os.path.join("runs", "seed1", "metrics.json"),
+    } <= new
     assert files_under(clip_dir) == clip_before
     assert os.listdir(work) == []

@@ -1,5 +1,6 @@
 """Issue item 6: a run whose output folder already holds a finished run refuses to overwrite it unless told
 to (--overwrite); an unfinished (killed) run's folder is resumed; the protocol scripts skip finished runs."""
+
 import json
 import os
 import subprocess
@@ -27,8 +28,11 @@ def _snapshot(out):
 def test_finished_run_is_not_overwritten_unless_told_to(finished_run):
     out, argv = finished_run
     before = _snapshot(out)
-    with pytest.raises(SystemExit, match=rf'"{out}" already holds a finished run \(metrics.json\)\. Choose another '
-                                         r"--output-dir, or pass --overwrite"):
+    with pytest.raises(
+        SystemExit,
+        match=rf'"{out}" already holds a finished run \(metrics.json\)\. Choose another '
+        r"--output-dir, or pass --overwrite",
+    ):
         train.main(argv)
     assert _snapshot(out) == before  # not even log.txt was touched
 
@@ -57,12 +61,26 @@ def test_unfinished_metrics_json_does_not_block_a_rerun(finished_run):
 def test_protocol_scripts_skip_a_finished_run(finished_run, tmp_path):
     """base2new_train.sh with a PYTHON that would fail if called: the finished folder is skipped."""
     out, _ = finished_run
-    dest = tmp_path / "output" / "base2new" / "train_base" / "oxford_pets" / "shots_16" / "CoCoOp" / \
-        "vit_b16_c4_ep10_batch1_ctxv1" / "seed1"
+    dest = (
+        tmp_path
+        / "output"
+        / "base2new"
+        / "train_base"
+        / "oxford_pets"
+        / "shots_16"
+        / "CoCoOp"
+        / "vit_b16_c4_ep10_batch1_ctxv1"
+        / "seed1"
+    )
     dest.parent.mkdir(parents=True)
     os.rename(out, dest)
-    result = subprocess.run(["bash", os.path.join(REPO, "scripts", "cocoop", "base2new_train.sh"), "oxford_pets", "1"],
-                            cwd=tmp_path, env=dict(os.environ, OUTPUT=str(tmp_path / "output"), PYTHON="false"),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", os.path.join(REPO, "scripts", "cocoop", "base2new_train.sh"), "oxford_pets", "1"],
+        cwd=tmp_path,
+        env=dict(os.environ, OUTPUT=str(tmp_path / "output"), PYTHON="false"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert f"The results exist at {dest} (so skip this job)" in result.stdout

@@ -1,4 +1,5 @@
 """Config and model builders shared by the trainer tests."""
+
 import trainers
 from dasslite.config import get_cfg_default
 from trainers.clip_backbone import load_clip

@@ -1,4 +1,5 @@
 """CoCoOp: Meta-Net shapes, batched logits equal the per-image computation, gradients."""
+
 import pytest
 import torch
 
@@ -43,8 +44,14 @@ def test_meta_net_shapes_and_state_dict_keys(model):
     assert pl.meta_net.linear1.weight.shape == (32 // 16, 32)  # vis_dim 32 -> 2 -> ctx width 64
     assert pl.meta_net.linear2.weight.shape == (64, 2)
     assert set(pl.state_dict()) == {
-        "ctx", "token_prefix", "token_suffix", "meta_net.linear1.weight", "meta_net.linear1.bias",
-        "meta_net.linear2.weight", "meta_net.linear2.bias"}
+        "ctx",
+        "token_prefix",
+        "token_suffix",
+        "meta_net.linear1.weight",
+        "meta_net.linear1.bias",
+        "meta_net.linear2.weight",
+        "meta_net.linear2.bias",
+    }
 
 
 @pytest.mark.parametrize("chunk", [0, 3])
@@ -62,7 +69,7 @@ def test_batch_of_one_equals_row_of_batch(model):
     images = torch.randn(3, 3, 224, 224)
     with torch.no_grad():
         together = model(images)
-        alone = torch.cat([model(images[i:i + 1]) for i in range(3)])
+        alone = torch.cat([model(images[i : i + 1]) for i in range(3)])
     assert (together - alone).abs().max() <= 1e-4
 
 
@@ -82,9 +89,13 @@ def test_context_and_meta_net_receive_gradients_clip_does_not(model):
     loss = torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 224, 224)), torch.tensor([0, 3]))
     loss.backward()
     grads = {n for n, p in model.named_parameters() if p.grad is not None}
-    assert grads == {"prompt_learner.ctx", "prompt_learner.meta_net.linear1.weight",
-                     "prompt_learner.meta_net.linear1.bias", "prompt_learner.meta_net.linear2.weight",
-                     "prompt_learner.meta_net.linear2.bias"}
+    assert grads == {
+        "prompt_learner.ctx",
+        "prompt_learner.meta_net.linear1.weight",
+        "prompt_learner.meta_net.linear1.bias",
+        "prompt_learner.meta_net.linear2.weight",
+        "prompt_learner.meta_net.linear2.bias",
+    }
 
 
 def test_activation_checkpointing_gives_the_same_gradients(model):

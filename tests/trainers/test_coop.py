@@ -1,4 +1,5 @@
 """CoOp's prompt layout, initialisation and gradients."""
+
 import pytest
 import torch
 
@@ -42,9 +43,9 @@ def test_middle_position_splits_context_around_the_class(clip, tiny_clip_path):
     n = count_tokens(name)
     ref, _ = embed(clip, "X X X X " + name + ".")
     torch.testing.assert_close(prompts[i, 1:3], pl.ctx[:2])
-    torch.testing.assert_close(prompts[i, 3:3 + n], ref[5:5 + n])  # class tokens between the halves
-    torch.testing.assert_close(prompts[i, 3 + n:5 + n], pl.ctx[2:])
-    torch.testing.assert_close(prompts[i, 5 + n:], ref[5 + n:])  # "." EOS padding unchanged
+    torch.testing.assert_close(prompts[i, 3 : 3 + n], ref[5 : 5 + n])  # class tokens between the halves
+    torch.testing.assert_close(prompts[i, 3 + n : 5 + n], pl.ctx[2:])
+    torch.testing.assert_close(prompts[i, 5 + n :], ref[5 + n :])  # "." EOS padding unchanged
 
 
 def test_front_position_puts_class_first(clip, tiny_clip_path):
@@ -53,9 +54,9 @@ def test_front_position_puts_class_first(clip, tiny_clip_path):
     name = "great pyrenees"
     n = count_tokens(name)
     ref, _ = embed(clip, "X X X X " + name + ".")
-    torch.testing.assert_close(prompts[3, 1:1 + n], ref[5:5 + n])
-    torch.testing.assert_close(prompts[3, 1 + n:5 + n], pl.ctx)
-    torch.testing.assert_close(prompts[3, 5 + n:], ref[5 + n:])
+    torch.testing.assert_close(prompts[3, 1 : 1 + n], ref[5 : 5 + n])
+    torch.testing.assert_close(prompts[3, 1 + n : 5 + n], pl.ctx)
+    torch.testing.assert_close(prompts[3, 5 + n :], ref[5 + n :])
 
 
 def test_unknown_class_token_position_is_named(clip, tiny_clip_path):

@@ -1,4 +1,5 @@
 """Mixed precision keeps fp32 master parameters; CoCoOp's text pass is chunked at large batch x classes."""
+
 import torch
 
 from tests.trainers.helpers import clip_fp32, make_cfg
