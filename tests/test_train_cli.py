@@ -187,7 +187,7 @@ def reference_checkpoint(path, n_cls, width=64, n_ctx=4, vis_dim=32):
 
 
 def test_checkpoint_in_the_original_format_loads_and_evaluates(data_root, tiny_clip_path, tmp_path):
-    ref = reference_checkpoint(tmp_path / "ref", n_cls=100)  # trained on another class list
+    reference_checkpoint(tmp_path / "ref", n_cls=100)  # trained on another class list
     assert load_checkpoint(str(tmp_path / "ref" / "prompt_learner" / "model.pth.tar-10"))["epoch"] == 10
     m = run(
         data_root,

@@ -142,7 +142,9 @@ def tokenize(texts):
     for text in texts:
         n = len(_tokenizer.encode(text)) + 2
         if n > CONTEXT_LENGTH:
-            warnings.warn(f'Prompt "{text}" has {n} tokens; CLIP reads {CONTEXT_LENGTH}, the rest is cut.')
+            warnings.warn(
+                f'Prompt "{text}" has {n} tokens; CLIP reads {CONTEXT_LENGTH}, the rest is cut.', stacklevel=2
+            )
     return open_clip.tokenizer.tokenize(texts, context_length=CONTEXT_LENGTH)
 
 

@@ -17,8 +17,8 @@ import logging
 import os
 from collections import OrderedDict
 
-from .datum import Datum
 from ..utils.io import atomic_write, read_json
+from .datum import Datum
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import logging
 import os
 from collections import OrderedDict
 
-from .datum import Datum
 from ..utils.io import read_json, write_json
+from .datum import Datum
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def read_and_split_data(image_dir, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=
             )
         cname = (new_cnames or {}).get(category, category)
 
-        def _collate(ims):
+        def _collate(ims, label=label, cname=cname):
             return [Datum(impath=im, label=label, classname=cname) for im in ims]
 
         train.extend(_collate(images[:n_train]))

@@ -70,7 +70,8 @@ class TrainerBase:
         self._trained = True
         try:
             self.before_train()  # may move start_epoch (resume)
-            for self.epoch in range(self.start_epoch, self.max_epoch):
+            for epoch in range(self.start_epoch, self.max_epoch):
+                self.epoch = epoch
                 self.before_epoch()
                 self.run_epoch()
                 self.weights_epoch = self.epoch + 1
@@ -352,7 +353,8 @@ class TrainerX(SimpleTrainer):
         if isinstance(self.train_loader_x.sampler, DistributedSampler):
             self.train_loader_x.sampler.set_epoch(self.epoch)  # a new shuffle each epoch on every rank
         end = time.time()
-        for self.batch_idx, batch in enumerate(self.train_loader_x):
+        for batch_idx, batch in enumerate(self.train_loader_x):
+            self.batch_idx = batch_idx
             self.data_time = time.time() - end
             self._call_hooks("before_step")
             self.loss_summary = self.forward_backward(batch)

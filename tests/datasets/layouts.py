@@ -9,7 +9,6 @@ import json
 import os
 from dataclasses import dataclass
 
-import pytest
 from PIL import Image
 
 WNIDS = {  # sorted wnid order = ImageNet label order
@@ -186,7 +185,7 @@ def build_fgvc_aircraft(root):
     imid = 1000000
     for split, n in (("train", 3), ("val", 2), ("test", 2)):
         lines = []
-        for k in range(n):
+        for _ in range(n):
             for v in variants[::-1]:
                 imid += 1
                 write_image(os.path.join(d, "images", f"{imid:07d}.jpg"))

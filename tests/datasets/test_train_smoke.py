@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from .layouts import BUILDERS, FOLDERS, TEST_ONLY
-
 import dasslite.engine.build  # noqa: F401,E402
+
+from .layouts import BUILDERS, FOLDERS, TEST_ONLY
 
 REPO = os.path.join(os.path.dirname(__file__), "..", "..")
 YAML = {

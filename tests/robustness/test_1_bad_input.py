@@ -73,7 +73,8 @@ def test_value_of_the_wrong_type_names_the_key_and_the_expected_type(tmp_path, p
         (
             "dataset",
             ["DATASET.NAME", "OxfordPet"],
-            r'Unknown dataset "OxfordPet"\. Did you mean "OxfordPets"\? Valid dataset names: .*OxfordFlowers, OxfordPets',
+            r'Unknown dataset "OxfordPet"\. Did you mean "OxfordPets"\? '
+            r"Valid dataset names: .*OxfordFlowers, OxfordPets",
         ),
         (
             "backbone",
@@ -88,7 +89,8 @@ def test_value_of_the_wrong_type_names_the_key_and_the_expected_type(tmp_path, p
         (
             "optimizer",
             ["OPTIM.NAME", "sgdd"],
-            r'Unknown optimizer "sgdd"\. Did you mean "sgd"\? Valid optimizer names: adam, adamw, amsgrad, .*OPTIM.NAME',
+            r'Unknown optimizer "sgdd"\. Did you mean "sgd"\? '
+            r"Valid optimizer names: adam, adamw, amsgrad, .*OPTIM.NAME",
         ),
         (
             "scheduler",
