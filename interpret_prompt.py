@@ -20,7 +20,7 @@ import sys
 import torch
 from open_clip.tokenizer import SimpleTokenizer
 
-from trainers.clip_backbone import load_clip
+from coop_toolkit.trainers.clip_backbone import load_clip
 
 try:
     from dasslite.engine.checkpoint import load_checkpoint

@@ -15,8 +15,9 @@ import sys
 
 import torch
 
-import datasets  # noqa: F401  (registers every dataset)
-import trainers
+import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
+from coop_toolkit import trainers
+from coop_toolkit.trainers.clip_backbone import check_backbone_name
 from dasslite.config import check_cfg_values, get_cfg_default, merge_from_file_checked, merge_from_list_checked
 from dasslite.data.build import DATASET_REGISTRY
 from dasslite.data.transforms import AVAILABLE_TRANSFORMS
@@ -25,11 +26,10 @@ from dasslite.optim.lr_scheduler import AVAILABLE_LR_SCHEDULERS
 from dasslite.optim.optimizer import AVAILABLE_OPTIMIZERS
 from dasslite.registry import UnknownNameError, unknown_name_message
 from dasslite.utils.dist import destroy_distributed, init_distributed, is_main_process
-from dasslite.utils.io import read_json
+from dasslite.utils.io import atomic_write, read_json
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
 from dasslite.utils.tools import collect_env_info
-from trainers.clip_backbone import check_backbone_name
 
 logger = logging.getLogger("train")
 
@@ -148,6 +148,7 @@ def main(argv=None):
         torch.backends.cudnn.benchmark = True
     if is_main_process():  # other ranks log warnings only; collecting env info takes seconds
         log_args_and_config(args, cfg)
+        save_config(cfg)
 
     trainer = build_trainer(cfg)
     if args.eval_only:
@@ -156,6 +157,12 @@ def main(argv=None):
         return
     if not args.no_train:
         trainer.train()
+
+
+def save_config(cfg):
+    """OUTPUT_DIR/config.yaml: the full merged config of this run (reloadable with merge_from_file)."""
+    with atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yaml")) as f:
+        f.write(cfg.dump())
 
 
 def log_args_and_config(args, cfg):

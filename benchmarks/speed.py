@@ -27,10 +27,10 @@ from tabulate import tabulate
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import trainers  # noqa: E402
+from coop_toolkit import trainers  # noqa: E402
+from coop_toolkit.trainers import cocoop, coop  # noqa: E402
+from coop_toolkit.trainers.clip_backbone import TextEncoder  # noqa: E402
 from dasslite.config import get_cfg_default  # noqa: E402
-from trainers import cocoop, coop  # noqa: E402
-from trainers.clip_backbone import TextEncoder  # noqa: E402
 
 CLASSNAMES = [f"class number {i}" for i in range(1000)]
 

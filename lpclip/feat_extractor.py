@@ -29,8 +29,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import datasets  # noqa: F401  (registers every dataset)
-import trainers
+import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
+from coop_toolkit import trainers
+from coop_toolkit.trainers.clip_backbone import clip_dtype, image_resolution, load_clip
 from dasslite.config import get_cfg_default, merge_from_file_checked, merge_from_list_checked
 from dasslite.data.build import build_dataset
 from dasslite.data.data_manager import DatasetWrapper
@@ -38,7 +39,6 @@ from dasslite.data.transforms import build_transform
 from dasslite.utils.io import atomic_write, read_json, write_json
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
-from trainers.clip_backbone import clip_dtype, image_resolution, load_clip
 
 logger = logging.getLogger("lpclip.feat_extractor")
 

@@ -9,7 +9,7 @@ import torch
 from open_clip.tokenizer import SimpleTokenizer
 
 import interpret_prompt
-from trainers.clip_backbone import load_clip
+from coop_toolkit.trainers.clip_backbone import load_clip
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = ["a</w>", "photo</w>", "of</w>", "dog</w>"]

@@ -5,7 +5,7 @@ from collections import defaultdict
 
 import pytest
 
-import datasets  # noqa: F401  (registers every dataset)
+import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
 
 
 def make_cfg(root, name, num_shots=-1, subsample="all", seed=1):

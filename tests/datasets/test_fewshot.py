@@ -140,7 +140,7 @@ def test_read_only_dataset_folder_still_runs(tmp_path, monkeypatch):
 
 
 def _build_in_child(root, queue):
-    import datasets  # noqa: F401
+    import coop_toolkit.datasets  # noqa: F401
 
     ds = build_dataset(make_cfg(root, "OxfordPets", num_shots=2, seed=4))
     queue.put(keys(ds.train_x) + keys(ds.val))

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from coop_toolkit.trainers.clip_backbone import load_clip
 from dasslite.data.build import build_dataset
 from dasslite.data.transforms import build_transform
 from lpclip import feat_extractor
-from trainers.clip_backbone import load_clip
 
 from .conftest import REPO
 

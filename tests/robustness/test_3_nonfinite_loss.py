@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import train
-from trainers.prompt_trainer import PromptTrainer
+from coop_toolkit.trainers.prompt_trainer import PromptTrainer
 
 from .conftest import train_argv
 

@@ -1,8 +1,8 @@
 """Config and model builders shared by the trainer tests."""
 
-import trainers
+from coop_toolkit import trainers
+from coop_toolkit.trainers.clip_backbone import load_clip
 from dasslite.config import get_cfg_default
-from trainers.clip_backbone import load_clip
 
 CLASSNAMES = ["abyssinian", "american_bulldog", "beagle", "great_pyrenees", "yorkshire_terrier"]
 

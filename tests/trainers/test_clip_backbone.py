@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from coop_toolkit.trainers.clip_backbone import BackboneNotFoundError, TextEncoder, load_clip, tokenize
 from tools.tiny_clip import build_tiny_clip
-from trainers.clip_backbone import BackboneNotFoundError, TextEncoder, load_clip, tokenize
 
 
 def test_torchscript_and_state_dict_layouts_load_the_same_weights(tmp_path):
@@ -38,7 +38,7 @@ def test_unknown_backbone_lists_valid_names(name):
 
 
 def test_openai_name_without_network_names_the_file_to_get(monkeypatch, tmp_path):
-    monkeypatch.setattr("trainers.clip_backbone.OPENAI_CACHE", str(tmp_path))
+    monkeypatch.setattr("coop_toolkit.trainers.clip_backbone.OPENAI_CACHE", str(tmp_path))
     with pytest.raises(BackboneNotFoundError) as err:
         load_clip("ViT-B/16")
     msg = str(err.value)
@@ -49,7 +49,7 @@ def test_openai_name_is_found_in_the_original_codes_cache(monkeypatch, tmp_path)
     from tools.tiny_clip import save_tiny_clip
 
     save_tiny_clip(tmp_path / "RN50.pt", vision="rn", fmt="jit")
-    monkeypatch.setattr("trainers.clip_backbone.OPENAI_CACHE", str(tmp_path))
+    monkeypatch.setattr("coop_toolkit.trainers.clip_backbone.OPENAI_CACHE", str(tmp_path))
     model = load_clip("RN50")
     assert model.visual.attnpool is not None
 

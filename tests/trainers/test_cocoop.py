@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from coop_toolkit.trainers.clip_backbone import TextEncoder
+from coop_toolkit.trainers.cocoop import CustomCLIP
 from tests.trainers.helpers import CLASSNAMES, clip_fp32, make_cfg
-from trainers.clip_backbone import TextEncoder
-from trainers.cocoop import CustomCLIP
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from coop_toolkit.trainers.clip_backbone import count_tokens, tokenize
+from coop_toolkit.trainers.coop import CustomCLIP, PromptLearner
 from tests.trainers.helpers import CLASSNAMES, clip_fp32, make_cfg
-from trainers.clip_backbone import count_tokens, tokenize
-from trainers.coop import CustomCLIP, PromptLearner
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_random_context_draws_what_the_original_draws_after_building_clip(tiny_c
     `clip.model.build_model` for ViT and ResNet), so the same seed gives the same initial context."""
     from open_clip.model import build_model_from_openai_state_dict
 
-    from trainers.clip_backbone import load_clip
+    from coop_toolkit.trainers.clip_backbone import load_clip
 
     torch.manual_seed(3)
     clip = load_clip(tiny_clip_path)

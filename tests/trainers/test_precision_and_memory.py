@@ -2,9 +2,9 @@
 
 import torch
 
+from coop_toolkit.trainers.cocoop import CustomCLIP
+from coop_toolkit.trainers.prompt_trainer import autocast_for, resolve_precision
 from tests.trainers.helpers import clip_fp32, make_cfg
-from trainers.cocoop import CustomCLIP
-from trainers.prompt_trainer import autocast_for, resolve_precision
 
 
 def test_fp16_and_amp_fall_back_to_fp32_without_cuda(caplog):
