@@ -17,6 +17,7 @@ import torch
 
 import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
 from coop_toolkit import trainers
+from coop_toolkit.run_record import write_run_record
 from coop_toolkit.trainers.clip_backbone import check_backbone_name
 from dasslite.config import check_cfg_values, get_cfg_default, merge_from_file_checked, merge_from_list_checked
 from dasslite.data.build import DATASET_REGISTRY
@@ -25,7 +26,7 @@ from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.optim.lr_scheduler import AVAILABLE_LR_SCHEDULERS
 from dasslite.optim.optimizer import AVAILABLE_OPTIMIZERS
 from dasslite.registry import UnknownNameError, unknown_name_message
-from dasslite.utils.dist import destroy_distributed, init_distributed, is_main_process
+from dasslite.utils.dist import describe_distributed, destroy_distributed, init_distributed, is_main_process
 from dasslite.utils.io import atomic_write, read_json
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
@@ -144,6 +145,8 @@ def main(argv=None):
     )
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
+    if describe_distributed():
+        logger.info(describe_distributed())
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
     if is_main_process():  # other ranks log warnings only; collecting env info takes seconds
@@ -151,6 +154,12 @@ def main(argv=None):
         save_config(cfg)
 
     trainer = build_trainer(cfg)
+    if is_main_process():  # the rest of a self-contained run folder (coop_toolkit/run_record.py)
+        write_run_record(
+            trainer,
+            model_dir=args.model_dir if args.eval_only else "",
+            load_epoch=args.load_epoch if args.eval_only else None,
+        )
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()

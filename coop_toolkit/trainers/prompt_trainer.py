@@ -104,6 +104,9 @@ def encode_images(image_encoder, image, dtype):
 class PromptTrainer(TrainerX):
     config_node = None  # name of the TRAINER.<NODE> config node holding N_CTX, CTX_INIT, PREC
     checkpoint_ignore_keys = ("token_prefix", "token_suffix")  # rebuilt from the current class names
+    # The features API (coop_toolkit/api.py, export.py): logits = logit_scale() * image @ class features.
+    # True when the class text features depend on the image (CoCoOp), so no fixed classifier exists.
+    image_conditioned = False
 
     @property
     def opts(self):
@@ -164,6 +167,21 @@ class PromptTrainer(TrainerX):
 
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
+
+    @torch.no_grad()
+    def image_features(self, image):
+        """L2-normalised fp32 features (B, embed_dim) of the frozen image encoder."""
+        with autocast_for(self.prec, self.device):
+            return encode_images(self.model.image_encoder, image.to(self.device), self.model.text_encoder.dtype)
+
+    @torch.no_grad()
+    def class_features(self, image_features=None):
+        """L2-normalised fp32 class text features (n_cls, embed_dim); image-conditioned: (B, n_cls, embed_dim)."""
+        with autocast_for(self.prec, self.device):
+            return self.model.text_features().float()
+
+    def logit_scale(self):
+        return self.model.logit_scale.detach().exp().float()
 
 
 def check_input_size(size, clip_model):
