@@ -28,7 +28,7 @@ def parse_args(argv=None):
     p.add_argument("--trainer", default="", help="zero-shot trainer to use without a RUN_DIR (ZeroshotCLIP[2])")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # options may come between the paths
     if args.out and not args.out.lower().endswith((".csv", ".json")):
         p.error(f'--out "{args.out}" must end in .csv or .json')
     if args.trainer and not (args.classnames and args.backbone):

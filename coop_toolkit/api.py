@@ -23,7 +23,9 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+import open_clip
 import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
 from tqdm import tqdm
 
@@ -38,6 +40,7 @@ from dasslite.utils.seed import set_random_seed
 from . import run_record as rr
 from . import trainers
 from .datasets.imagefolder import IMG_EXTENSIONS
+from .trainers.clip_backbone import OPENAI_MODELS, load_clip
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +120,28 @@ def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None
 def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None):
     """A zero-shot CLIP Run without a run folder: hand-written prompts ("a photo of a {}." unless
     `dataset_name` has its own template) for `classnames`, on `backbone` (MODEL.BACKBONE.NAME)."""
-    cfg = get_cfg(trainer=trainer, opts=["MODEL.BACKBONE.NAME", backbone, *opts])
+    cfg = get_cfg(trainer=trainer)
     cfg.DATASET.NAME = dataset_name
+    cfg.MODEL.BACKBONE.NAME = backbone
+    # CLIP's own test-time preprocessing at the backbone's resolution
+    cfg.INPUT.SIZE = clip_image_size(backbone)
+    cfg.INPUT.INTERPOLATION = "bicubic"
+    cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = list(OPENAI_DATASET_MEAN), list(OPENAI_DATASET_STD)
+    cfg.INPUT.TRANSFORMS = ["normalize"]
+    merge_from_list_checked(cfg, list(opts))
     built = _build(cfg, list(classnames), device)
     return Run(built, rr.preprocess_record(cfg), list(classnames), record=None)
+
+
+def clip_image_size(backbone):
+    """(H, W) that CLIP `backbone` takes; from open_clip's model config when it has one (no weights read)."""
+    name = OPENAI_MODELS[backbone][0] if backbone in OPENAI_MODELS else backbone.partition(":")[0]
+    config = None if os.path.isfile(os.path.expanduser(backbone)) else open_clip.get_model_config(name)
+    if config is not None:
+        size = config["vision_cfg"]["image_size"]
+    else:
+        size = load_clip(backbone).visual.image_size
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
 
 def _build(cfg, classnames, device):
