@@ -143,31 +143,22 @@ def test_features_give_the_logits(runs):
         torch.testing.assert_close(logits, run.logits(paths), rtol=0, atol=1e-5, msg=trainer)
 
 
-APPLY_HEAD = """
-import json, sys
-import open_clip, torch
-from PIL import Image
-from safetensors.torch import load_file
-from torchvision import transforms as T
+def readme_snippet(after):
+    """The first ```python block after the heading `after` in README.md."""
+    text = open(os.path.join(REPO, "README.md")).read()
+    return text[text.index(after) :].split("```python\n", 1)[1].split("```", 1)[0]
 
-for card_file in sys.argv[1].split(","):
-    card = json.load(open(card_file))
-    head = load_file(card_file.replace(".json", ".safetensors"))
-    b, p = card["backbone"], card["preprocess"]
-    if b["kind"] == "file":
-        model = open_clip.load_openai_model(b["path"], precision="fp32", device="cpu")
-    else:
-        model = open_clip.create_model(b["open_clip_model"], pretrained=b["pretrained"])
-    model.eval()
-    preprocess = T.Compose([
-        T.Resize(p["resize"], interpolation=T.InterpolationMode(p["interpolation"])),
-        T.CenterCrop(p["crop"]), T.ToTensor(), T.Normalize(p["mean"], p["std"]),
-    ])
-    images = torch.stack([preprocess(Image.open(f).convert("RGB")) for f in sys.argv[2:]])
-    with torch.no_grad():
-        logits = head["logit_scale"] * model.encode_image(images, normalize=True) @ head["text_features"].T
+
+# Runs README's snippet in each folder given (head.json, head.safetensors, cat.jpg there), printing its logits.
+APPLY_HEAD = """
+import json, os, sys
+snippet = open(sys.argv[1]).read()
+for folder in sys.argv[2:]:
+    os.chdir(folder)
+    scope = {}
+    exec(snippet, scope)
     assert not [m for m in sys.modules if m.split(".")[0] in ("coop_toolkit", "dasslite", "tools")]
-    print(json.dumps({"logits": logits.tolist(), "classes": [card["classnames"][i] for i in logits.argmax(1)]}))
+    print(json.dumps({"logits": scope["logits"].tolist()}))
 """
 
 
@@ -176,19 +167,19 @@ def outside_env(**extra):
     return {**env, **extra}
 
 
-def test_exported_heads_give_the_model_logits_without_this_repository(runs, tmp_path):
-    script = tmp_path / "apply_head.py"
-    script.write_text(APPLY_HEAD)
-    paths = ct.find_images([os.path.join(runs["data"], "test", "green_square")])
-    cards = []
+def test_exported_heads_give_the_model_logits_with_the_readme_snippet_alone(runs, tmp_path):
+    (tmp_path / "snippet.py").write_text(readme_snippet("### Export a classifier head"))
+    (tmp_path / "apply.py").write_text(APPLY_HEAD)
+    image = os.path.join(runs["data"], "test", "green_square", "001.png")
     for trainer in ("CoOp", "ZeroshotCLIP"):
-        head = tmp_path / f"{trainer}.safetensors"
+        (tmp_path / trainer).mkdir()
+        head = tmp_path / trainer / "head.safetensors"
         card = export.main([str(runs[trainer]), "--out", str(head)])
-        assert card["format"] == "coop_toolkit.classifier_head" and (tmp_path / f"{trainer}.json").is_file()
+        assert card["format"] == "coop_toolkit.classifier_head" and (tmp_path / trainer / "head.json").is_file()
         assert head.read_bytes()[:1] != b"\x80" and not head.read_bytes().startswith(b"PK")  # not a pickle
-        cards.append(str(tmp_path / f"{trainer}.json"))
+        shutil.copy(image, tmp_path / trainer / "cat.jpg")
     proc = subprocess.run(  # one interpreter for both heads: starting torch costs seconds
-        [sys.executable, str(script), ",".join(cards), *paths],
+        [sys.executable, "apply.py", "snippet.py", str(tmp_path / "CoOp"), str(tmp_path / "ZeroshotCLIP")],
         cwd=tmp_path,
         env=outside_env(),
         capture_output=True,
@@ -196,11 +187,13 @@ def test_exported_heads_give_the_model_logits_without_this_repository(runs, tmp_
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = [json.loads(line) for line in proc.stdout.strip().splitlines()[-2:]]
-    for trainer, result in zip(("CoOp", "ZeroshotCLIP"), results):
+    printed = proc.stdout.strip().splitlines()[-4:]  # per head: the snippet's print, then the logits
+    for trainer, line in zip(("CoOp", "ZeroshotCLIP"), [printed[0], printed[2]]):
         run = ct.load_run(runs[trainer])
-        torch.testing.assert_close(torch.tensor(result["logits"]), run.logits(paths), rtol=0, atol=1e-5)
-        assert result["classes"] == [p.classname for p in run.predict(paths)]
+        assert line == run.predict([image])[0].classname  # the snippet's own print
+    results = [json.loads(printed[i])["logits"] for i in (1, 3)]
+    for trainer, logits in zip(("CoOp", "ZeroshotCLIP"), results):
+        torch.testing.assert_close(torch.tensor(logits), ct.load_run(runs[trainer]).logits([image]), rtol=0, atol=1e-5)
 
 
 def test_cocoop_exports_its_prompt_learner_and_meta_net(runs, tmp_path):
