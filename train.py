@@ -153,16 +153,13 @@ def main(argv=None):
         log_args_and_config(args, cfg)
 
     trainer = build_trainer(cfg)
-    if is_main_process():  # the rest of a self-contained run folder (coop_toolkit/run_record.py)
-        write_run_record(
-            trainer,
-            model_dir=args.model_dir if args.eval_only else "",
-            load_epoch=args.load_epoch if args.eval_only else None,
-        )
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
     if is_main_process():  # once data, model and weights are built: a run that fails there leaves no config
         save_config(cfg)
+        # the rest of a self-contained run folder: class names, backbone, preprocessing (coop_toolkit/run_record.py)
+        eval_only = {"model_dir": args.model_dir, "load_epoch": args.load_epoch} if args.eval_only else {}
+        write_run_record(trainer, **eval_only)
     if args.eval_only:
         trainer.test()
         return
