@@ -5,7 +5,8 @@
         --config-file configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml \
         --output-dir output/cocoop/seed1 DATASET.NUM_SHOTS 16 DATASET.SUBSAMPLE_CLASSES base
 
-Config merge order: engine defaults -> trainers' nodes -> dataset yaml -> trainer yaml -> flags -> opts.
+Config merge order (coop_toolkit/config.py): engine defaults -> trainers' nodes -> dataset yaml -> trainer yaml
+-> flags -> opts.
 """
 
 import argparse
@@ -16,9 +17,9 @@ import sys
 import torch
 
 import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
-from coop_toolkit import trainers
+from coop_toolkit.config import merge_run_config
 from coop_toolkit.trainers.clip_backbone import check_backbone_name
-from dasslite.config import check_cfg_values, get_cfg_default, merge_from_file_checked, merge_from_list_checked
+from dasslite.config import check_cfg_values
 from dasslite.data.build import DATASET_REGISTRY
 from dasslite.data.transforms import AVAILABLE_TRANSFORMS
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
@@ -86,14 +87,7 @@ def reset_cfg(cfg, args):
 
 
 def setup_cfg(args):
-    cfg = get_cfg_default()
-    trainers.extend_cfg(cfg)
-    if args.dataset_config_file:
-        merge_from_file_checked(cfg, args.dataset_config_file, "--dataset-config-file")
-    if args.config_file:
-        merge_from_file_checked(cfg, args.config_file, "--config-file")
-    reset_cfg(cfg, args)
-    merge_from_list_checked(cfg, args.opts or [])
+    cfg = merge_run_config(args, lambda cfg: reset_cfg(cfg, args))
     cfg.freeze()
     return cfg
 

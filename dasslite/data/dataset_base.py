@@ -9,12 +9,11 @@ import math
 import os
 import random
 
+from ..config import SUBSAMPLE_CHOICES
 from . import fewshot
 from .datum import Datum
 
 logger = logging.getLogger(__name__)
-
-SUBSAMPLE_CHOICES = ("all", "base", "new")
 
 
 def make_rng(cfg):
