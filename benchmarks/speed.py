@@ -65,7 +65,7 @@ def full_length_encoder(model):
 
 
 def reference_forward(method, model, images):
-    """The original code's computation (SPEC 4.5 / 4.6)."""
+    """The original code's computation (docs/reference-behaviour.md, "CoOp and CoCoOp computations")."""
     enc = full_length_encoder(model)
     feats = model.image_encoder(images.to(enc.dtype)).float()
     feats = feats / feats.norm(dim=-1, keepdim=True)

@@ -1,4 +1,5 @@
-"""The engine's configuration: Dassl's engine keys and default values (SPEC 2.2), one yacs tree.
+"""The engine's configuration: Dassl's engine keys and default values (docs/reference-behaviour.md,
+"Configuration"), one yacs tree.
 
 Only engine keys live here. Each trainer adds its own `TRAINER.<NAME>` node beside its code
 (`extend_cfg`), and no DA/DG/SSL trainer nodes are carried. Every key has a comment saying what it

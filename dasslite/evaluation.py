@@ -1,4 +1,5 @@
-"""Evaluators: accumulate (logits, labels) over batches, then report metrics (SPEC 2.5).
+"""Evaluators: accumulate (logits, labels) over batches, then report metrics (docs/reference-behaviour.md,
+"Evaluator output").
 
 The logged block is the reference's (Dassl >= 0.6.2) text, which result parsers read; evaluate()
 also returns the unrounded numbers, which metrics.json stores.

@@ -9,11 +9,11 @@ Writes OUTPUT_DIR/<DATASET.NAME>/{train,val,test}.npz with `feature_list` (N, D)
 `label_list` (N,) int64 (np.savez, no pickled objects), and meta.json (backbone, class names, sizes)
 which linear_probe.py reads to label its runs. The original's files had the same keys.
 
-What differs from the original (SPEC 4.8, 8.16): the dataset comes from the registry with the full
-splits (NUM_SHOTS -1, SUBSAMPLE_CLASSES all; the original crashed on the missing SUBSAMPLE_CLASSES
-key), the backbone is MODEL.BACKBONE.NAME (the original always loaded RN50), and all three splits
-are written in one run (`--split` picks some). As in the original, every split gets the *test*
-transform and the features are CLIP's un-normalised image embeddings.
+What differs from the original (docs/reference-behaviour.md, "Linear-probe baseline"): the dataset comes from
+the registry with the full splits (NUM_SHOTS -1, SUBSAMPLE_CLASSES all; the original crashed on the missing
+SUBSAMPLE_CLASSES key), the backbone is MODEL.BACKBONE.NAME (the original always loaded RN50), and all three
+splits are written in one run (`--split` picks some). As in the original, every split gets the *test* transform
+and the features are CLIP's un-normalised image embeddings.
 """
 
 import argparse

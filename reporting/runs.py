@@ -1,7 +1,8 @@
 """Find finished runs in an output tree and read their results.
 
-A run folder holds metrics.json (written by this toolkit) or, for runs of the original CoOp code, only
-log.txt. The folder's place in the tree says which protocol it belongs to (SPEC 1.2 layouts):
+A run folder holds metrics.json (written by this toolkit) or, for runs of the original CoOp code, only log.txt.
+The folder's place in the tree says which protocol it belongs to
+(docs/reference-behaviour.md, "Protocol scripts and output folders"):
 
     base2new/<train_base|test_new>/<dataset>/shots_<K>/<TRAINER>/<CFG>/seed<S>     base-to-new
     evaluation/<TRAINER>/<CFG>_<K>shots/[<variant>/]<dataset>/seed<S>              transfer (xd, dg)

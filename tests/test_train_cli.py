@@ -147,8 +147,9 @@ def test_short_run_lowers_the_loss_on_a_learnable_task(data_root, tiny_clip_path
 
 
 def reference_checkpoint(path, n_cls, width=64, n_ctx=4, vis_dim=32):
-    """A CoCoOp checkpoint as the original writes it (SPEC 2.4): fp16 tensors, buffers for another class
-    list, the optimizer's state dict, and a warm-up scheduler state holding the CosineAnnealingLR object."""
+    """A CoCoOp checkpoint as the original writes it (docs/reference-behaviour.md, "Checkpoint files"): fp16
+    tensors, buffers for another class list, the optimizer's state dict, and a warm-up scheduler state holding
+    the CosineAnnealingLR object."""
     torch.manual_seed(5)
     sd = {
         "ctx": torch.randn(n_ctx, width).half(),

@@ -1,4 +1,5 @@
-"""Datasets -> torch DataLoaders (SPEC 2.6): the reference's loader table, plus DDP for training."""
+"""Datasets -> torch DataLoaders (docs/reference-behaviour.md, "Data loaders and transforms"): the reference's
+loader table, plus DDP for training."""
 
 import logging
 

@@ -163,7 +163,8 @@ class MetricPrinter(HookBase):
 
 
 class LRSchedulerHook(HookBase):
-    """Steps every registered scheduler once per epoch (the reference's schedule; SPEC 2.7)."""
+    """Steps every registered scheduler once per epoch (the reference's schedule; docs/reference-behaviour.md,
+    "Optimizer and learning-rate schedule")."""
 
     def after_epoch(self):
         self.trainer.update_lr()

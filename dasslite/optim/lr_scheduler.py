@@ -2,7 +2,7 @@
 
 The engine steps every scheduler once per epoch, so with CoOp's settings (cosine, one constant
 warmup epoch at 1e-5) epoch k runs at 1e-5 for k = 1 and 0.001 * (1 + cos(pi * (k - 2) / T)) after
-(SPEC 2.7).
+(docs/reference-behaviour.md, "Optimizer and learning-rate schedule").
 """
 
 import logging
