@@ -17,6 +17,7 @@ from PIL import Image
 import train
 from dasslite.engine.checkpoint import load_checkpoint
 from tests.datasets.layouts import build_oxford_pets
+from tests.trainers.helpers import COCOOP_STATE_KEYS
 
 COCOOP_CFG = "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml"
 COOP_CFG = "configs/trainers/CoOp/vit_b16_ctxv1.yaml"
@@ -206,15 +207,7 @@ def test_our_checkpoint_has_the_original_keys(data_root, tiny_clip_path, tmp_pat
     ckpt = torch.load(tmp_path / "prompt_learner" / "model.pth.tar-1", weights_only=True)
     assert {"state_dict", "epoch", "optimizer", "scheduler", "val_result"} <= set(ckpt)
     assert ckpt["epoch"] == 1 and ckpt["val_result"] is None
-    assert set(ckpt["state_dict"]) == {
-        "ctx",
-        "token_prefix",
-        "token_suffix",
-        "meta_net.linear1.weight",
-        "meta_net.linear1.bias",
-        "meta_net.linear2.weight",
-        "meta_net.linear2.bias",
-    }
+    assert set(ckpt["state_dict"]) == COCOOP_STATE_KEYS
     assert ckpt["state_dict"]["ctx"].dtype == torch.float32
 
 
