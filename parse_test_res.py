@@ -21,9 +21,10 @@ import sys
 
 import numpy as np
 
+from dasslite.log_format import END_SIGNALS, RESULT_HEADER
+
 logger = logging.getLogger("parse_test_res")
-END_SIGNALS = ("Finish training", "Finished training")
-TEST_SIGNALS = ("=> result",)
+TEST_SIGNALS = (RESULT_HEADER,)
 
 
 def listdir_nohidden(path):

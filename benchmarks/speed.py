@@ -100,6 +100,7 @@ def full_length_encoder(model):
 
 
 def reference_image_features(model, images, enc):
+    """Image features as the original computes them (docs/reference-behaviour.md, "CoOp and CoCoOp computations")."""
     feats = model.image_encoder(images.to(enc.dtype)).float()
     return feats / feats.norm(dim=-1, keepdim=True)
 

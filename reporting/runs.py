@@ -1,7 +1,8 @@
 """Find finished runs in an output tree and read their results.
 
-A run folder holds metrics.json (written by this toolkit) or, for runs of the original CoOp code, only
-log.txt. The folder's place in the tree says which protocol it belongs to (SPEC 1.2 layouts):
+A run folder holds metrics.json (written by this toolkit) or, for runs of the original CoOp code, only log.txt.
+The folder's place in the tree says which protocol it belongs to
+(docs/reference-behaviour.md, "Protocol scripts and output folders"):
 
     base2new/<train_base|test_new>/<dataset>/shots_<K>/<TRAINER>/<CFG>/seed<S>     base-to-new
     evaluation/<TRAINER>/<CFG>_<K>shots/[<variant>/]<dataset>/seed<S>              transfer (xd, dg)
@@ -18,15 +19,14 @@ import logging
 import os
 import re
 
-from .names import paper_name
+from coop_toolkit.benchmarks import paper_name
+from dasslite.log_format import END_SIGNALS, RESULT_HEADER
 
 logger = logging.getLogger(__name__)
 
 _SEED = re.compile(r"^seed(\d+)$")
 _CFG_SHOTS = re.compile(r"^(.+)_(\d+)shots$")
 _VARIANT = re.compile(r"^nctx\d+_csc\w+_ctp\w+$")
-# Dassl >= 0.6.1 prints "Finish training"; older Dassl printed "Finished training".
-END_SIGNALS = ("Finish training", "Finished training")
 _LOG_KEYS = {
     "total": "total",
     "correct": "correct",
@@ -131,7 +131,7 @@ def read_log_result(path, needs_end_signal):
         if not ends:
             return None
         start = ends[-1]
-    blocks = [i for i in range(start, len(lines)) if lines[i] == "=> result"]
+    blocks = [i for i in range(start, len(lines)) if lines[i] == RESULT_HEADER]
     if not blocks:
         return None
     metrics = {}

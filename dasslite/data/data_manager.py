@@ -1,4 +1,5 @@
-"""Datasets -> torch DataLoaders (SPEC 2.6): the reference's loader table, plus DDP for training."""
+"""Datasets -> torch DataLoaders (docs/reference-behaviour.md, "Data loaders and transforms"): the reference's
+loader table, plus DDP for training."""
 
 import logging
 
@@ -137,53 +138,27 @@ class DataManager:
         dataset = build_dataset(cfg)
         tfm_train = self._transform(cfg, custom_tfm_train, True)
         tfm_test = self._transform(cfg, custom_tfm_test, False)
-        loaders = {"cfg": cfg, "dataset_wrapper": dataset_wrapper}
+
+        def loader(node, data_source, split, is_train):
+            per_domain = dict(n_domain=node.N_DOMAIN, n_ins=node.N_INS) if is_train else {}
+            return build_data_loader(
+                cfg,
+                sampler_type=node.SAMPLER,
+                data_source=data_source,
+                batch_size=node.BATCH_SIZE,
+                tfm=tfm_train if is_train else tfm_test,
+                is_train=is_train,
+                dataset_wrapper=dataset_wrapper,
+                split=split,
+                **per_domain,
+            )
+
         x, test = cfg.DATALOADER.TRAIN_X, cfg.DATALOADER.TEST
-        self.train_loader_x = build_data_loader(
-            sampler_type=x.SAMPLER,
-            data_source=dataset.train_x,
-            batch_size=x.BATCH_SIZE,
-            n_domain=x.N_DOMAIN,
-            n_ins=x.N_INS,
-            tfm=tfm_train,
-            is_train=True,
-            split="train_x",
-            **loaders,
-        )
-        self.train_loader_u = None
-        if dataset.train_u:
-            u = x if cfg.DATALOADER.TRAIN_U.SAME_AS_X else cfg.DATALOADER.TRAIN_U
-            self.train_loader_u = build_data_loader(
-                sampler_type=u.SAMPLER,
-                data_source=dataset.train_u,
-                batch_size=u.BATCH_SIZE,
-                n_domain=u.N_DOMAIN,
-                n_ins=u.N_INS,
-                tfm=tfm_train,
-                is_train=True,
-                split="train_u",
-                **loaders,
-            )
-        self.val_loader = None
-        if dataset.val:
-            self.val_loader = build_data_loader(
-                sampler_type=test.SAMPLER,
-                data_source=dataset.val,
-                batch_size=test.BATCH_SIZE,
-                tfm=tfm_test,
-                is_train=False,
-                split="val",
-                **loaders,
-            )
-        self.test_loader = build_data_loader(
-            sampler_type=test.SAMPLER,
-            data_source=dataset.test,
-            batch_size=test.BATCH_SIZE,
-            tfm=tfm_test,
-            is_train=False,
-            split="test",
-            **loaders,
-        )
+        u = x if cfg.DATALOADER.TRAIN_U.SAME_AS_X else cfg.DATALOADER.TRAIN_U
+        self.train_loader_x = loader(x, dataset.train_x, "train_x", True)
+        self.train_loader_u = loader(u, dataset.train_u, "train_u", True) if dataset.train_u else None
+        self.val_loader = loader(test, dataset.val, "val", False) if dataset.val else None
+        self.test_loader = loader(test, dataset.test, "test", False)
         self.dataset = dataset
         self.tfm_train, self.tfm_test = tfm_train, tfm_test
         self._num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)

@@ -3,7 +3,7 @@
 The draw is Dassl's `generate_fewshot_dataset`: group by label in first-appearance order, then
 `rng.sample(items, K)` per class (all items when a class has fewer than K). With
 `rng = random.Random(SEED)` this makes exactly the picks of the reference, which used the global
-`random` after `random.seed(SEED)` (SPEC 5.3).
+`random` after `random.seed(SEED)` (docs/reference-behaviour.md, "Few-shot draw").
 
 The cache replaces the reference's `split_fewshot/shot_{K}-seed_{S}.pkl`: JSON with paths relative
 to the dataset folder, stamped with a hash of the lists it was drawn from and a sampler version, so
@@ -131,7 +131,8 @@ def save_fewshot_cache(path, dataset_dir, expected_hash, num_shots, seed, train,
 
 
 def fewshot_split(dataset_dir, train, val, num_shots, seed, rng):
-    """Step 3 of SPEC 5.1: K-shot train and min(K, 4)-shot val, cached per (K, seed, split).
+    """Step 3 of docs/reference-behaviour.md, "Dataset pipeline": K-shot train and min(K, 4)-shot val, cached
+    per (K, seed, split).
 
     `val=None` (ImageNet, whose val is its test set) draws and caches only train. A negative seed
     means "unseeded": such draws are not cached, or a later unseeded run would silently reuse them.

@@ -1,8 +1,8 @@
 """Split files (`split_zhou_<Name>.json`) and the reference's ways of making a split.
 
-JSON format (SPEC 5.1): {"train": [[rel_path, label, classname], ...], "val": [...], "test": [...]},
-paths relative to the dataset's image folder. Every random choice uses the `rng` passed in, never
-the global `random`, so the caller controls (and reproduces) the reference's stream.
+JSON format (docs/reference-behaviour.md, "Split files"): {"train": [[rel_path, label, classname], ...], "val":
+[...], "test": [...]}, paths relative to the dataset's image folder. Every random choice uses the `rng` passed
+in, never the global `random`, so the caller controls (and reproduces) the reference's stream.
 """
 
 import logging
