@@ -35,21 +35,77 @@ def check_images_exist(items, source, fix):
         )
 
 
+class SplitFileError(ValueError):
+    """A split file that cannot be trusted: names the file, the split and the entry at fault."""
+
+
+def _bad_split(filepath, what, fix=None):
+    fix = fix or ("Delete the file to regenerate it from the annotation files, or download it again (see DATASETS.md).")
+    return SplitFileError(f"Split file {filepath}: {what}. {fix}")
+
+
+def _check_record(filepath, name, index, record, label2name, name2label, num_classes):
+    """One [relative_path, label, classname] entry: well-formed, inside the folder, label consistent."""
+    where = f'entry {index} of "{name}"'
+    if not (isinstance(record, list) and len(record) == 3):
+        raise _bad_split(filepath, f"{where} is {record!r}, not [relative_path, label, classname]")
+    path, label, classname = record
+    if not isinstance(path, str) or not path or not isinstance(classname, str):
+        raise _bad_split(filepath, f"{where} is {record!r}: the path and the class name must be strings")
+    parts = path.replace("\\", "/").split("/")
+    if os.path.isabs(path) or path.startswith(("/", "\\")) or path[1:2] == ":" or ".." in parts:
+        raise _bad_split(
+            filepath,
+            f'{where} names the image "{path}", outside the dataset folder (an absolute path or "..")',
+            "Split files hold paths relative to the dataset's image folder; delete the file to "
+            "regenerate it, or download it again (see DATASETS.md).",
+        )
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_classes:
+        raise _bad_split(
+            filepath, f'{where} ("{path}") has the label {label!r}; the labels must be 0..{num_classes - 1}'
+        )
+    if label2name.setdefault(label, classname) != classname:
+        raise _bad_split(
+            filepath,
+            f'{where} ("{path}") has the label {label} with the class name "{classname}", but label '
+            f'{label} is "{label2name[label]}" elsewhere in the file',
+        )
+    if name2label.setdefault(classname, label) != label:
+        raise _bad_split(
+            filepath,
+            f'{where} ("{path}") gives the class "{classname}" the label {label}, but it has the '
+            f"label {name2label[classname]} elsewhere in the file",
+        )
+
+
+def check_split_records(split, filepath):
+    """Every entry of a loaded split: [path inside the folder, label in 0..K-1, its one class name].
+
+    K is the number of class names in the file, so a label no class has (a test label 99 with 37
+    classes) is refused instead of being scored as a wrong prediction.
+    """
+    if not isinstance(split, dict) or any(not isinstance(split.get(name), list) for name in SPLITS):
+        raise _bad_split(filepath, 'it must be a JSON object with "train", "val" and "test" lists')
+    num_classes = len(
+        {r[2] for name in SPLITS for r in split[name] if isinstance(r, list) and len(r) == 3 and isinstance(r[2], str)}
+    )
+    label2name, name2label = {}, {}
+    for name in SPLITS:
+        for index, record in enumerate(split[name]):
+            _check_record(filepath, name, index, record, label2name, name2label, num_classes)
+
+
 def read_split(filepath, path_prefix):
-    """(train, val, test) lists of Datum from a split file, after checking every image exists."""
+    """(train, val, test) lists of Datum from a split file, after checking every entry and image."""
     logger.info(f"Reading split from {filepath}")
     try:
         split = read_json(filepath)
-        lists = [
-            [Datum(impath=os.path.join(path_prefix, p), label=int(y), classname=c) for p, y, c in split[name]]
-            for name in SPLITS
-        ]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(
-            f"Split file {filepath} is not a valid split ({type(e).__name__}: {e}). It must hold "
-            f'"train", "val" and "test" lists of [relative_path, label, classname]; delete it to '
-            f"regenerate it from the annotation files, or download it again (see DATASETS.md)."
-        ) from e
+    except ValueError as e:
+        raise _bad_split(filepath, f"not valid JSON ({e})") from e
+    check_split_records(split, filepath)
+    lists = [
+        [Datum(impath=os.path.join(path_prefix, p), label=y, classname=c) for p, y, c in split[name]] for name in SPLITS
+    ]
     check_images_exist(
         [d for items in lists for d in items],
         filepath,
