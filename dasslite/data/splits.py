@@ -16,6 +16,21 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 MAX_LISTED = 5  # missing files named in an error
+_WARNED_UNWRITABLE = set()  # dataset folders already warned about in this process
+
+
+def warn_unwritable(folder, path, exc):
+    """One warning per folder and process: what could not be saved there is kept in memory."""
+    folder = os.path.abspath(folder)
+    if folder in _WARNED_UNWRITABLE:
+        logger.info(f"Not saved (the folder is not writable): {path}")
+        return
+    _WARNED_UNWRITABLE.add(folder)
+    logger.warning(
+        f"Cannot write {path} ({exc}): the dataset folder {folder} is not writable, so its split and "
+        f"few-shot draw are kept in memory for this run only. Runs with another seed may make another "
+        f"split: make the folder writable or put the published split file in it to fix the split."
+    )
 
 
 def listdir_nohidden(path, sort=True):
@@ -115,18 +130,27 @@ def read_split(filepath, path_prefix):
     return tuple(lists)
 
 
-def save_split(train, val, test, filepath, path_prefix):
-    """Write a split file atomically, paths relative to `path_prefix` (indent 4, as the reference)."""
+def save_split(train, val, test, filepath, path_prefix, exclusive=False):
+    """Write a split file atomically, paths relative to `path_prefix` (indent 4, as the reference).
+
+    `exclusive=True`: FileExistsError when another process wrote the file first (it is kept).
+    """
 
     def _extract(items):
         return [[os.path.relpath(d.impath, path_prefix), d.label, d.classname] for d in items]
 
-    write_json({name: _extract(items) for name, items in zip(SPLITS, (train, val, test))}, filepath)
+    split = {name: _extract(items) for name, items in zip(SPLITS, (train, val, test))}
+    write_json(split, filepath, exclusive=exclusive)
     logger.info(f"Saved split to {filepath}")
 
 
 def read_or_make_split(filepath, path_prefix, make_split):
-    """Read `filepath` if present; else `make_split()` -> (train, val, test), check, and save it."""
+    """Read `filepath` if present; else `make_split()` -> (train, val, test), check, and save it.
+
+    When several first runs make the split at once, the first file written wins and every run
+    uses that file, so all of them (and every later run) train on one split. A folder that cannot
+    be written keeps the split in memory, with one warning.
+    """
     if os.path.exists(filepath):
         return read_split(filepath, path_prefix)
     train, val, test = make_split()
@@ -135,7 +159,13 @@ def read_or_make_split(filepath, path_prefix, make_split):
         "the annotation files",
         f"Check the image folder {path_prefix} against the layout in DATASETS.md.",
     )
-    save_split(train, val, test, filepath, path_prefix)
+    try:
+        save_split(train, val, test, filepath, path_prefix, exclusive=True)
+    except FileExistsError:
+        logger.info(f"Another run wrote {filepath} first: using it")
+        return read_split(filepath, path_prefix)
+    except OSError as e:
+        warn_unwritable(os.path.dirname(filepath), filepath, e)
     return train, val, test
 
 
