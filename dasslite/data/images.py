@@ -54,7 +54,7 @@ def read_image(path):
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM):
             raise ImageReadError(f'Cannot read image "{path}": permission denied ({e})') from None
-        reason = "truncated" if "truncated" in str(e) else "corrupt or not an image"
+        reason = "truncated" if "truncated" in str(e).lower() else "corrupt or not an image"
         raise ImageReadError(
             f'Cannot decode image "{path}": {reason} ({e}); replace the file (download or extract it again) '
             f"or remove it from the dataset"
