@@ -6,6 +6,7 @@ dataset folder without a split file works, with one warning."""
 import errno
 import json
 import logging
+import multiprocessing as mp
 import os
 import random
 import tempfile
@@ -138,3 +139,31 @@ def test_read_only_dataset_folder_without_split_file_works_with_one_warning(tmp_
     assert "kept in memory" in warnings[0].getMessage()
     assert len(ds.train_x) == 3 and ds.val and ds.test
     assert sorted(os.listdir(tmp_path / "dtd")) == before  # nothing written
+
+
+def _first_run(root, seed, barrier, queue):
+    real_save = splits.save_split
+
+    def save_together(*args, **kwargs):  # every run has made its own split; all save at once
+        barrier.wait(timeout=60)
+        return real_save(*args, **kwargs)
+
+    splits.save_split = save_together
+    ds = build_dataset(make_cfg(root, "DescribableTextures", seed=seed))
+    queue.put((seed, keys(ds.train_x) + keys(ds.val) + keys(ds.test)))
+
+
+def test_concurrent_first_runs_making_a_split_all_use_the_file_on_disk(tmp_path):
+    build_dtd(str(tmp_path))
+    ctx = mp.get_context("fork")
+    barrier, queue = ctx.Barrier(3), ctx.Queue()
+    procs = [ctx.Process(target=_first_run, args=(str(tmp_path), seed, barrier, queue)) for seed in (1, 2, 3)]
+    for p in procs:
+        p.start()
+    used = dict(queue.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    on_disk = build_dataset(make_cfg(tmp_path, "DescribableTextures", seed=9))  # reads the file
+    assert all(v == keys(on_disk.train_x) + keys(on_disk.val) + keys(on_disk.test) for v in used.values())
+    assert [f for f in os.listdir(tmp_path / "dtd") if f.endswith(".tmp")] == []
