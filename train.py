@@ -87,6 +87,12 @@ def build_parser():
         action="store_true",
         help="run even if the output folder already holds a finished run (its results are replaced)",
     )
+    p.add_argument(
+        "--check-data",
+        action="store_true",
+        help="decode every image of the splits once before training and list all unreadable files "
+        "(DATASET.CHECK_DATA True)",
+    )
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides, merged last")
     return p
 
@@ -117,6 +123,8 @@ def reset_cfg(cfg, args):
         cfg.MODEL.BACKBONE.NAME = args.backbone
     if args.head:
         cfg.MODEL.HEAD.NAME = args.head
+    if args.check_data:
+        cfg.DATASET.CHECK_DATA = True
 
 
 def setup_cfg(args):
@@ -179,7 +187,7 @@ def main(argv=None):
     trainer = build_trainer(cfg)
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
-    if is_main_process():  # once data, model and weights are in place: a rejected run leaves at most log.txt
+    if is_main_process():  # once data, model and weights are built: a run that fails there leaves no config
         save_config(cfg)
     if args.eval_only:
         trainer.test()

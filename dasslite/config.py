@@ -61,6 +61,7 @@ _C.DATASET.CIFAR_C_TYPE = ""  # CIFAR-C only (unused)
 _C.DATASET.CIFAR_C_LEVEL = 1  # CIFAR-C only (unused)
 _C.DATASET.ALL_AS_UNLABELED = False  # semi-supervised learning only (unused)
 _C.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base (first half of the labels) or new (second half)
+_C.DATASET.CHECK_DATA = False  # decode every image of the splits once before training (train.py --check-data)
 
 # ---------------------------------------------------------------- data loaders
 _C.DATALOADER = CN()

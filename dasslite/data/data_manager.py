@@ -5,28 +5,17 @@ import logging
 
 import torch
 import torchvision.transforms as T
-from PIL import Image, UnidentifiedImageError
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..utils.dist import get_world_size, is_dist
 from .build import build_dataset
+from .images import check_images, read_image
 from .samplers import build_sampler
 from .transforms import INTERPOLATION_MODES, build_transform
 
 logger = logging.getLogger(__name__)
-
-
-def read_image(path):
-    """The image at `path` as RGB; errors name the file (a corrupt download is the usual cause)."""
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except FileNotFoundError:
-        raise FileNotFoundError(f'Image file not found: "{path}"') from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise OSError(f'Cannot decode image "{path}" ({exc}); the file may be corrupt or truncated') from exc
 
 
 class DatasetWrapper(Dataset):
@@ -136,6 +125,8 @@ def build_data_loader(
 class DataManager:
     def __init__(self, cfg, custom_tfm_train=None, custom_tfm_test=None, dataset_wrapper=None):
         dataset = build_dataset(cfg)
+        if cfg.DATASET.CHECK_DATA:
+            self.check_data(cfg, dataset)
         tfm_train = self._transform(cfg, custom_tfm_train, True)
         tfm_test = self._transform(cfg, custom_tfm_test, False)
 
@@ -164,6 +155,15 @@ class DataManager:
         self._num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
         if cfg.VERBOSE:
             self.show_dataset_summary(cfg)
+
+    @staticmethod
+    def check_data(cfg, dataset):
+        """DATASET.CHECK_DATA (train.py --check-data): decode every image of the splits once, up front."""
+        splits = [dataset.train_x, dataset.train_u, dataset.val, dataset.test]
+        paths = [d.impath for items in splits for d in items]
+        logger.info(f"Checking that the {len(paths):,} images of the splits can be read (DATASET.CHECK_DATA)")
+        checked = check_images(paths, cfg.DATALOADER.NUM_WORKERS)
+        logger.info(f"All {checked:,} images can be read")
 
     @staticmethod
     def _transform(cfg, custom, is_train):
