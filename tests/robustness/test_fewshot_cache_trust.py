@@ -1,4 +1,4 @@
-"""Issue 10 part 11: a few-shot cache is used only when it is what the seeded draw gives from the
+"""A few-shot cache is used only when it is what the seeded draw gives from the
 current split (type, membership, per-class counts), else it is redrawn with a warning; when several
 first runs write a split or a cache at once the first file wins and every run uses it; a read-only
 dataset folder without a split file works, with one warning."""

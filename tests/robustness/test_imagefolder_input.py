@@ -1,4 +1,4 @@
-"""Issue 10 part 9: ImageFolder skips empty class folders (with a warning naming them) before labels
+"""ImageFolder skips empty class folders (with a warning naming them) before labels
 are given, so labels are always 0..K-1; skips hidden folders with a warning; reads class folders with
 spaces from classnames.txt; and 16-bit and float images are scaled to 8 bits, not clipped."""
 

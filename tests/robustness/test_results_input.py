@@ -1,4 +1,4 @@
-"""Issue 10 part 16: results.py skips a corrupt metrics.json with a warning naming it; two dataset
+"""results.py skips a corrupt metrics.json with a warning naming it; two dataset
 configs sharing DATASET.NAME (two image folders of your own) are two rows, not merged; a folder
 outside the protocol layouts is told which layout is expected. parse_test_res.py pointed at a seed
 folder says to point at its parent, and on eval-only logs without --test-log suggests the flag."""

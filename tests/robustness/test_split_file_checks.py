@@ -1,4 +1,4 @@
-"""Issue 10 part 10: a split file is trusted only when every label is in range and agrees with its
+"""A split file is trusted only when every label is in range and agrees with its
 class name and every image path stays inside the dataset folder; otherwise the error names the
 file, the split and the index of the entry."""
 

@@ -1,4 +1,4 @@
-"""Issue 10 part 12: an image that cannot be read is reported with its path and the reason
+"""An image that cannot be read is reported with its path and the reason
 (permission denied, over PIL's size limit, truncated); `--check-data` (DATASET.CHECK_DATA) decodes
 every image of the splits once before training and lists all bad files at once."""
 

@@ -1,4 +1,4 @@
-"""Issue 10 part 15: atomically written files get 0666 minus the umask (as `open` gives), not
+"""Atomically written files get 0666 minus the umask (as `open` gives), not
 mkstemp's 0600, so colleagues sharing a dataset folder can read its split and few-shot files."""
 
 import os
