@@ -5,7 +5,6 @@ a CPU twin below that runs the same check (tests/precision_matrix.py) on the CPU
 fallback lifted so fp16 and amp really run in half precision there too.
 """
 
-
 import pytest
 import torch
 
