@@ -1,0 +1,218 @@
+"""The GPU check's report: speed.py's rows against the targets, and the base-to-new projection, as Markdown.
+
+    python benchmarks/gpu_report.py --device cuda --prec fp16 --out benchmarks/gpu_check_result.md
+    python benchmarks/gpu_report.py --tiny --device cpu --out /tmp/report.md     # the code path, in a minute
+
+benchmarks/gpu_check.sh runs it after the `cuda` tests. The Markdown goes to --out and to stdout.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import os
+import sys
+
+import torch
+from tabulate import tabulate
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import projection  # noqa: E402
+import speed  # noqa: E402
+
+# issue 14's targets on one GPU in fp16 at ViT-B/16 sizes: (what, method, classes, batch, column, at least)
+TARGETS = [
+    ("CoCoOp training, batch 1, 50 classes", "CoCoOp", 50, 1, "train speed-up", 3.0),
+    ("CoCoOp evaluation, 1000 classes", "CoCoOp", 1000, 1, "eval speed-up", 4.0),
+    ("CoOp training, 100 classes", "CoOp", 100, 32, "train speed-up", 1.5),
+]
+# Logits of ours and of the reference agree within this (the precision's rounding; the cuda tests' bound).
+LOGIT_AGREEMENT = {"fp32": 1e-4, "bf16": 8e-2, "fp16": 1e-2}
+
+
+def speed_table(rows, memory):
+    columns = [
+        ("method", "method"),
+        ("classes", "classes"),
+        ("batch", "batch"),
+        ("reference s/img", "reference s/img"),
+        ("ours s/img", "ours s/img"),
+        ("train speed-up", "train speed-up"),
+        ("reference eval img/s", "reference eval img/s"),
+        ("ours eval img/s", "ours eval img/s"),
+        ("eval speed-up", "eval speed-up"),
+        ("reference MB", f"reference {memory} MB"),
+        ("ours MB", f"ours {memory} MB"),
+        ("max |logit diff|", "max \\|logit diff\\|"),
+    ]
+    body = [[f"{r[k]:.1e}" if k == "max |logit diff|" else r[k] for k, _ in columns] for r in rows]
+    return tabulate(body, headers=[h for _, h in columns], tablefmt="github", floatfmt=".3g")
+
+
+def target_lines(rows, prec):
+    """One line per target: measured value, and met / missed."""
+    lines = []
+    for what, method, classes, batch, column, least in TARGETS:
+        found = [r for r in rows if (r["method"], r["classes"], r["batch"]) == (method, classes, batch)]
+        if not found:
+            lines.append(f"- {what}: at least {least}x; not measured in this run")
+            continue
+        value = found[0][column]
+        lines.append(f"- {what}: at least {least}x; measured {value:.2f}x ({'met' if value >= least else 'MISSED'})")
+    over = [
+        f"{r['method']} {r['classes']} classes batch {r['batch']}" for r in rows if r["ours MB"] > r["reference MB"]
+    ]
+    lines.append(f"- memory not above the reference's in any row: {'MISSED in ' + ', '.join(over) if over else 'met'}")
+    bound = LOGIT_AGREEMENT[prec]
+    worst = max(r["max |logit diff|"] for r in rows)
+    verdict = "met" if worst <= bound else "MISSED"
+    lines.append(f"- logits agree within {bound:g} ({prec}): largest difference {worst:.1e} ({verdict})")
+    return lines
+
+
+def case_for(trainer):
+    """speed.py's builders of ours and of the reference for `trainer` (its first row in CASES)."""
+    for case in speed.CASES:
+        if case.name == trainer:
+            return case
+    return None
+
+
+def measure_step_times(case, protocol, clip_model, device, prec, repeats, eval_batch=None):
+    """StepTimes of ours and of the reference at the two ends of the tables' class range."""
+    points = {"ours": ([], []), "reference": ([], [])}
+    for classes in projection.class_range():
+        at = dataclasses.replace(
+            case, batch=protocol.batch, classes=classes, eval_batch=eval_batch or protocol.test_batch
+        )
+        row = speed.measure(at, clip_model, device, repeats, prec)
+        for impl, (train, test) in points.items():
+            train.append((classes, row[f"{impl} s/img"] * protocol.batch))
+            test.append((classes, 1 / row[f"{impl} eval img/s"]))
+    return {
+        impl: projection.StepTimes(projection.Affine.through(*train), projection.Affine.through(*test))
+        for impl, (train, test) in points.items()
+    }
+
+
+def projection_tables(clip_model, device, prec, repeats, eval_batch=None):
+    """Per-trainer totals and per-dataset hours of the base-to-new tables, ours beside the reference."""
+    summary, details, skipped = [], [], []
+    for trainer in projection.BASE2NEW_CONFIGS:
+        case = case_for(trainer)
+        if case is None:
+            skipped.append(trainer)
+            continue
+        protocol = projection.read_protocol(trainer, "caltech101")
+        times = measure_step_times(case, protocol, clip_model, device, prec, repeats, eval_batch)
+        tables = {impl: projection.project_table(trainer, t) for impl, t in times.items()}
+        for ours, ref in zip(tables["ours"], tables["reference"]):
+            hours = {impl: (r["train s"] + r["test s"]) / 3600 for impl, r in (("ours", ours), ("reference", ref))}
+            row = {"method": trainer, "dataset": ours["dataset"], "train steps": ours["train steps"]}
+            row.update({"ours h": hours["ours"], "reference h": hours["reference"]})
+            (summary if ours["dataset"] == "total" else details).append(row)
+            if ours["dataset"] == "total":
+                row.update({"ours train h": ours["train s"] / 3600, "ours test h": ours["test s"] / 3600})
+                row["speed-up"] = hours["reference"] / hours["ours"]
+    return summary, details, skipped
+
+
+def header(args, device, prec):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    size = "a tiny CLIP (the code path, not the figures)" if args.tiny else "ViT-B/16 sizes (random weights)"
+    return f"{now}, {name}, torch {torch.__version__}, {prec}, {size}"
+
+
+def build_report(args):
+    device = torch.device(args.device)
+    prec = speed.resolve_precision(args.prec, device, "--prec")
+    torch.manual_seed(0)
+    clip_model = speed.build_clip(args.tiny, prec, device)
+    memory = "peak" if device.type == "cuda" else "saved"
+    rows = []
+    for case in speed.select_cases(speed.CASES, args.methods):
+        rows.append(speed.measure(case, clip_model, device, args.repeats, prec))
+        print(speed.format_rows(rows[-1:]), flush=True)
+    summary, details, skipped = projection_tables(clip_model, device, prec, args.repeats, args.eval_batch)
+    lo, hi = projection.class_range()
+    out = [f"### GPU check: {header(args, device, prec)}", ""]
+    if args.tests:
+        out += [f"Tests: `{args.tests}`", ""]
+    out += ["Training seconds per image, evaluation images per second, memory (MB; peak allocated on CUDA, "]
+    out += ["saved activations on CPU), ours against the reference computation in the same run:", ""]
+    out += [speed_table(rows, memory), "", "Targets:", "", *target_lines(rows, prec), ""]
+    out += [
+        f"Projected compute time of the base-to-new tables ({len(projection.DATASETS)} datasets x "
+        f"{projection.SEEDS} seeds, {projection.SHOTS} shots, the shipped configs; per-step times measured at "
+        f"{lo} and {hi} classes and interpolated; data loading and start-up not counted):",
+        "",
+        tabulate(
+            [
+                [
+                    r[k]
+                    for k in (
+                        "method",
+                        "train steps",
+                        "ours train h",
+                        "ours test h",
+                        "ours h",
+                        "reference h",
+                        "speed-up",
+                    )
+                ]
+                for r in summary
+            ],
+            headers=[
+                "method",
+                "training steps per seed",
+                "ours train h",
+                "ours test h",
+                "ours total h",
+                "reference total h",
+                "speed-up",
+            ],
+            tablefmt="github",
+            floatfmt=".3g",
+        ),
+        "",
+    ]
+    if skipped:
+        out += [f"(no speed.py case for {', '.join(skipped)}: not projected)", ""]
+    out += [
+        "<details><summary>Per dataset</summary>",
+        "",
+        tabulate(details, headers="keys", tablefmt="github", floatfmt=".3g"),
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", help="tiny CLIP instead of ViT-B/16 sizes")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--prec", default="fp16", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--methods", nargs="+", help="only these methods' speed.py rows")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--eval-batch", type=int, help="test batch of the projection (default: the config's)")
+    parser.add_argument("--tests", default="", help="how the cuda tests went (a line for the report)")
+    parser.add_argument("--out", help="write the Markdown here too")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    report = build_report(args)
+    print(report)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(report)
+    return report
+
+
+if __name__ == "__main__":
+    main()
