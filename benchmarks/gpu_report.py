@@ -109,7 +109,7 @@ def projection_tables(clip_model, device, prec, repeats, eval_batch=None):
         tables = {impl: projection.project_table(trainer, t) for impl, t in times.items()}
         for ours, ref in zip(tables["ours"], tables["reference"]):
             hours = {impl: (r["train s"] + r["test s"]) / 3600 for impl, r in (("ours", ours), ("reference", ref))}
-            row = {"method": trainer, "dataset": ours["dataset"], "train steps": ours["train steps"]}
+            row = {"method": trainer, "dataset": ours["dataset"], "train steps per seed": ours["train steps"]}
             row.update({"ours h": hours["ours"], "reference h": hours["reference"]})
             (summary if ours["dataset"] == "total" else details).append(row)
             if ours["dataset"] == "total":

@@ -99,9 +99,11 @@ def full_length_encoder(model):
     return enc
 
 
-def reference_image_features(model, images, enc):
+def reference_inputs(model, images):
+    """The full-length text encoder, the normalised image features and the prompt learner."""
+    enc = full_length_encoder(model)
     feats = model.image_encoder(images.to(enc.dtype)).float()
-    return feats / feats.norm(dim=-1, keepdim=True)
+    return enc, feats / feats.norm(dim=-1, keepdim=True), model.prompt_learner
 
 
 # ---- methods: ours and the reference computation ----------------------------------------------------
@@ -113,9 +115,7 @@ def build_coop(clip_model, classnames):
 
 def coop_reference(model, images):
     """CoOp as the original computes it: all class prompts at 77 tokens at every call."""
-    enc = full_length_encoder(model)
-    feats = reference_image_features(model, images, enc)
-    pl = model.prompt_learner
+    enc, feats, pl = reference_inputs(model, images)
     text = enc(pl(), pl.token_ids).float()
     text = text / text.norm(dim=-1, keepdim=True)
     return model.logit_scale.exp() * feats @ text.t()
@@ -127,9 +127,7 @@ def build_cocoop(clip_model, classnames):
 
 def cocoop_reference(model, images):
     """CoCoOp as the original computes it: one 77-token text pass over all classes per image."""
-    enc = full_length_encoder(model)
-    feats = reference_image_features(model, images, enc)
-    pl = model.prompt_learner
+    enc, feats, pl = reference_inputs(model, images)
     rows = []
     for f in feats:
         ctx = (pl.ctx + pl.meta_net(f.unsqueeze(0))).unsqueeze(0).expand(pl.n_cls, -1, -1)
