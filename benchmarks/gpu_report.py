@@ -29,6 +29,8 @@ TARGETS = [
 ]
 # Logits of ours and of the reference agree within this (the precision's rounding; the cuda tests' bound).
 LOGIT_AGREEMENT = {"fp32": 1e-4, "bf16": 8e-2, "fp16": 1e-2}
+SUMMARY_COLUMNS = ("method", "train steps per seed", "ours train h", "ours test h", "ours h", "reference h", "speed-up")
+SUMMARY_HEADERS = {"ours h": "ours total h", "reference h": "reference total h"}
 
 
 def speed_table(rows, memory):
@@ -96,8 +98,21 @@ def measure_step_times(case, protocol, clip_model, device, prec, repeats, eval_b
     }
 
 
+def merged_rows(trainer, ours, reference):
+    """Rows of hours per dataset (and the total), ours beside the reference's."""
+    rows = []
+    for mine, theirs in zip(ours, reference):
+        row = {"method": trainer, "dataset": mine["dataset"], "train steps per seed": mine["train steps"]}
+        row["ours train h"], row["ours test h"] = mine["train s"] / 3600, mine["test s"] / 3600
+        row["ours h"] = row["ours train h"] + row["ours test h"]
+        row["reference h"] = (theirs["train s"] + theirs["test s"]) / 3600
+        row["speed-up"] = row["reference h"] / row["ours h"]
+        rows.append(row)
+    return rows
+
+
 def projection_tables(clip_model, device, prec, repeats, eval_batch=None):
-    """Per-trainer totals and per-dataset hours of the base-to-new tables, ours beside the reference."""
+    """Per-trainer totals and per-dataset hours of the base-to-new tables, and the trainers left out."""
     summary, details, skipped = [], [], []
     for trainer in projection.BASE2NEW_CONFIGS:
         case = case_for(trainer)
@@ -106,15 +121,9 @@ def projection_tables(clip_model, device, prec, repeats, eval_batch=None):
             continue
         protocol = projection.read_protocol(trainer, "caltech101")
         times = measure_step_times(case, protocol, clip_model, device, prec, repeats, eval_batch)
-        tables = {impl: projection.project_table(trainer, t) for impl, t in times.items()}
-        for ours, ref in zip(tables["ours"], tables["reference"]):
-            hours = {impl: (r["train s"] + r["test s"]) / 3600 for impl, r in (("ours", ours), ("reference", ref))}
-            row = {"method": trainer, "dataset": ours["dataset"], "train steps per seed": ours["train steps"]}
-            row.update({"ours h": hours["ours"], "reference h": hours["reference"]})
-            (summary if ours["dataset"] == "total" else details).append(row)
-            if ours["dataset"] == "total":
-                row.update({"ours train h": ours["train s"] / 3600, "ours test h": ours["test s"] / 3600})
-                row["speed-up"] = hours["reference"] / hours["ours"]
+        rows = merged_rows(trainer, *(projection.project_table(trainer, times[i]) for i in ("ours", "reference")))
+        details += rows[:-1]
+        summary.append(rows[-1])
     return summary, details, skipped
 
 
@@ -125,69 +134,45 @@ def header(args, device, prec):
     return f"{now}, {name}, torch {torch.__version__}, {prec}, {size}"
 
 
+def markdown_table(rows, columns, headers=None):
+    body = [[r[k] for k in columns] for r in rows]
+    return tabulate(body, headers=[(headers or {}).get(k, k) for k in columns], tablefmt="github", floatfmt=".3g")
+
+
+def projection_section(summary, details, skipped):
+    lo, hi = projection.class_range()
+    out = [
+        f"Projected compute time of the base-to-new tables ({len(projection.DATASETS)} datasets x "
+        f"{projection.SEEDS} seeds, {projection.SHOTS} shots, the shipped configs; per-step times measured at "
+        f"{lo} and {hi} classes and interpolated; data loading and start-up not counted):",
+        "",
+        markdown_table(summary, SUMMARY_COLUMNS, SUMMARY_HEADERS),
+        "",
+    ]
+    if skipped:
+        out += [f"(no speed.py case for {', '.join(skipped)}: not projected)", ""]
+    detail_columns = ("method", "dataset", "train steps per seed", "ours h", "reference h", "speed-up")
+    table = markdown_table(details, detail_columns)
+    return out + ["<details><summary>Per dataset</summary>", "", table, "", "</details>", ""]
+
+
 def build_report(args):
     device = torch.device(args.device)
     prec = speed.resolve_precision(args.prec, device, "--prec")
     torch.manual_seed(0)
     clip_model = speed.build_clip(args.tiny, prec, device)
-    memory = "peak" if device.type == "cuda" else "saved"
     rows = []
     for case in speed.select_cases(speed.CASES, args.methods):
         rows.append(speed.measure(case, clip_model, device, args.repeats, prec))
         print(speed.format_rows(rows[-1:]), flush=True)
-    summary, details, skipped = projection_tables(clip_model, device, prec, args.repeats, args.eval_batch)
-    lo, hi = projection.class_range()
     out = [f"### GPU check: {header(args, device, prec)}", ""]
     if args.tests:
         out += [f"Tests: `{args.tests}`", ""]
-    out += ["Training seconds per image, evaluation images per second, memory (MB; peak allocated on CUDA, "]
+    out += ["Training seconds per image, evaluation images per second, memory (MB; peak allocated on CUDA,"]
     out += ["saved activations on CPU), ours against the reference computation in the same run:", ""]
+    memory = "peak" if device.type == "cuda" else "saved"
     out += [speed_table(rows, memory), "", "Targets:", "", *target_lines(rows, prec), ""]
-    out += [
-        f"Projected compute time of the base-to-new tables ({len(projection.DATASETS)} datasets x "
-        f"{projection.SEEDS} seeds, {projection.SHOTS} shots, the shipped configs; per-step times measured at "
-        f"{lo} and {hi} classes and interpolated; data loading and start-up not counted):",
-        "",
-        tabulate(
-            [
-                [
-                    r[k]
-                    for k in (
-                        "method",
-                        "train steps",
-                        "ours train h",
-                        "ours test h",
-                        "ours h",
-                        "reference h",
-                        "speed-up",
-                    )
-                ]
-                for r in summary
-            ],
-            headers=[
-                "method",
-                "training steps per seed",
-                "ours train h",
-                "ours test h",
-                "ours total h",
-                "reference total h",
-                "speed-up",
-            ],
-            tablefmt="github",
-            floatfmt=".3g",
-        ),
-        "",
-    ]
-    if skipped:
-        out += [f"(no speed.py case for {', '.join(skipped)}: not projected)", ""]
-    out += [
-        "<details><summary>Per dataset</summary>",
-        "",
-        tabulate(details, headers="keys", tablefmt="github", floatfmt=".3g"),
-        "",
-        "</details>",
-        "",
-    ]
+    out += projection_section(*projection_tables(clip_model, device, prec, args.repeats, args.eval_batch))
     return "\n".join(out)
 
 

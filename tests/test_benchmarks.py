@@ -57,18 +57,17 @@ def test_protocols_come_from_the_shipped_configs():
     assert table[-1]["dataset"] == "total" and table[-1]["train s"] == sum(r["train s"] for r in table[:-1])
 
 
+def fake_measure(case, clip_model, device, repeats, prec):
+    """speed.measure's row with figures linear in the class count; the reference twice as slow."""
+    c = case.classes
+    figures = {"ours s/img": 0.01 * c, "reference s/img": 0.02 * c, "ours eval img/s": 100 / c}
+    figures.update({"reference eval img/s": 50 / c, "ours MB": 1.0, "reference MB": 2.0, "max |logit diff|": 1e-3})
+    figures.update({"train speed-up": 2.0, "eval speed-up": 2.0})
+    return {"method": case.name, "classes": c, "batch": case.batch, **figures}
+
+
 def test_step_times_are_fitted_from_the_measured_rows(monkeypatch):
     """The report turns speed.py's per-image figures into per-step and per-test-image lines."""
-
-    def fake_measure(case, clip_model, device, repeats, prec):
-        c = case.classes
-        return {
-            "ours s/img": 0.01 * c,
-            "reference s/img": 0.02 * c,
-            "ours eval img/s": 100 / c,
-            "reference eval img/s": 50 / c,
-        }
-
     monkeypatch.setattr(speed, "measure", fake_measure)
     times = gpu_report.measure_step_times(speed.CASES[0], Protocol(10, 4, 100), None, None, "fp32", 1)
     assert times["ours"].train_step(50) == pytest.approx(0.01 * 50 * 4)
@@ -114,3 +113,13 @@ def test_speed_tiny_runs_one_case_and_its_logits_agree():
     for key in ("ours s/img", "reference s/img", "ours eval img/s", "reference eval img/s", "ours MB"):
         assert math.isfinite(result[key]) and result[key] > 0, key
     assert result["reference MB"] > result["ours MB"]  # 77-token text activations against trimmed ones
+
+
+def test_report_puts_speed_rows_targets_and_projection_in_markdown(monkeypatch):
+    monkeypatch.setattr(speed, "measure", fake_measure)
+    monkeypatch.setattr(speed, "build_clip", lambda tiny, prec, device: None)
+    report = gpu_report.build_report(gpu_report.parse_args(["--device", "cpu", "--tiny", "--tests", "7 passed"]))
+    assert "Tests: `7 passed`" in report and "CoCoOp training, batch 1, 50 classes" in report
+    assert report.count("| CoCoOp ") == len([c for c in speed.CASES if c.name == "CoCoOp"]) + 12  # + 11 datasets, total
+    total = next(line for line in report.splitlines() if line.startswith("| CoCoOp ") and "175680" in line)
+    assert total.rstrip(" |").endswith("2")  # the reference's steps cost twice ours: speed-up 2
