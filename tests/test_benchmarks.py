@@ -61,7 +61,15 @@ def fake_measure(case, clip_model, device, repeats, prec):
     """speed.measure's row with figures linear in the class count; the reference twice as slow."""
     c = case.classes
     figures = {"ours s/img": 0.01 * c, "reference s/img": 0.02 * c, "ours eval img/s": 100 / c}
-    figures.update({"reference eval img/s": 50 / c, "ours MB": 1.0, "reference MB": 2.0, "max |logit diff|": 1e-3})
+    figures.update(
+        {
+            "reference eval img/s": 50 / c,
+            "ours MB": 1.0,
+            "reference MB": 2.0,
+            "max |logit diff|": 1e-3,
+            "max |logit|": 5.0,
+        }
+    )
     figures.update({"train speed-up": 2.0, "eval speed-up": 2.0})
     return {"method": case.name, "classes": c, "batch": case.batch, **figures}
 
@@ -85,6 +93,7 @@ def row(method, classes, batch, train, evaluate, ours_mb=1.0, diff=1e-3):
         "ours MB": ours_mb,
         "reference MB": 2.0,
         "max |logit diff|": diff,
+        "max |logit|": 10.0,
     }
 
 
@@ -94,6 +103,7 @@ def test_report_says_which_targets_are_met():
     assert "measured 3.50x (met)" in lines[0] and "measured 3.90x (MISSED)" in lines[1] and "(met)" in lines[2]
     assert "MISSED in CoOp 100 classes batch 32" in lines[3] and lines[4].endswith("(met)")
     assert "(MISSED)" in gpu_report.target_lines([row("CoOp", 100, 32, 2, 2, diff=0.5)], "fp16")[-1]
+    assert "(met)" in gpu_report.target_lines([row("CoOp", 100, 32, 2, 2, diff=0.05)], "fp16")[-1]  # 0.05 / 10
 
 
 def test_cases_are_selected_by_method_label_or_grid():
@@ -123,3 +133,16 @@ def test_report_puts_speed_rows_targets_and_projection_in_markdown(monkeypatch):
     assert report.count("| CoCoOp ") == len([c for c in speed.CASES if c.name == "CoCoOp"]) + 12  # + 11 datasets, total
     total = next(line for line in report.splitlines() if line.startswith("| CoCoOp ") and "175680" in line)
     assert total.rstrip(" |").endswith("2")  # the reference's steps cost twice ours: speed-up 2
+
+
+def test_speed_fp16_clip_is_the_one_load_clip_gives(tiny_clip_path):
+    """speed.py's fp16 CLIP goes through OpenAI's half conversion, as load_clip converts a release file."""
+    import torch
+
+    from coop_toolkit.trainers.clip_backbone import load_clip
+
+    cpu = torch.device("cpu")
+    ours, loaded = speed.build_clip(True, "fp16", cpu).state_dict(), load_clip(tiny_clip_path, "fp16").state_dict()
+    assert sorted(ours) == sorted(loaded)
+    assert all(ours[k].dtype == loaded[k].dtype and torch.equal(ours[k], loaded[k]) for k in ours)
+    assert ours["visual.conv1.weight"].dtype == torch.float16

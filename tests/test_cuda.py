@@ -10,6 +10,8 @@ import torch
 
 from tests.datasets.layouts import build_oxford_pets
 from tests.precision_matrix import (
+    CPU_LAYERS,
+    GPU_LAYERS,
     check_checkpoint_and_eval_only,
     check_precision,
     forced_precision,
@@ -41,7 +43,12 @@ def no_env_report(monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_clip(tmp_path_factory):
-    return save_small_clip(tmp_path_factory.mktemp("clip") / "tiny-64px.pt")
+    return save_small_clip(tmp_path_factory.mktemp("clip") / "tiny-64px.pt", CPU_LAYERS)
+
+
+@pytest.fixture(scope="module")
+def deep_clip(tmp_path_factory):
+    return save_small_clip(tmp_path_factory.mktemp("clip") / "tiny-64px-12-layers.pt", GPU_LAYERS)
 
 
 def test_every_toolkit_trainer_is_covered():
@@ -51,16 +58,16 @@ def test_every_toolkit_trainer_is_covered():
 @pytest.mark.cuda
 @pytest.mark.parametrize("prec", MIXED)
 @pytest.mark.parametrize("name", TRAINERS)
-def test_training_steps_under_mixed_precision_on_cuda(name, prec, pets_root, small_clip, tmp_path):
+def test_training_steps_under_mixed_precision_on_cuda(name, prec, pets_root, deep_clip, tmp_path):
     if prec == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bf16")
-    check_precision(name, prec, CUDA, pets_root, small_clip, tmp_path)
+    check_precision(name, prec, CUDA, pets_root, deep_clip, tmp_path)
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", TRAINERS)
-def test_checkpoint_and_eval_only_on_cuda(name, pets_root, small_clip, tmp_path):
-    check_checkpoint_and_eval_only(name, "fp16", True, pets_root, small_clip, tmp_path)
+def test_checkpoint_and_eval_only_on_cuda(name, pets_root, deep_clip, tmp_path):
+    check_checkpoint_and_eval_only(name, "fp16", True, pets_root, deep_clip, tmp_path)
 
 
 @pytest.mark.cuda
