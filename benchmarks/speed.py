@@ -100,7 +100,8 @@ def full_length_encoder(model):
 
 
 def reference_inputs(model, images):
-    """The full-length text encoder, the normalised image features and the prompt learner."""
+    """The full-length text encoder, the normalised image features and the prompt learner, as the original
+    computes them (docs/reference-behaviour.md, "CoOp and CoCoOp computations")."""
     enc = full_length_encoder(model)
     feats = model.image_encoder(images.to(enc.dtype)).float()
     return enc, feats / feats.norm(dim=-1, keepdim=True), model.prompt_learner

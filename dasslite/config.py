@@ -1,4 +1,5 @@
-"""The engine's configuration: Dassl's engine keys and default values (SPEC 2.2), one yacs tree.
+"""The engine's configuration: Dassl's engine keys and default values (docs/reference-behaviour.md,
+"Configuration"), one yacs tree.
 
 Only engine keys live here. Each trainer adds its own `TRAINER.<NAME>` node beside its code
 (`extend_cfg`), and no DA/DG/SSL trainer nodes are carried. Every key has a comment saying what it
@@ -60,6 +61,7 @@ _C.DATASET.CIFAR_C_TYPE = ""  # CIFAR-C only (unused)
 _C.DATASET.CIFAR_C_LEVEL = 1  # CIFAR-C only (unused)
 _C.DATASET.ALL_AS_UNLABELED = False  # semi-supervised learning only (unused)
 _C.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base (first half of the labels) or new (second half)
+_C.DATASET.CHECK_DATA = False  # decode every image of the splits once before training (train.py --check-data)
 
 # ---------------------------------------------------------------- data loaders
 _C.DATALOADER = CN()
@@ -137,11 +139,14 @@ _C.TEST.FINAL_MODEL = "last_step"  # last_step (test the last epoch) or best_val
 _C.TRAINER = CN()
 _C.TRAINER.NAME = ""  # registered trainer class, e.g. CoOp; trainers add TRAINER.<NAME> nodes
 
+# The valid values of the keys that take one of a few words; the code that acts on them imports these.
+SUBSAMPLE_CHOICES = ("all", "base", "new")
+WARMUP_TYPES = ("constant", "linear")
 CHOICES = {
-    "DATASET.SUBSAMPLE_CLASSES": ("all", "base", "new"),
+    "DATASET.SUBSAMPLE_CLASSES": SUBSAMPLE_CHOICES,
     "TEST.FINAL_MODEL": ("last_step", "best_val"),
     "TEST.SPLIT": ("test", "val"),
-    "OPTIM.WARMUP_TYPE": ("constant", "linear"),
+    "OPTIM.WARMUP_TYPE": WARMUP_TYPES,
     "INPUT.INTERPOLATION": ("bilinear", "bicubic", "nearest"),
 }
 

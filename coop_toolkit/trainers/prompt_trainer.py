@@ -16,17 +16,22 @@ from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
-from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, image_resolution, load_clip, tokenize
+from .clip_backbone import CONTEXT_LENGTH, check_input_size, clip_dtype, count_tokens, load_clip, tokenize
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp16", "fp32", "amp", "bf16")
 
 
-def resolve_precision(prec, device, key):
-    """The precision to run with on `device`; fp16 and amp need CUDA and fall back to fp32 elsewhere."""
+def check_precision(prec, key):
+    """A PREC value (`key` names the config key); an error lists the valid ones."""
     if prec not in PRECISIONS:
         raise ValueError(f'{key} must be one of {", ".join(PRECISIONS)}, got "{prec}"')
+
+
+def resolve_precision(prec, device, key):
+    """The precision to run with on `device`; fp16 and amp need CUDA and fall back to fp32 elsewhere."""
+    check_precision(prec, key)
     if device.type != "cuda" and prec in ("fp16", "amp"):
         logger.warning(f"{key} {prec} needs CUDA; running in fp32 on {device.type}")
         return "fp32"
@@ -110,9 +115,7 @@ class PromptTrainer(TrainerX):
         return self.cfg.TRAINER[self.config_node]
 
     def check_cfg(self, cfg):
-        prec = cfg.TRAINER[self.config_node].PREC
-        if prec not in PRECISIONS:
-            raise ValueError(f'TRAINER.{self.config_node}.PREC must be one of {", ".join(PRECISIONS)}, got "{prec}"')
+        check_precision(cfg.TRAINER[self.config_node].PREC, f"TRAINER.{self.config_node}.PREC")
 
     def build_custom_clip(self, classnames, clip_model):
         raise NotImplementedError
@@ -164,11 +167,3 @@ class PromptTrainer(TrainerX):
 
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
-
-
-def check_input_size(size, clip_model):
-    expected = image_resolution(clip_model)
-    if tuple(size) != expected:
-        raise ValueError(
-            f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set INPUT.SIZE {expected}"
-        )

@@ -7,8 +7,8 @@ import torch
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.engine.trainer import TrainerX
 
-from .clip_backbone import TextEncoder, clip_dtype, load_clip, tokenize
-from .prompt_trainer import autocast_for, check_input_size, encode_images, resolve_precision
+from .clip_backbone import TextEncoder, check_input_size, clip_dtype, load_clip, tokenize
+from .prompt_trainer import autocast_for, encode_images, resolve_precision
 from .templates import ensemble_templates, template_for
 
 logger = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ import numpy as np
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..log_format import END_OF_TRAINING
 from ..utils.dist import is_dist, is_main_process
 from ..utils.tools import format_seconds
 
@@ -162,7 +163,8 @@ class MetricPrinter(HookBase):
 
 
 class LRSchedulerHook(HookBase):
-    """Steps every registered scheduler once per epoch (the reference's schedule; SPEC 2.7)."""
+    """Steps every registered scheduler once per epoch (the reference's schedule; docs/reference-behaviour.md,
+    "Optimizer and learning-rate schedule")."""
 
     def after_epoch(self):
         self.trainer.update_lr()
@@ -214,7 +216,7 @@ class FinalTestHook(HookBase):
 
     def after_train(self):
         t = self.trainer
-        logger.info("Finish training")
+        logger.info(END_OF_TRAINING)
         if not t.cfg.TEST.NO_TEST:
             if t.cfg.TEST.FINAL_MODEL == "best_val":
                 logger.info("Deploy the model with the best val performance")

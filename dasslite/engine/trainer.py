@@ -1,4 +1,5 @@
-"""TrainerBase -> SimpleTrainer -> TrainerX with Dassl's method names (SPEC 2.3; docs/internals.md).
+"""TrainerBase -> SimpleTrainer -> TrainerX with Dassl's method names
+(docs/reference-behaviour.md, "Trainer lifecycle"; docs/internals.md).
 
 `train()` only loops over epochs and dispatches before/after events to hooks (hooks.py), which hold
 the behaviour: resume, metric printing, LR stepping, best-val selection, checkpointing, final test.

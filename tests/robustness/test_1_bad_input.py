@@ -1,4 +1,4 @@
-"""Issue item 1: bad input gets a clear error naming the culprit and the fix, and leaves no half-written
+"""Bad input gets a clear error naming the culprit and the fix, and leaves no half-written
 output. Errors found while reading the config and looking up names come before train.py writes
 anything (the output folder is not even created); errors found while building the data or the model
 leave at most log.txt, never a checkpoint or metrics.json."""

@@ -1,4 +1,4 @@
-"""Issue item 4: several runs (different seeds) started at once on the same dataset root and output parent
+"""Several runs (different seeds) started at once on the same dataset root and output parent
 folder finish correctly, and split and few-shot cache files are never seen half-written."""
 
 import json
