@@ -11,6 +11,7 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
+from dasslite.config import allow_bool
 from dasslite.engine.build import TRAINER_REGISTRY
 
 from .clip_backbone import TextEncoder
@@ -113,6 +114,7 @@ class CoCoOp(PromptTrainer):
 
     @classmethod
     def add_config(cls, cfg):
+        allow_bool("TRAINER.COCOOP.CTX_INIT")  # the Dassl-based repositories' yamls write True / False
         if "COCOOP" in cfg.TRAINER:
             return
         # TEXT_CHUNK_SIZE: prompts per text-encoder pass (0 = automatic); TEXT_CHECKPOINT: recompute the

@@ -8,6 +8,7 @@ import logging
 import torch
 import torch.nn as nn
 
+from dasslite.config import allow_bool
 from dasslite.engine.build import TRAINER_REGISTRY
 
 from .clip_backbone import TextEncoder, count_tokens
@@ -104,6 +105,7 @@ class CoOp(PromptTrainer):
 
     @classmethod
     def add_config(cls, cfg):
+        allow_bool("TRAINER.COOP.CTX_INIT")  # the Dassl-based repositories' yamls write True / False
         if "COOP" in cfg.TRAINER:
             return
         # CSC: class-specific contexts (one set of M vectors per class); CLASS_TOKEN_POSITION: end, middle or front

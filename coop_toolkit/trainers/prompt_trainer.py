@@ -50,6 +50,11 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
     `n_cls_csc` > 0 makes class-specific contexts.
     """
     width = clip_model.ln_final.weight.shape[0]
+    if ctx_init is True:
+        raise ValueError(
+            f"{key} is True (as in the KgCoOp / ProGrad yamls, whose trainers choose the words themselves); "
+            f'this trainer needs the words, e.g. {key} "a photo of a", or False / "" for a random context'
+        )
     if ctx_init:
         text = ctx_init.replace("_", " ")
         n_tokens = count_tokens(text)
