@@ -220,29 +220,13 @@ def sgd_step(loss, optim):
 
 
 def kgcoop_case(batch, classes, **kw):
-    return Case(
-        "KgCoOp",
-        build_kgcoop,
-        coop_reference,
-        batch,
-        classes,
-        step=kgcoop_step,
-        reference_step=kgcoop_reference_step,
-        **kw,
-    )
+    steps = dict(step=kgcoop_step, reference_step=kgcoop_reference_step)
+    return Case("KgCoOp", build_kgcoop, coop_reference, batch, classes, **steps, **kw)
 
 
 def prograd_case(batch, classes, **kw):
-    return Case(
-        "ProGrad",
-        build_prograd,
-        coop_reference,
-        batch,
-        classes,
-        step=prograd_step,
-        reference_step=prograd_reference_step,
-        **kw,
-    )
+    steps = dict(step=prograd_step, reference_step=prograd_reference_step)
+    return Case("ProGrad", build_prograd, coop_reference, batch, classes, **steps, **kw)
 
 
 def coop_case(batch, classes, **kw):
