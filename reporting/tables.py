@@ -124,7 +124,8 @@ def _base2new_table(trainer, cfg, cells, ci95):
     )
     method = paper.METHOD.get(trainer)
     if backbone == "ViT-B/16" and method in paper.BASE2NEW:
-        table.paper, table.paper_source = paper.BASE2NEW[method], paper.SOURCE["base2new"]
+        source = paper.BASE2NEW_SOURCE.get(method, paper.SOURCE["base2new"])
+        table.paper, table.paper_source = paper.BASE2NEW[method], source
     return table
 
 
