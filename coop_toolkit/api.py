@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import open_clip
 import torch
@@ -29,7 +30,7 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
 from tqdm import tqdm
 
-from dasslite.config import get_cfg_default, merge_from_file_checked, merge_from_list_checked
+from dasslite.config import merge_from_file_checked, merge_from_list_checked
 from dasslite.data.data_manager import read_image
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.checkpoint import list_checkpoints
@@ -38,7 +39,7 @@ from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
 
 from . import run_record as rr
-from . import trainers
+from .config import merge_run_config
 from .datasets.imagefolder import IMG_EXTENSIONS
 from .trainers.clip_backbone import OPENAI_MODELS, load_clip
 
@@ -57,17 +58,9 @@ class Prediction:
 
 
 def get_cfg(trainer="", config_file="", dataset_config_file="", opts=()):
-    """Engine defaults + every trainer's node + the yaml files + KEY VALUE opts (train.py's merge order)."""
-    cfg = get_cfg_default()
-    trainers.extend_cfg(cfg)
-    if dataset_config_file:
-        merge_from_file_checked(cfg, dataset_config_file, "dataset_config_file")
-    if config_file:
-        merge_from_file_checked(cfg, config_file, "config_file")
-    if trainer:
-        cfg.TRAINER.NAME = trainer
-    merge_from_list_checked(cfg, list(opts))
-    return cfg
+    """The unfrozen config train.py would merge from these files, `--trainer` and KEY VALUE `opts`."""
+    args = SimpleNamespace(dataset_config_file=dataset_config_file, config_file=config_file, opts=list(opts))
+    return merge_run_config(args, lambda cfg: cfg.TRAINER.update(NAME=trainer or cfg.TRAINER.NAME))
 
 
 def train(cfg):

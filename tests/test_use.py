@@ -5,6 +5,7 @@ CLIP saved in OpenAI's layout at 64 px, 1 epoch: CoOp through train.py, CoCoOp t
 ZeroshotCLIP as an eval-only run.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -129,20 +130,6 @@ def test_predict_works_with_the_dataset_folder_moved_away(runs, tmp_path):
     assert zero_shot[0].classname in ct.load_run(runs["ZeroshotCLIP"]).classnames
 
 
-def test_features_give_the_logits(runs):
-    paths = ct.find_images([os.path.join(runs["data"], "test", "blue_circle")])
-    for trainer in ("CoOp", "CoCoOp", "ZeroshotCLIP"):
-        run = ct.load_run(runs[trainer])
-        image = run.image_features(paths)
-        text = run.text_features(image if trainer == "CoCoOp" else None)
-        assert torch.allclose(image.norm(dim=-1), torch.ones(len(paths)))
-        if trainer == "CoCoOp":
-            logits = run.logit_scale() * torch.einsum("bd,bcd->bc", image, text)
-        else:
-            logits = run.logit_scale() * image @ text.t()
-        torch.testing.assert_close(logits, run.logits(paths), rtol=0, atol=1e-5, msg=trainer)
-
-
 def readme_snippet(after):
     """The first ```python block after the heading `after` in README.md."""
     text = open(os.path.join(REPO, "README.md")).read()
@@ -257,3 +244,30 @@ def test_a_changed_backbone_file_is_refused_naming_both(runs, tmp_path, capsys):
         assert sha256_of(other) in message and sha256_of(runs["clip"]) in message, message
     # A zero-shot run learned nothing: another backbone is a new zero-shot model, not an error.
     assert predict.main([str(runs["ZeroshotCLIP"]), "--backbone", str(other), image])
+
+
+def test_every_registered_trainer_builds_from_class_names_alone_and_its_features_give_its_logits(runs):
+    """build_trainer(cfg, classnames=...) reads no dataset; logits = logit_scale * image @ class features."""
+    from dasslite.engine.build import TRAINER_REGISTRY
+
+    images = ct.find_images([os.path.join(runs["data"], "test", "blue_circle")])
+    names = [n for n in TRAINER_REGISTRY.registered_names() if TRAINER_REGISTRY.get(n).__module__.startswith("coop")]
+    assert {"CoOp", "CoCoOp", "ZeroshotCLIP", "ZeroshotCLIP2", "KgCoOp", "ProGrad"} <= set(names)
+    for name in names:
+        yamls = sorted(glob.glob(f"configs/trainers/{name}/*.yaml")) or ["configs/trainers/CoOp/demo.yaml"]
+        cfg = ct.get_cfg(trainer=name, config_file=yamls[0])
+        cfg.MODEL.BACKBONE.NAME, cfg.DATASET.ROOT, cfg.INPUT.SIZE = runs["clip"], "/nonexistent", (64, 64)
+        for node in cfg.TRAINER.values():
+            if isinstance(node, dict) and "PREC" in node:
+                node.PREC = "fp32"
+        cfg.freeze()
+        trainer = build_trainer(cfg, classnames=["red circle", "blue circle", "green square"])
+        assert trainer.dm.dataset.classnames == ["red circle", "blue circle", "green square"]
+        assert trainer.test_loader is None and trainer.num_classes == 3
+        trainer.set_model_mode("eval")
+        run = ct.Run(trainer, {"resize": 64, "crop": [64, 64], "interpolation": "bicubic"}, trainer.dm.classnames)
+        image = run.image_features(images)
+        text = run.text_features(image if trainer.image_conditioned else None)
+        equation = "bd,bcd->bc" if trainer.image_conditioned else "bd,cd->bc"
+        logits = run.logit_scale() * torch.einsum(equation, image, text)
+        torch.testing.assert_close(logits, run.logits(images), rtol=0, atol=1e-5, msg=name)

@@ -134,6 +134,15 @@ def image_resolution(clip_model):
     return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
 
+def check_input_size(size, clip_model):
+    """CLIP's positional embeddings fix the input resolution; a mismatch would fail deep in the encoder."""
+    expected = image_resolution(clip_model)
+    if tuple(size) != expected:
+        raise ValueError(
+            f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set INPUT.SIZE {expected}"
+        )
+
+
 _tokenizer = open_clip.tokenizer.SimpleTokenizer()
 
 
