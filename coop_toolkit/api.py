@@ -29,8 +29,9 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
 from tqdm import tqdm
+from yacs.config import CfgNode as CN
 
-from dasslite.config import merge_from_file_checked, merge_from_list_checked
+from dasslite.config import merge_from_list_checked
 from dasslite.data.data_manager import read_image
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.checkpoint import list_checkpoints
@@ -96,8 +97,7 @@ def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None
     `classnames`: classify into these classes instead (prompts that are not class-specific transfer).
     """
     record = rr.read_run_record(run_dir)
-    cfg = get_cfg()
-    merge_from_file_checked(cfg, os.path.join(run_dir, "config.yaml"), "config.yaml of the run")
+    cfg = run_config(run_dir)
     trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     learned = not getattr(trainer_cls, "learns_nothing", False)
     cfg.MODEL.BACKBONE.NAME = rr.resolve_backbone(record["backbone"], backbone, learned=learned)
@@ -108,6 +108,31 @@ def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None
         epoch = load_epoch if load_epoch is not None else default_epoch(cfg, record, model_dir, trainer)
         trainer.load_model(model_dir, epoch=epoch)
     return Run(trainer, record["preprocess"], names, record=record)
+
+
+def run_config(run_dir):
+    """The run's config.yaml over today's defaults. The nodes of trainers not registered here (a plugin
+    that was imported at training time) are left out: only the run's own trainer's node matters."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'"{path}" not found: "{run_dir}" is not a complete run folder')
+    cfg = get_cfg()
+    with open(path) as f:
+        loaded = CN.load_cfg(f)
+    for node in [k for k in loaded.get("TRAINER", {}) if k not in cfg.TRAINER]:
+        logger.info(f"{path}: TRAINER.{node} belongs to a trainer that is not registered here; left out")
+        del loaded.TRAINER[node]
+    pairs = [item for key, value in flat_items(loaded) for item in (key, value)]
+    merge_from_list_checked(cfg, pairs, where=f'config.yaml of the run "{path}"')
+    return cfg
+
+
+def flat_items(node, prefix=""):
+    for key, value in node.items():
+        if isinstance(value, CN):
+            yield from flat_items(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None):

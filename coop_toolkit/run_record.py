@@ -119,10 +119,14 @@ def _relative_to(model_dir, run_dir):
 def read_run_record(run_dir):
     path = os.path.join(run_dir, RUN_FILE)
     if not os.path.isfile(path):
+        if os.path.isfile(os.path.join(run_dir, "config.yaml")):
+            raise FileNotFoundError(
+                f'"{path}" not found: the run predates run.json. Evaluate it once with train.py (its usual flags '
+                f"and --eval-only --model-dir {run_dir} --output-dir NEW_FOLDER) and use NEW_FOLDER."
+            )
         raise FileNotFoundError(
-            f'"{path}" not found: "{run_dir}" is not a run folder of this toolkit (train.py writes run.json '
-            f"and config.yaml into every --output-dir), or the run predates run.json; rerun it with --eval-only "
-            f"--model-dir {run_dir} --output-dir NEW_FOLDER to get a complete run folder."
+            f'"{path}" not found: "{run_dir}" is not a run folder (train.py writes config.yaml and run.json '
+            f"into every --output-dir); give the --output-dir of a run."
         )
     record = read_json(path)
     missing = [k for k in ("classnames", "backbone", "preprocess") if k not in record]

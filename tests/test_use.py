@@ -271,3 +271,16 @@ def test_every_registered_trainer_builds_from_class_names_alone_and_its_features
         equation = "bd,bcd->bc" if trainer.image_conditioned else "bd,cd->bc"
         logits = run.logit_scale() * torch.einsum(equation, image, text)
         torch.testing.assert_close(logits, run.logits(images), rtol=0, atol=1e-5, msg=name)
+
+
+def test_a_run_trained_with_a_plugin_trainer_registered_loads_without_it(runs, tmp_path):
+    """config.yaml holds every registered trainer's node; one whose trainer is absent here is left out."""
+    import yaml
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs["CoOp"], run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["TRAINER"]["MYPLUGIN"] = {"ALPHA": 0.5}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    image = os.path.join(runs["data"], "test", "red_circle", "000.png")
+    assert ct.load_run(run_dir).predict(image)[0].topk == ct.load_run(runs["CoOp"]).predict(image)[0].topk
