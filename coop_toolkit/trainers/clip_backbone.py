@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 from open_clip.model import build_model_from_openai_state_dict
 
+from dasslite.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 CONTEXT_LENGTH = 77
@@ -36,8 +38,8 @@ OPENAI_MODELS = {
 OPENAI_CACHE = os.path.expanduser("~/.cache/clip")
 
 
-class BackboneNotFoundError(FileNotFoundError):
-    pass
+class BackboneNotFoundError(UserError, FileNotFoundError):
+    """MODEL.BACKBONE.NAME names no known CLIP and no file; the message lists the valid names."""
 
 
 def load_clip(name, precision="fp32", device="cpu"):

@@ -10,6 +10,7 @@ import torch.nn as nn
 from yacs.config import CfgNode as CN
 
 from dasslite.engine.build import TRAINER_REGISTRY
+from dasslite.errors import ConfigError
 
 from .clip_backbone import TextEncoder, count_tokens
 from .prompt_trainer import PromptTrainer, encode_images, init_context, register_class_prompts
@@ -39,7 +40,7 @@ class PromptLearner(nn.Module):
         super().__init__()
         opts = cfg.TRAINER.COOP
         if opts.CLASS_TOKEN_POSITION not in CLASS_TOKEN_POSITIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, "
                 f'got "{opts.CLASS_TOKEN_POSITION}"'
             )

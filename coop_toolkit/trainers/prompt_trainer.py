@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dasslite.engine.trainer import TrainerX
+from dasslite.errors import ConfigError
 from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
@@ -26,7 +27,7 @@ PRECISIONS = ("fp16", "fp32", "amp", "bf16")
 def resolve_precision(prec, device, key):
     """The precision to run with on `device`; fp16 and amp need CUDA and fall back to fp32 elsewhere."""
     if prec not in PRECISIONS:
-        raise ValueError(f'{key} must be one of {", ".join(PRECISIONS)}, got "{prec}"')
+        raise ConfigError(f'{key} must be one of {", ".join(PRECISIONS)}, got "{prec}"')
     if device.type != "cuda" and prec in ("fp16", "amp"):
         logger.warning(f"{key} {prec} needs CUDA; running in fp32 on {device.type}")
         return "fp32"
@@ -54,7 +55,7 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
         text = ctx_init.replace("_", " ")
         n_tokens = count_tokens(text)
         if n_tokens + 3 > CONTEXT_LENGTH:  # SOS, EOS and at least one class token must still fit
-            raise ValueError(
+            raise ConfigError(
                 f'{key} "{text}" has {n_tokens} tokens; at most {CONTEXT_LENGTH - 3} fit in CLIP\'s '
                 f"{CONTEXT_LENGTH}-token context. Use fewer words."
             )
@@ -65,7 +66,7 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
         logger.info(f'Initial context: "{text}"')
     else:
         if not 1 <= n_ctx <= CONTEXT_LENGTH - 3:
-            raise ValueError(f"N_CTX must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
+            raise ConfigError(f"N_CTX must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
         shape = (n_cls_csc, n_ctx, width) if n_cls_csc else (n_ctx, width)
         logger.info("Initializing class-specific contexts" if n_cls_csc else "Initializing a generic context")
         ctx = torch.empty(shape, dtype=clip_dtype(clip_model))
@@ -112,7 +113,7 @@ class PromptTrainer(TrainerX):
     def check_cfg(self, cfg):
         prec = cfg.TRAINER[self.config_node].PREC
         if prec not in PRECISIONS:
-            raise ValueError(f'TRAINER.{self.config_node}.PREC must be one of {", ".join(PRECISIONS)}, got "{prec}"')
+            raise ConfigError(f'TRAINER.{self.config_node}.PREC must be one of {", ".join(PRECISIONS)}, got "{prec}"')
 
     def build_custom_clip(self, classnames, clip_model):
         raise NotImplementedError
@@ -169,6 +170,6 @@ class PromptTrainer(TrainerX):
 def check_input_size(size, clip_model):
     expected = image_resolution(clip_model)
     if tuple(size) != expected:
-        raise ValueError(
+        raise ConfigError(
             f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set INPUT.SIZE {expected}"
         )

@@ -20,8 +20,8 @@ def assert_nothing_written(out):
 
 
 def assert_no_results(out):
-    """At most the log of the failed run: no checkpoint folder, no metrics.json."""
-    leftovers = set(os.listdir(out)) - {"log.txt"} if os.path.isdir(out) else set()
+    """At most the failed run's log, config record and lock file: no checkpoint folder, no metrics.json."""
+    leftovers = set(os.listdir(out)) - {"log.txt", "config.yaml", ".lock"} if os.path.isdir(out) else set()
     assert not leftovers, leftovers
 
 
