@@ -12,7 +12,7 @@ import train
 from dasslite.registry import UnknownNameError
 from dasslite.utils.io import read_json
 
-from .conftest import train_argv
+from .conftest import eval_argv, train_argv
 
 
 def assert_nothing_written(out):
@@ -172,50 +172,6 @@ def test_image_size_that_does_not_match_the_backbone_is_rejected(tmp_path, pets_
 
 
 # ---------------------------------------------------------------- checkpoints given to --eval-only
-
-
-@pytest.fixture(scope="module")
-def trained_coop(tmp_path_factory, tiny_clip_path):
-    """A finished 1-epoch CoOp run (N_CTX 2) to load from."""
-    from tests.datasets.layouts import build_oxford_pets
-
-    base = tmp_path_factory.mktemp("coop_run")
-    root = base / "data"
-    build_oxford_pets(str(root))
-    out = base / "out"
-    train.main(
-        train_argv(
-            root,
-            out,
-            tiny_clip_path,
-            "OPTIM.MAX_EPOCH",
-            "1",
-            "TRAINER.COOP.PREC",
-            "fp32",
-            "TRAINER.COOP.N_CTX",
-            "2",
-            "DATALOADER.TRAIN_X.BATCH_SIZE",
-            "4",
-            trainer="CoOp",
-        )
-    )
-    assert (out / "prompt_learner" / "model.pth.tar-1").is_file()
-    return str(root), out
-
-
-def eval_argv(root, out, model_dir, backbone, *opts, trainer="CoOp"):
-    return train_argv(
-        root,
-        out,
-        backbone,
-        "TRAINER.COOP.PREC",
-        "fp32",
-        "TRAINER.COCOOP.PREC",
-        "fp32",
-        *opts,
-        trainer=trainer,
-        flags=["--eval-only", "--model-dir", str(model_dir), "--load-epoch", "1"],
-    )
 
 
 def test_checkpoint_folder_without_the_expected_files_is_named(tmp_path, trained_coop, tiny_clip_path):
