@@ -161,7 +161,7 @@ def main(argv=None):
         lock.acquire()
     try:
         prepare_output_dir(args, cfg)
-        run(args, cfg, argv)
+        run(args, cfg, argv, lock)
     finally:
         if lock is not None:
             lock.release()
@@ -196,13 +196,15 @@ def prepare_output_dir(args, cfg):
         check_resume(cfg, cfg.RESUME or cfg.OUTPUT_DIR, trainer_node=node)
 
 
-def run(args, cfg, argv):
+def run(args, cfg, argv, lock=None):
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     setup_logger(
         cfg.OUTPUT_DIR if is_main_process() else None,
         resume=not args.overwrite and (bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR)),
     )
+    if lock is not None and lock.stale_lock_message():
+        logger.warning(lock.stale_lock_message())
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
     if torch.cuda.is_available() and cfg.USE_CUDA:

@@ -7,13 +7,10 @@ in the folder (deleting it while another process opens it would let two runs hol
 """
 
 import fcntl
-import logging
 import os
 import socket
 
 from ..errors import RunFolderError
-
-logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 
@@ -23,6 +20,7 @@ class RunLock:
         self.folder = folder
         self.path = os.path.join(folder, LOCK_FILE)
         self._fd = None
+        self.taken_over_from = ""
 
     def acquire(self):
         """Take the lock or raise RunFolderError naming the process that holds it."""
@@ -43,13 +41,16 @@ class RunLock:
                 f'Output folder "{self.folder}" is in use by another run ({holder}, see {self.path}). Wait for '
                 f"it to finish, stop it, or choose another --output-dir."
             ) from None
-        previous = _read(fd)
-        if previous:
-            logger.warning(f'Taking over the stale lock of "{self.folder}" left by {previous} (no longer running)')
+        self.taken_over_from = _read(fd)  # a holder that died without releasing (logged by the caller)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         self._fd = fd
         return self
+
+    def stale_lock_message(self):
+        if self.taken_over_from:
+            return f'Taking over the stale lock of "{self.folder}" left by {self.taken_over_from} (no longer running)'
+        return ""
 
     def release(self):
         if self._fd is not None:
