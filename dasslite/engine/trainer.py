@@ -115,9 +115,9 @@ class TrainerBase:
         signum = stop_requested()
         if signum is None:
             return
-        where = f"epoch {self.epoch + 1}/{self.max_epoch}"
+        where = f"the end of epoch {self.epoch + 1}/{self.max_epoch}"
         if getattr(self, "batch_idx", None) is not None and self.batch_idx + 1 < getattr(self, "num_batches", 0):
-            where += f", batch {self.batch_idx + 1}/{self.num_batches}"
+            where = f"epoch {self.epoch + 1}/{self.max_epoch}, batch {self.batch_idx + 1}/{self.num_batches}"
         raise TrainingInterrupted(signum, where, self.saved_epoch)
 
     def learns_parameters(self):
