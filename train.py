@@ -160,8 +160,10 @@ def main(argv=None):
     if lock is not None:
         lock.acquire()
     try:
-        prepare_output_dir(args, cfg)
-        run(args, cfg, argv, lock)
+        notes = prepare_output_dir(args, cfg)
+        if lock is not None:
+            notes.insert(0, lock.stale_lock_message())
+        run(args, cfg, argv, notes)
     finally:
         if lock is not None:
             lock.release()
@@ -184,27 +186,29 @@ def check_run_flags(args, cfg):
 
 def prepare_output_dir(args, cfg):
     """Holding the folder's lock: drop dead writes' temp files, clear it for --overwrite, and check
-    that what it holds may be resumed, all before this run writes anything there."""
+    that what it holds may be resumed, all before this run writes anything there. Returns the lines to
+    log as warnings once the log is open."""
     if not is_main_process():
-        return
-    remove_temp_files(cfg.OUTPUT_DIR)
+        return []
+    notes = [remove_temp_files(cfg.OUTPUT_DIR)]
     if args.overwrite:
-        clear_for_overwrite(cfg.OUTPUT_DIR)
+        notes.append(clear_for_overwrite(cfg.OUTPUT_DIR))
     if not args.eval_only:
         trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
         node = getattr(trainer_cls, "config_node", None) or cfg.TRAINER.NAME.upper()
-        check_resume(cfg, cfg.RESUME or cfg.OUTPUT_DIR, trainer_node=node)
+        notes += check_resume(cfg, cfg.RESUME or cfg.OUTPUT_DIR, trainer_node=node)
+    return notes
 
 
-def run(args, cfg, argv, lock=None):
+def run(args, cfg, argv, notes=()):
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     setup_logger(
         cfg.OUTPUT_DIR if is_main_process() else None,
         resume=not args.overwrite and (bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR)),
     )
-    if lock is not None and lock.stale_lock_message():
-        logger.warning(lock.stale_lock_message())
+    for note in filter(None, notes):
+        logger.warning(note)
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
     if torch.cuda.is_available() and cfg.USE_CUDA:

@@ -6,7 +6,6 @@ key that changes what is learned (LEARNING_KEYS, plus the trainer's own TRAINER.
 OPTIM.MAX_EPOCH may change (with a warning), but not below the epoch already reached.
 """
 
-import logging
 import os
 
 from yacs.config import CfgNode as CN
@@ -14,8 +13,6 @@ from yacs.config import CfgNode as CN
 from ..config import flat_keys
 from ..errors import CheckpointError, ConfigError
 from .checkpoint import load_checkpoint, read_pointer
-
-logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 
@@ -86,15 +83,16 @@ def learning_key_changes(old_cfg, cfg, trainer_node):
 def check_resume(cfg, directory, trainer_node=None):
     """Refuse to resume `directory` under `cfg` when it would continue another experiment.
 
-    Returns the checkpoint epoch resumed from, or 0 when the folder holds no checkpoint.
+    Returns the warnings to log (the run's log file is not open yet: nothing is written before this check).
     """
+    notes = []
     found = saved_checkpoint(directory)
     if found is None:
-        return 0
+        return notes
     path, ckpt = found
     text, source = recorded_config(directory, ckpt)
     if text is None:
-        logger.warning(f'"{path}" records no config; cannot check that resuming it continues the same run')
+        notes.append(f'"{path}" records no config; cannot check that resuming it continues the same run')
     else:
         old = CN.load_cfg(text)
         changes = learning_key_changes(old, cfg, trainer_node)
@@ -107,7 +105,7 @@ def check_resume(cfg, directory, trainer_node=None):
             )
         old_max = old.get("OPTIM", {}).get("MAX_EPOCH")
         if old_max is not None and old_max != cfg.OPTIM.MAX_EPOCH:
-            logger.warning(
+            notes.append(
                 f"OPTIM.MAX_EPOCH changed from {old_max} to {cfg.OPTIM.MAX_EPOCH}: the resumed LR schedule "
                 f"continues where it ended (its state comes from the checkpoint), it is not re-planned."
             )
@@ -117,4 +115,4 @@ def check_resume(cfg, directory, trainer_node=None):
             f'Cannot resume "{path}": it is at epoch {epoch}, past OPTIM.MAX_EPOCH {cfg.OPTIM.MAX_EPOCH}. Set '
             f"OPTIM.MAX_EPOCH {epoch} or more, or choose another --output-dir."
         )
-    return epoch or 0
+    return notes

@@ -2,14 +2,11 @@
 --overwrite, and turning a failed write into an error that says how to continue."""
 
 import contextlib
-import logging
 import os
 import re
 
 from ..errors import RunFolderError
 from .checkpoint import BEST_FILE, POINTER_FILE
-
-logger = logging.getLogger(__name__)
 
 # dasslite/utils/io.py atomic_write's temp files: ".<target name>.<random>.tmp" beside the target
 TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
@@ -27,16 +24,23 @@ def _files(output_dir, depth=2):
 
 
 def remove_temp_files(output_dir):
-    """Remove the temp files of writes killed midway (only call while holding the folder's lock)."""
+    """Remove the temp files of writes killed midway (only call while holding the folder's lock).
+
+    Returns a line to log (the log file is not open yet), or "" when there were none.
+    """
+    removed = []
     for directory, name in _files(output_dir):
         if TEMP_FILE.match(name):
-            path = os.path.join(directory, name)
-            logger.info(f'Removing "{path}", left by a write that did not finish')
-            os.remove(path)
+            os.remove(os.path.join(directory, name))
+            removed.append(os.path.relpath(os.path.join(directory, name), output_dir))
+    return f"Removed temp files of writes that did not finish: {', '.join(sorted(removed))}" if removed else ""
 
 
 def clear_for_overwrite(output_dir):
-    """--overwrite: remove the checkpoints, their pointers and metrics.json, so the run starts from scratch."""
+    """--overwrite: remove the checkpoints, their pointers and metrics.json, so the run starts from scratch.
+
+    Returns a line to log, or "" when there was nothing to remove.
+    """
     removed = []
     for directory, name in _files(output_dir):
         at_top = directory == os.path.abspath(output_dir)
@@ -45,8 +49,7 @@ def clear_for_overwrite(output_dir):
         ):
             os.remove(os.path.join(directory, name))
             removed.append(os.path.relpath(os.path.join(directory, name), output_dir))
-    if removed:
-        logger.info(f"--overwrite: removed the previous run's {', '.join(sorted(removed))}")
+    return f"--overwrite: removed the previous run's {', '.join(sorted(removed))}" if removed else ""
 
 
 @contextlib.contextmanager
