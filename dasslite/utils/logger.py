@@ -48,6 +48,12 @@ class StrictFileHandler(logging.FileHandler):
             f"{os.path.dirname(self.baseFilename)}: it continues from the last saved epoch."
         ) from exc
 
+    def close(self):
+        try:
+            super().close()
+        except OSError:  # the failed write was reported when it happened; the buffer cannot be flushed
+            self.stream = None
+
 
 def setup_logger(output=None, resume=False):
     """Log INFO and above to stdout and, when `output` is given, to its log file.
