@@ -293,7 +293,7 @@ def load_yaml_cfg(path, what="config file"):
         try:
             loaded = yaml.safe_load(f)
         except yaml.YAMLError as exc:
-            raise ConfigError(f'{what}: "{path}" is not valid YAML: {exc}') from exc
+            raise ConfigError(f'{what}: "{path}" is not valid YAML: {" ".join(str(exc).split())}') from exc
     if loaded is None:  # an empty file sets nothing
         loaded = {}
     if not isinstance(loaded, dict):
