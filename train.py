@@ -240,8 +240,9 @@ def run(args, cfg, argv, notes=()):
 
 
 def resume_command(argv, args, cfg):
-    """The command line that continues this run: the same arguments with --resume OUTPUT_DIR added."""
-    flags = argv[: len(argv) - len(args.opts or [])]
+    """The command line that continues this run: the same arguments with --resume OUTPUT_DIR added (and
+    without --overwrite)."""
+    flags = [f for f in argv[: len(argv) - len(args.opts or [])] if f != "--overwrite"]  # it would start over
     if not args.resume:
         flags += ["--resume", cfg.OUTPUT_DIR]
     return shlex.join(["python", "train.py", *flags, *(args.opts or [])])

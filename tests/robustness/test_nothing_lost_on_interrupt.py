@@ -51,7 +51,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(
 
     _signal_at(monkeypatch, signum, epoch=2, batch=1)
     with pytest.raises(SystemExit) as stop:
-        train.main(coop_argv(pets_root, cut, tiny_clip_path, *OPTS))
+        train.main(coop_argv(pets_root, cut, tiny_clip_path, *OPTS, flags=["--overwrite"]))
     monkeypatch.undo()
     assert stop.value.code == 128 + signum
     # epoch 1 left a checkpoint though CHECKPOINT_FREQ is 0; epoch 2 stopped after batch 1 of 3
@@ -63,6 +63,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(
     assert len(lines) == 1 and lines[0].startswith(f"Stopped by {name} at epoch 2/3, batch 1/3 (last saved: epoch 1)")
     command = shlex.split(lines[0].split("; resume with: ")[1])
     assert command[:2] == ["python", "train.py"] and command[command.index("--resume") + 1] == str(cut)
+    assert "--overwrite" not in command  # it would start the resumed run over
 
     train.main(command[2:])
     assert "Previous epoch: 1" in (cut / "log.txt").read_text()
