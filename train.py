@@ -1,11 +1,12 @@
-"""Train and evaluate CLIP prompt learners: the original CoOp command line.
+r"""Train and evaluate CLIP prompt learners: the original CoOp command line.
 
     python train.py --root DATA --seed 1 --trainer CoCoOp \
         --dataset-config-file configs/datasets/oxford_pets.yaml \
         --config-file configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml \
         --output-dir output/cocoop/seed1 DATASET.NUM_SHOTS 16 DATASET.SUBSAMPLE_CLASSES base
 
-Config merge order: engine defaults -> trainers' nodes -> dataset yaml -> trainer yaml -> flags -> opts.
+Config merge order (coop_toolkit/config.py): engine defaults -> trainers' nodes -> dataset yaml -> trainer yaml
+-> flags -> opts.
 """
 
 import argparse
@@ -17,9 +18,9 @@ import sys
 import torch
 
 import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
-from coop_toolkit import trainers
+from coop_toolkit.config import merge_run_config
 from coop_toolkit.trainers.clip_backbone import check_backbone_name
-from dasslite.config import check_cfg_values, get_cfg_default, merge_from_file_checked, merge_from_list_checked
+from dasslite.config import check_cfg_values
 from dasslite.data.build import DATASET_REGISTRY
 from dasslite.data.transforms import AVAILABLE_TRANSFORMS
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
@@ -40,33 +41,73 @@ from dasslite.utils.tools import collect_env_info
 logger = logging.getLogger("train")
 
 
-def parse_args(argv=None):
+UNUSED = "unused: accepted so the original's command lines run; it sets {key}, which no CLIP trainer reads"
+
+
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=str, default="", help="path to the dataset root")
-    p.add_argument("--output-dir", type=str, default="", help="output directory")
-    p.add_argument("--resume", type=str, default="", help="checkpoint directory to resume from")
-    p.add_argument("--seed", type=int, default=None, help="random seed (0 is a seed; omit to keep the yaml's)")
-    p.add_argument("--source-domains", type=str, nargs="+", help="source domains (DA/DG)")
-    p.add_argument("--target-domains", type=str, nargs="+", help="target domains (DA/DG)")
-    p.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
-    p.add_argument("--config-file", type=str, default="", help="trainer / method config file")
-    p.add_argument("--dataset-config-file", type=str, default="", help="dataset config file")
-    p.add_argument("--trainer", type=str, default="", help="name of trainer")
-    p.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
-    p.add_argument("--head", type=str, default="", help="name of head")
-    p.add_argument("--eval-only", action="store_true", help="evaluation only")
-    p.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
-    p.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
-    p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    p.add_argument("--root", type=str, default="", help="dataset root, the folder holding every dataset (DATASET.ROOT)")
+    p.add_argument(
+        "--output-dir", type=str, default="", help="run folder: log.txt, checkpoints, metrics.json (OUTPUT_DIR)"
+    )
+    p.add_argument(
+        "--resume", type=str, default="", help="folder to resume training from (RESUME; default: the run folder)"
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed (0 is a seed; omit to keep the yaml's SEED)")
+    p.add_argument("--source-domains", type=str, nargs="+", help=UNUSED.format(key="DATASET.SOURCE_DOMAINS"))
+    p.add_argument("--target-domains", type=str, nargs="+", help=UNUSED.format(key="DATASET.TARGET_DOMAINS"))
+    p.add_argument(
+        "--transforms",
+        type=str,
+        nargs="+",
+        help="training augmentations by name (INPUT.TRANSFORMS), e.g. random_resized_crop random_flip normalize",
+    )
+    p.add_argument(
+        "--config-file", type=str, default="", help="method config, configs/trainers/<trainer>/<config>.yaml"
+    )
+    p.add_argument(
+        "--dataset-config-file", type=str, default="", help="dataset config, configs/datasets/<dataset>.yaml"
+    )
+    p.add_argument(
+        "--trainer",
+        type=str,
+        default="",
+        help=f"method (TRAINER.NAME): {', '.join(sorted(TRAINER_REGISTRY.registered_names()))}",
+    )
+    p.add_argument(
+        "--backbone",
+        type=str,
+        default="",
+        help="CLIP weights (MODEL.BACKBONE.NAME): an OpenAI name (RN50, ViT-B/16, ...), an open_clip "
+        "model:tag, or the path of a file in OpenAI's layout",
+    )
+    p.add_argument("--head", type=str, default="", help=UNUSED.format(key="MODEL.HEAD.NAME"))
+    p.add_argument("--eval-only", action="store_true", help="no training: load --model-dir at --load-epoch and test it")
+    p.add_argument("--model-dir", type=str, default="", help="run folder whose checkpoints --eval-only loads")
+    p.add_argument(
+        "--load-epoch", type=int, help="load <model-dir>/<model>/model.pth.tar-N (default: model-best.pth.tar)"
+    )
+    p.add_argument("--no-train", action="store_true", help="build the trainer (data, model) but do not train")
     p.add_argument(
         "--overwrite",
         action="store_true",
         help="run even if the output folder already holds a finished run (its results are replaced)",
     )
+    p.add_argument(
+        "--check-data",
+        action="store_true",
+        help="decode every image of the splits once before training and list all unreadable files "
+        "(DATASET.CHECK_DATA True)",
+    )
     p.add_argument("--debug", action="store_true", help="show the Python traceback of user errors too")
-    p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options (KEY VALUE pairs)")
-    args = p.parse_args(argv)
-    check_no_flag_in_opts(p, args.opts or [])
+    p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides, merged last")
+    return p
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_no_flag_in_opts(parser, args.opts or [])
     return args
 
 
@@ -104,17 +145,12 @@ def reset_cfg(cfg, args):
         cfg.MODEL.BACKBONE.NAME = args.backbone
     if args.head:
         cfg.MODEL.HEAD.NAME = args.head
+    if args.check_data:
+        cfg.DATASET.CHECK_DATA = True
 
 
 def setup_cfg(args):
-    cfg = get_cfg_default()
-    trainers.extend_cfg(cfg)
-    if args.dataset_config_file:
-        merge_from_file_checked(cfg, args.dataset_config_file, "--dataset-config-file")
-    if args.config_file:
-        merge_from_file_checked(cfg, args.config_file, "--config-file")
-    reset_cfg(cfg, args)
-    merge_from_list_checked(cfg, args.opts or [])
+    cfg = merge_run_config(args, lambda cfg: reset_cfg(cfg, args))
     cfg.freeze()
     return cfg
 
@@ -215,7 +251,6 @@ def run(args, cfg, argv, notes=()):
         torch.backends.cudnn.benchmark = True
     if is_main_process():  # other ranks log warnings only; collecting env info takes seconds
         log_args_and_config(args, cfg)
-        save_config(cfg)
 
     trainer = build_trainer(cfg)
     if args.eval_only:
@@ -225,9 +260,11 @@ def run(args, cfg, argv, notes=()):
                 f"output folder of the training run), else the untrained initialisation would be evaluated."
             )
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
+    if is_main_process():  # once data, model and weights are built: a run that fails there leaves no config
+        save_config(cfg)
+    if args.eval_only:
         trainer.test()
-        return
-    if not args.no_train:
+    elif not args.no_train:
         try:
             with stop_on_signals():
                 trainer.train()

@@ -1,4 +1,5 @@
-"""The engine's configuration: Dassl's engine keys and default values (SPEC 2.2), one yacs tree.
+"""The engine's configuration: Dassl's engine keys and default values (docs/reference-behaviour.md,
+"Configuration"), one yacs tree.
 
 Only engine keys live here. Each trainer adds its own `TRAINER.<NAME>` node beside its code
 (`extend_cfg`), and no DA/DG/SSL trainer nodes are carried. Every key has a comment saying what it
@@ -64,6 +65,7 @@ _C.DATASET.CIFAR_C_TYPE = ""  # CIFAR-C only (unused)
 _C.DATASET.CIFAR_C_LEVEL = 1  # CIFAR-C only (unused)
 _C.DATASET.ALL_AS_UNLABELED = False  # semi-supervised learning only (unused)
 _C.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base (first half of the labels) or new (second half)
+_C.DATASET.CHECK_DATA = False  # decode every image of the splits once before training (train.py --check-data)
 
 # ---------------------------------------------------------------- data loaders
 _C.DATALOADER = CN()
@@ -141,11 +143,14 @@ _C.TEST.FINAL_MODEL = "last_step"  # last_step (test the last epoch) or best_val
 _C.TRAINER = CN()
 _C.TRAINER.NAME = ""  # registered trainer class, e.g. CoOp; trainers add TRAINER.<NAME> nodes
 
+# The valid values of the keys that take one of a few words; the code that acts on them imports these.
+SUBSAMPLE_CHOICES = ("all", "base", "new")
+WARMUP_TYPES = ("constant", "linear")
 CHOICES = {
-    "DATASET.SUBSAMPLE_CLASSES": ("all", "base", "new"),
+    "DATASET.SUBSAMPLE_CLASSES": SUBSAMPLE_CHOICES,
     "TEST.FINAL_MODEL": ("last_step", "best_val"),
     "TEST.SPLIT": ("test", "val"),
-    "OPTIM.WARMUP_TYPE": ("constant", "linear"),
+    "OPTIM.WARMUP_TYPE": WARMUP_TYPES,
     "INPUT.INTERPOLATION": ("bilinear", "bicubic", "nearest"),
 }
 
@@ -227,9 +232,22 @@ def _unknown_key_error(full_key, cfg, where):
     )
 
 
+# Keys that take a bool as well as their default's type. The Dassl-based repositories' yamls write
+# `CTX_INIT: True` (their default is False) where this toolkit's default is a string; the trainer
+# that owns such a key names it with allow_bool() and reads either.
+BOOL_ALSO = set()
+
+
+def allow_bool(full_key):
+    BOOL_ALSO.add(full_key)
+
+
 def _coerce(value, original, full_key, where):
-    """yacs' type rules (same type; list <-> tuple; None either way) plus int -> float."""
+    """yacs' type rules (same type; list <-> tuple; None either way) plus int -> float, plus bool <-> str
+    for the keys in BOOL_ALSO."""
     if type(value) is type(original) or value is None or original is None:
+        return value
+    if full_key in BOOL_ALSO and isinstance(value, (bool, str)) and isinstance(original, (bool, str)):
         return value
     if isinstance(original, (list, tuple)) and isinstance(value, (list, tuple)):
         return type(original)(value)

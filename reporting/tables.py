@@ -12,8 +12,9 @@ import logging
 
 import numpy as np
 
+from coop_toolkit.benchmarks import DG_TARGETS, XD_TARGETS, order_key
+
 from . import paper_numbers as paper
-from .names import DG_TARGETS, XD_TARGETS, order_key
 from .runs import cfg_family
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ def _base2new_table(trainer, cfg, cells, ci95):
     )
     method = paper.METHOD.get(trainer)
     if backbone == "ViT-B/16" and method in paper.BASE2NEW:
-        table.paper, table.paper_source = paper.BASE2NEW[method], paper.SOURCE["base2new"]
+        source = paper.BASE2NEW_SOURCE.get(method, paper.SOURCE["base2new"])
+        table.paper, table.paper_source = paper.BASE2NEW[method], source
     return table
 
 

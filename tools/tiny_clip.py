@@ -13,8 +13,9 @@ import torch
 import torch.nn as nn
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
+from coop_toolkit.trainers.clip_backbone import CONTEXT_LENGTH
+
 VOCAB_SIZE = 49408
-CONTEXT_LENGTH = 77
 
 
 def build_tiny_clip(vision="vit", image_size=224, width=64, layers=2, embed_dim=32, seed=0):

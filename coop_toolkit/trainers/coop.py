@@ -7,26 +7,17 @@ import logging
 
 import torch
 import torch.nn as nn
-from yacs.config import CfgNode as CN
 
+from dasslite.config import allow_bool
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.errors import ConfigError
 
 from .clip_backbone import TextEncoder, count_tokens
-from .prompt_trainer import PromptTrainer, encode_images, init_context, register_class_prompts
+from .prompt_trainer import PromptTrainer, context_node, encode_images, init_context, register_class_prompts
 
 logger = logging.getLogger(__name__)
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
-
-
-def add_config(cfg):
-    cfg.TRAINER.COOP = CN()
-    cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors M (replaced by the word count of CTX_INIT)
-    cfg.TRAINER.COOP.CSC = False  # class-specific contexts (one set of M vectors per class)
-    cfg.TRAINER.COOP.CTX_INIT = ""  # initialise the context from these words, e.g. "a photo of a"
-    cfg.TRAINER.COOP.PREC = "fp16"  # fp16, fp32, amp or bf16 (fp16/amp/bf16 fall back to fp32 on CPU)
-    cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # end, middle or front
 
 
 class PromptLearner(nn.Module):
@@ -36,17 +27,15 @@ class PromptLearner(nn.Module):
     checkpoints load both ways.
     """
 
-    def __init__(self, cfg, classnames, clip_model):
+    def __init__(self, cfg, classnames, clip_model, node="COOP"):
         super().__init__()
-        opts = cfg.TRAINER.COOP
+        opts = cfg.TRAINER[node]
         if opts.CLASS_TOKEN_POSITION not in CLASS_TOKEN_POSITIONS:
             raise ConfigError(
-                f"TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, "
+                f"TRAINER.{node}.CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, "
                 f'got "{opts.CLASS_TOKEN_POSITION}"'
             )
-        ctx, prefix_text = init_context(
-            clip_model, opts.N_CTX, opts.CTX_INIT, len(classnames) if opts.CSC else 0, key="TRAINER.COOP.CTX_INIT"
-        )
+        ctx, prefix_text = self.initial_context(cfg, node, clip_model, len(classnames))
         self.ctx = nn.Parameter(ctx)  # (M, width) or (n_cls, M, width); fp32 master copy
         self.n_ctx = ctx.shape[-2]
         self.n_cls = len(classnames)
@@ -54,6 +43,12 @@ class PromptLearner(nn.Module):
 
         names = register_class_prompts(self, clip_model, prefix_text, classnames)
         self.name_lens = [count_tokens(name) for name in names]
+
+    def initial_context(self, cfg, node, clip_model, n_cls):
+        """The initial context (fp32) and the text standing in for it in the prompts."""
+        opts = cfg.TRAINER[node]
+        n_cls_csc = n_cls if opts.CSC else 0
+        return init_context(clip_model, opts.N_CTX, opts.CTX_INIT, n_cls_csc, key=f"TRAINER.{node}.CTX_INIT")
 
     def forward(self):
         ctx = self.ctx if self.ctx.dim() == 3 else self.ctx.expand(self.n_cls, -1, -1)
@@ -75,11 +70,11 @@ class PromptLearner(nn.Module):
 
 
 class CustomCLIP(nn.Module):
-    """Frozen CLIP + CoOp prompts -> logits (B, n_cls)."""
+    """Frozen CLIP + CoOp prompts -> logits (B, n_cls). Options from TRAINER.<node>."""
 
-    def __init__(self, cfg, classnames, clip_model):
+    def __init__(self, cfg, classnames, clip_model, node="COOP", learner_class=None):
         super().__init__()
-        self.prompt_learner = PromptLearner(cfg, classnames, clip_model)
+        self.prompt_learner = (learner_class or PromptLearner)(cfg, classnames, clip_model, node)
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
@@ -100,10 +95,12 @@ class CustomCLIP(nn.Module):
         features = self.text_encoder(self.prompt_learner(), self.prompt_learner.token_ids)
         return features / features.norm(dim=-1, keepdim=True)
 
-    def forward(self, image):
+    def forward(self, image, details=False):
+        """Logits; with `details`, (logits, image features, class text features), all L2-normalised."""
         image_features = encode_images(self.image_encoder, image, self.text_encoder.dtype)
         text_features = self.text_features()
-        return self.logit_scale.exp() * image_features.float() @ text_features.float().t()
+        logits = self.logit_scale.exp() * image_features.float() @ text_features.float().t()
+        return (logits, image_features, text_features) if details else logits
 
 
 @TRAINER_REGISTRY.register()
@@ -112,5 +109,13 @@ class CoOp(PromptTrainer):
 
     config_node = "COOP"
 
+    @classmethod
+    def add_config(cls, cfg):
+        allow_bool("TRAINER.COOP.CTX_INIT")  # the Dassl-based repositories' yamls write True / False
+        if "COOP" in cfg.TRAINER:
+            return
+        # CSC: class-specific contexts (one set of M vectors per class); CLASS_TOKEN_POSITION: end, middle or front
+        cfg.TRAINER.COOP = context_node(CSC=False, CLASS_TOKEN_POSITION="end")
+
     def build_custom_clip(self, classnames, clip_model):
-        return CustomCLIP(self.cfg, classnames, clip_model)
+        return CustomCLIP(self.cfg, classnames, clip_model, self.config_node)

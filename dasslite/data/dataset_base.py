@@ -1,4 +1,5 @@
-"""DatasetBase (Dassl's interface) and the pipeline every benchmark shares (SPEC 5.1).
+"""DatasetBase (Dassl's interface) and the pipeline every benchmark shares (docs/reference-behaviour.md,
+"Dataset pipeline").
 
 A dataset module only finds its folder and turns it into lists of Datum; the RNG, few-shot
 sampling, its cache and the base/new class split all live here, once.
@@ -9,12 +10,11 @@ import math
 import os
 import random
 
+from ..config import SUBSAMPLE_CHOICES
 from . import fewshot
 from .datum import Datum
 
 logger = logging.getLogger(__name__)
-
-SUBSAMPLE_CHOICES = ("all", "base", "new")
 
 
 def make_rng(cfg):
@@ -98,8 +98,13 @@ class DatasetBase:
     def split_dataset_by_label(data_source):
         return fewshot.split_dataset_by_label(data_source)
 
-    def generate_fewshot_dataset(self, *data_sources, num_shots=-1, repeat=False, rng):
-        """K items per class of each source (Dassl's semantics; one list in -> one list out)."""
+    def generate_fewshot_dataset(self, *data_sources, num_shots=-1, repeat=False, rng=None):
+        """K items per class of each source (Dassl's semantics; one list in -> one list out).
+
+        Without `rng` it draws from Python's global `random`, as Dassl does, so a ported Dassl dataset
+        file makes Dassl's picks; this toolkit's datasets pass a seeded generator.
+        """
+        rng = random if rng is None else rng
         if num_shots < 1:
             return data_sources[0] if len(data_sources) == 1 else data_sources
         logger.info(f"Creating a {num_shots}-shot dataset")
@@ -131,7 +136,8 @@ class DatasetBase:
 
 
 def fewshot_and_subsample(cfg, dataset_dir, train, val, test, rng):
-    """Steps 3-4 of SPEC 5.1: the cached few-shot draw, then the base/new class split.
+    """Steps 3-4 of docs/reference-behaviour.md, "Dataset pipeline": the cached few-shot draw, then the base/new
+    class split.
 
     `val=None` means the dataset has no val split of its own (ImageNet): only train is drawn, and
     the returned val is None for the caller to replace.

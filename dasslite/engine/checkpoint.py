@@ -1,4 +1,5 @@
-"""Checkpoint files in the reference layout (SPEC 2.4), written atomically and read safely.
+"""Checkpoint files in the reference layout (docs/reference-behaviour.md, "Checkpoint files"), written
+atomically and read safely.
 
 Layout: <dir>/model.pth.tar-<epoch> (or model-best.pth.tar) and <dir>/checkpoint, a text file naming
 the last epoch checkpoint written (resume reads it). Files are torch.save'd dicts

@@ -2,7 +2,7 @@
 
 The engine steps every scheduler once per epoch, so with CoOp's settings (cosine, one constant
 warmup epoch at 1e-5) epoch k runs at 1e-5 for k = 1 and 0.001 * (1 + cos(pi * (k - 2) / T)) after
-(SPEC 2.7).
+(docs/reference-behaviour.md, "Optimizer and learning-rate schedule").
 """
 
 import logging
@@ -10,6 +10,7 @@ import logging
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from ..config import WARMUP_TYPES
 from ..errors import ConfigError
 from ..registry import unknown_name_message
 
@@ -34,8 +35,18 @@ class _BaseWarmupScheduler(LRScheduler):
         if self.last_epoch >= self.warmup_epoch:
             self.successor.step(epoch)
             self._last_lr = self.successor.get_last_lr()
+            self._step_count += 1  # counted like super().step(), so the engine's LR hook sees every step
         else:
             super().step(epoch)
+
+    def get_lr(self):
+        if self.last_epoch >= self.warmup_epoch:
+            return self.successor.get_last_lr()
+        return self.warmup_lr()
+
+    def warmup_lr(self):
+        """The LRs of a warm-up step (self.last_epoch < self.warmup_epoch)."""
+        raise NotImplementedError
 
     def state_dict(self):
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "successor")}
@@ -58,9 +69,7 @@ class ConstantWarmupScheduler(_BaseWarmupScheduler):
         self.cons_lr = cons_lr
         super().__init__(optimizer, successor, warmup_epoch, last_epoch)
 
-    def get_lr(self):
-        if self.last_epoch >= self.warmup_epoch:
-            return self.successor.get_last_lr()
+    def warmup_lr(self):
         return [self.cons_lr for _ in self.base_lrs]
 
 
@@ -69,9 +78,7 @@ class LinearWarmupScheduler(_BaseWarmupScheduler):
         self.min_lr = min_lr
         super().__init__(optimizer, successor, warmup_epoch, last_epoch)
 
-    def get_lr(self):
-        if self.last_epoch >= self.warmup_epoch:
-            return self.successor.get_last_lr()
+    def warmup_lr(self):
         if self.last_epoch == 0:
             return [self.min_lr for _ in self.base_lrs]
         return [lr * self.last_epoch / self.warmup_epoch for lr in self.base_lrs]
@@ -120,6 +127,4 @@ def _wrap_warmup(optimizer, scheduler, optim_cfg):
         return ConstantWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_CONS_LR)
     if kind == "linear":
         return LinearWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_MIN_LR)
-    raise ConfigError(
-        unknown_name_message("warmup type", kind, ("constant", "linear"), hint="(config key OPTIM.WARMUP_TYPE)")
-    )
+    raise ConfigError(unknown_name_message("warmup type", kind, WARMUP_TYPES, hint="(config key OPTIM.WARMUP_TYPE)"))

@@ -1,4 +1,5 @@
-"""Optimizers by name (OPTIM.NAME), with Dassl's argument mapping (SPEC 2.7)."""
+"""Optimizers by name (OPTIM.NAME), with Dassl's argument mapping
+(docs/reference-behaviour.md, "Optimizer and learning-rate schedule")."""
 
 import logging
 

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from tests.datasets.layouts import build_oxford_pets
+from tests.helpers import cpu_run_opts
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATASET_YAML = os.path.join(REPO, "configs", "datasets", "oxford_pets.yaml")
@@ -48,16 +49,9 @@ def train_argv(root, out, backbone, *opts, trainer="CoCoOp", seed=1, flags=()):
         "2",
         "DATASET.SUBSAMPLE_CLASSES",
         "base",
-        "MODEL.BACKBONE.NAME",
-        backbone,
-        "DATALOADER.NUM_WORKERS",
-        "0",
-        "DATALOADER.TEST.BATCH_SIZE",
-        "8",
         "OPTIM.MAX_EPOCH",
         "2",
-        "USE_CUDA",
-        "False",
+        *cpu_run_opts(backbone),
         *opts,
     ]
 
