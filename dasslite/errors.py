@@ -14,8 +14,8 @@ ValueError, FileNotFoundError, ...), so ``except ValueError`` still catches a Co
 class UserError(Exception):
     """Base class of every error caused by the user's input; its message says what to fix."""
 
-    def __str__(self):  # KeyError subclasses would quote the message; show it plainly
-        return str(self.args[0]) if self.args else ""
+    def __str__(self):  # KeyError subclasses would quote a one-argument message; show it plainly
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 class ConfigError(UserError, ValueError):

@@ -92,23 +92,13 @@ def files_under(path):
     return {os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs}
 
 
+# CoOp with 2 fp32 context vectors in batches of 4
+COOP_OPTS = ("TRAINER.COOP.PREC", "fp32", "TRAINER.COOP.N_CTX", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "4")
+
+
 def coop_argv(root, out, backbone, *opts, flags=(), seed=1):
-    """train_argv for CoOp with 2 fp32 context tokens and batches of 4 (3 batches an epoch)."""
-    return train_argv(
-        root,
-        out,
-        backbone,
-        "TRAINER.COOP.PREC",
-        "fp32",
-        "TRAINER.COOP.N_CTX",
-        "2",
-        "DATALOADER.TRAIN_X.BATCH_SIZE",
-        "4",
-        *opts,
-        trainer="CoOp",
-        seed=seed,
-        flags=flags,
-    )
+    """train_argv for CoOp with COOP_OPTS, then `opts` (a later KEY wins)."""
+    return train_argv(root, out, backbone, *COOP_OPTS, *opts, trainer="CoOp", seed=seed, flags=flags)
 
 
 def eval_argv(root, out, model_dir, backbone, *opts, trainer="CoOp"):

@@ -9,6 +9,8 @@ import pytest
 
 import train
 from coop_toolkit.trainers.clip_backbone import BackboneNotFoundError
+from dasslite.data.images import BadImagesError, ImageReadError
+from dasslite.data.splits import SplitFileError
 from dasslite.engine.checkpoint import CheckpointKeysError, UnsafeCheckpointError
 from dasslite.errors import CheckpointError, ConfigError, DataError, RunFolderError, UserError
 from dasslite.registry import UnknownNameError
@@ -26,6 +28,9 @@ def test_every_named_error_is_a_user_error():
         ConfigError,
         RunFolderError,
         DataError,
+        ImageReadError,
+        BadImagesError,
+        SplitFileError,
     ):
         assert issubclass(cls, UserError), cls
 
