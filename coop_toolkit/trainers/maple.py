@@ -64,7 +64,7 @@ class MaPLe(DeepPromptTrainer):
 
     def build_custom_clip(self, classnames, clip_model):
         depth = self.opts.PROMPT_DEPTH
-        check_depth(depth, clip_model.transformer, "TRAINER.MAPLE.PROMPT_DEPTH (text tower)")
         self.replay_authors_init(clip_model)  # their CLIP has no prompt parameters; the learner draws after it
+        check_depth(depth, clip_model.transformer, "TRAINER.MAPLE.PROMPT_DEPTH (text tower)")
         check_depth(depth, clip_model.visual.transformer, "TRAINER.MAPLE.PROMPT_DEPTH (image tower)")
         return MaPLeCLIP(clip_model, MultiModalPromptLearner(self.cfg, classnames, clip_model))
