@@ -193,9 +193,22 @@ def _unknown_key_error(full_key, cfg, where):
     )
 
 
+# Keys that take a bool as well as their default's type. The Dassl-based repositories' yamls write
+# `CTX_INIT: True` (their default is False) where this toolkit's default is a string; the trainer
+# that owns such a key names it with allow_bool() and reads either.
+BOOL_ALSO = set()
+
+
+def allow_bool(full_key):
+    BOOL_ALSO.add(full_key)
+
+
 def _coerce(value, original, full_key, where):
-    """yacs' type rules (same type; list <-> tuple; None either way) plus int -> float."""
+    """yacs' type rules (same type; list <-> tuple; None either way) plus int -> float, plus bool <-> str
+    for the keys in BOOL_ALSO."""
     if type(value) is type(original) or value is None or original is None:
+        return value
+    if full_key in BOOL_ALSO and isinstance(value, (bool, str)) and isinstance(original, (bool, str)):
         return value
     if isinstance(original, (list, tuple)) and isinstance(value, (list, tuple)):
         return type(original)(value)

@@ -10,25 +10,16 @@ from collections import OrderedDict
 
 import torch
 import torch.nn as nn
-from yacs.config import CfgNode as CN
 
+from dasslite.config import allow_bool
 from dasslite.engine.build import TRAINER_REGISTRY
 
 from .clip_backbone import TextEncoder
-from .prompt_trainer import PromptTrainer, encode_images, init_context, register_class_prompts
+from .prompt_trainer import PromptTrainer, context_node, encode_images, init_context, register_class_prompts
 
 # Prompts per text-encoder pass when TEXT_CHUNK_SIZE is 0 (auto): bounds activation memory to about
 # what the original needed for one image over 1000 classes.
 AUTO_CHUNK_PROMPTS = 1024
-
-
-def add_config(cfg):
-    cfg.TRAINER.COCOOP = CN()
-    cfg.TRAINER.COCOOP.N_CTX = 16  # number of context vectors M (replaced by the token count of CTX_INIT)
-    cfg.TRAINER.COCOOP.CTX_INIT = ""  # initialise the context from these words, e.g. "a photo of a"
-    cfg.TRAINER.COCOOP.PREC = "fp16"  # fp16, fp32, amp or bf16 (fp16/amp fall back to fp32 on CPU)
-    cfg.TRAINER.COCOOP.TEXT_CHUNK_SIZE = 0  # prompts per text-encoder pass (0 = automatic)
-    cfg.TRAINER.COCOOP.TEXT_CHECKPOINT = False  # recompute text-encoder activations in backward to save memory
 
 
 class MetaNet(nn.Sequential):
@@ -49,10 +40,10 @@ class MetaNet(nn.Sequential):
 class PromptLearner(nn.Module):
     """Context `ctx` (M, width) and `meta_net`; state-dict keys match the original code's."""
 
-    def __init__(self, cfg, classnames, clip_model):
+    def __init__(self, cfg, classnames, clip_model, node="COCOOP"):
         super().__init__()
-        opts = cfg.TRAINER.COCOOP
-        ctx, prefix_text = init_context(clip_model, opts.N_CTX, opts.CTX_INIT, 0, key="TRAINER.COCOOP.CTX_INIT")
+        opts = cfg.TRAINER[node]
+        ctx, prefix_text = init_context(clip_model, opts.N_CTX, opts.CTX_INIT, 0, key=f"TRAINER.{node}.CTX_INIT")
         self.ctx = nn.Parameter(ctx)
         self.n_ctx = ctx.shape[0]
         self.n_cls = len(classnames)
@@ -85,13 +76,13 @@ class PromptLearner(nn.Module):
 class CustomCLIP(nn.Module):
     """Frozen CLIP + image-conditioned prompts -> logits (B, n_cls)."""
 
-    def __init__(self, cfg, classnames, clip_model):
+    def __init__(self, cfg, classnames, clip_model, node="COCOOP"):
         super().__init__()
-        self.prompt_learner = PromptLearner(cfg, classnames, clip_model)
+        self.prompt_learner = PromptLearner(cfg, classnames, clip_model, node)
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
-        opts = cfg.TRAINER.COCOOP
+        opts = cfg.TRAINER[node]
         self.chunk_size = opts.TEXT_CHUNK_SIZE if opts.TEXT_CHUNK_SIZE > 0 else AUTO_CHUNK_PROMPTS
         self.checkpoint = opts.TEXT_CHECKPOINT
 
@@ -121,5 +112,14 @@ class CoCoOp(PromptTrainer):
 
     config_node = "COCOOP"
 
+    @classmethod
+    def add_config(cls, cfg):
+        allow_bool("TRAINER.COCOOP.CTX_INIT")  # the Dassl-based repositories' yamls write True / False
+        if "COCOOP" in cfg.TRAINER:
+            return
+        # TEXT_CHUNK_SIZE: prompts per text-encoder pass (0 = automatic); TEXT_CHECKPOINT: recompute the
+        # text encoder's activations in backward to save memory
+        cfg.TRAINER.COCOOP = context_node(TEXT_CHUNK_SIZE=0, TEXT_CHECKPOINT=False)
+
     def build_custom_clip(self, classnames, clip_model):
-        return CustomCLIP(self.cfg, classnames, clip_model)
+        return CustomCLIP(self.cfg, classnames, clip_model, self.config_node)

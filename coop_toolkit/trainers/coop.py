@@ -7,25 +7,16 @@ import logging
 
 import torch
 import torch.nn as nn
-from yacs.config import CfgNode as CN
 
+from dasslite.config import allow_bool
 from dasslite.engine.build import TRAINER_REGISTRY
 
 from .clip_backbone import TextEncoder, count_tokens
-from .prompt_trainer import PromptTrainer, encode_images, init_context, register_class_prompts
+from .prompt_trainer import PromptTrainer, context_node, encode_images, init_context, register_class_prompts
 
 logger = logging.getLogger(__name__)
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
-
-
-def add_config(cfg):
-    cfg.TRAINER.COOP = CN()
-    cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors M (replaced by the word count of CTX_INIT)
-    cfg.TRAINER.COOP.CSC = False  # class-specific contexts (one set of M vectors per class)
-    cfg.TRAINER.COOP.CTX_INIT = ""  # initialise the context from these words, e.g. "a photo of a"
-    cfg.TRAINER.COOP.PREC = "fp16"  # fp16, fp32, amp or bf16 (fp16/amp/bf16 fall back to fp32 on CPU)
-    cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # end, middle or front
 
 
 class PromptLearner(nn.Module):
@@ -35,16 +26,17 @@ class PromptLearner(nn.Module):
     checkpoints load both ways.
     """
 
-    def __init__(self, cfg, classnames, clip_model):
+    def __init__(self, cfg, classnames, clip_model, node="COOP"):
         super().__init__()
-        opts = cfg.TRAINER.COOP
+        opts = cfg.TRAINER[node]
         if opts.CLASS_TOKEN_POSITION not in CLASS_TOKEN_POSITIONS:
             raise ValueError(
-                f"TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, "
+                f"TRAINER.{node}.CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, "
                 f'got "{opts.CLASS_TOKEN_POSITION}"'
             )
+        n_cls_csc = len(classnames) if opts.CSC else 0
         ctx, prefix_text = init_context(
-            clip_model, opts.N_CTX, opts.CTX_INIT, len(classnames) if opts.CSC else 0, key="TRAINER.COOP.CTX_INIT"
+            clip_model, opts.N_CTX, opts.CTX_INIT, n_cls_csc, key=f"TRAINER.{node}.CTX_INIT"
         )
         self.ctx = nn.Parameter(ctx)  # (M, width) or (n_cls, M, width); fp32 master copy
         self.n_ctx = ctx.shape[-2]
@@ -74,11 +66,11 @@ class PromptLearner(nn.Module):
 
 
 class CustomCLIP(nn.Module):
-    """Frozen CLIP + CoOp prompts -> logits (B, n_cls)."""
+    """Frozen CLIP + CoOp prompts -> logits (B, n_cls). Options from TRAINER.<node>."""
 
-    def __init__(self, cfg, classnames, clip_model):
+    def __init__(self, cfg, classnames, clip_model, node="COOP"):
         super().__init__()
-        self.prompt_learner = PromptLearner(cfg, classnames, clip_model)
+        self.prompt_learner = PromptLearner(cfg, classnames, clip_model, node)
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
@@ -111,5 +103,13 @@ class CoOp(PromptTrainer):
 
     config_node = "COOP"
 
+    @classmethod
+    def add_config(cls, cfg):
+        allow_bool("TRAINER.COOP.CTX_INIT")  # the Dassl-based repositories' yamls write True / False
+        if "COOP" in cfg.TRAINER:
+            return
+        # CSC: class-specific contexts (one set of M vectors per class); CLASS_TOKEN_POSITION: end, middle or front
+        cfg.TRAINER.COOP = context_node(CSC=False, CLASS_TOKEN_POSITION="end")
+
     def build_custom_clip(self, classnames, clip_model):
-        return CustomCLIP(self.cfg, classnames, clip_model)
+        return CustomCLIP(self.cfg, classnames, clip_model, self.config_node)

@@ -1,15 +1,21 @@
-"""What CoOp and CoCoOp trainers share: loading CLIP, freezing it, precision, one training step.
+"""What the CLIP trainers share: their config node, loading CLIP, freezing it, the training step.
 
-A concrete trainer only says which `CustomCLIP` to build (`build_custom_clip`) and which config node
-holds its options (`config_node`, e.g. "COOP" for `TRAINER.COOP`).
+`ClipTrainer` is a trainer on a frozen CLIP whose options live in its own node `TRAINER.<config_node>`.
+`PromptTrainer` adds what learns: a concrete method says which `CustomCLIP` to build
+(`build_custom_clip`), which of its parameters learn (`learned_parameters`), which module checkpoints
+hold (`saved_module`, registered as `model_name`), and its loss terms (`compute_losses`). The training
+step is split so that a method replaces only the piece it changes (docs/adding-a-method.md).
 """
 
-import contextlib
+import functools
 import logging
+import operator
+from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from yacs.config import CfgNode as CN
 
 from dasslite.engine.trainer import TrainerX
 from dasslite.optim.lr_scheduler import build_lr_scheduler
@@ -17,28 +23,22 @@ from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
 from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, image_resolution, load_clip, tokenize
+from .precision import PRECISIONS, autocast_for, check_precision, resolve_precision
+
+__all__ = ["PRECISIONS", "autocast_for", "resolve_precision", "ClipTrainer", "PromptTrainer"]
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp16", "fp32", "amp", "bf16")
 
-
-def resolve_precision(prec, device, key):
-    """The precision to run with on `device`; fp16 and amp need CUDA and fall back to fp32 elsewhere."""
-    if prec not in PRECISIONS:
-        raise ValueError(f'{key} must be one of {", ".join(PRECISIONS)}, got "{prec}"')
-    if device.type != "cuda" and prec in ("fp16", "amp"):
-        logger.warning(f"{key} {prec} needs CUDA; running in fp32 on {device.type}")
-        return "fp32"
-    return prec
-
-
-def autocast_for(prec, device):
-    if prec == "amp":
-        return torch.autocast(device.type, dtype=torch.float16)
-    if prec == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def context_node(**extra):
+    """A trainer node with the keys every CoOp-style prompt has (N_CTX, CTX_INIT, PREC), then `extra`."""
+    node = CN()
+    node.N_CTX = 16  # number of context vectors M (replaced by the token count of CTX_INIT)
+    node.CTX_INIT = ""  # initialise the context from these words, e.g. "a photo of a"
+    node.PREC = "fp16"  # fp16, fp32, amp or bf16 (fp16/amp fall back to fp32 on CPU)
+    for key, value in extra.items():
+        node[key] = value
+    return node
 
 
 def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
@@ -50,6 +50,11 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
     `n_cls_csc` > 0 makes class-specific contexts.
     """
     width = clip_model.ln_final.weight.shape[0]
+    if ctx_init is True:
+        raise ValueError(
+            f"{key} is True (as in the KgCoOp / ProGrad yamls, whose trainers choose the words themselves); "
+            f'this trainer needs the words, e.g. {key} "a photo of a", or False / "" for a random context'
+        )
     if ctx_init:
         text = ctx_init.replace("_", " ")
         n_tokens = count_tokens(text)
@@ -101,52 +106,121 @@ def encode_images(image_encoder, image, dtype):
     return features / features.norm(dim=-1, keepdim=True)
 
 
-class PromptTrainer(TrainerX):
-    config_node = None  # name of the TRAINER.<NODE> config node holding N_CTX, CTX_INIT, PREC
-    checkpoint_ignore_keys = ("token_prefix", "token_suffix")  # rebuilt from the current class names
+class ClipTrainer(TrainerX):
+    """A trainer on a frozen CLIP; its options (at least PREC) live in TRAINER.<config_node>."""
+
+    config_node = None  # e.g. "COOP": the trainer reads self.opts = cfg.TRAINER.COOP, nothing else
+
+    @classmethod
+    def add_config(cls, cfg):
+        """Add the config nodes this trainer reads, with their defaults.
+
+        trainers.extend_cfg calls it for every registered trainer (so any trainer's yaml merges), so it
+        must leave a node that already exists alone.
+        """
 
     @property
     def opts(self):
         return self.cfg.TRAINER[self.config_node]
 
     def check_cfg(self, cfg):
-        prec = cfg.TRAINER[self.config_node].PREC
-        if prec not in PRECISIONS:
-            raise ValueError(f'TRAINER.{self.config_node}.PREC must be one of {", ".join(PRECISIONS)}, got "{prec}"')
+        check_precision(cfg.TRAINER[self.config_node].PREC, f"TRAINER.{self.config_node}.PREC")
 
-    def build_custom_clip(self, classnames, clip_model):
-        raise NotImplementedError
-
-    def build_model(self):
+    def load_frozen_clip(self):
+        """CLIP in the node's precision (sets self.prec), checked against INPUT.SIZE."""
         cfg = self.cfg
         self.prec = resolve_precision(self.opts.PREC, self.device, f"TRAINER.{self.config_node}.PREC")
         logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=self.prec)
         check_input_size(cfg.INPUT.SIZE, clip_model)
+        return clip_model
 
+
+class PromptTrainer(ClipTrainer):
+    model_name = "prompt_learner"  # the engine's name for saved_module(): OUTPUT_DIR/<model_name>/model.pth.tar-N
+    checkpoint_ignore_keys = ("token_prefix", "token_suffix")  # rebuilt from the current class names
+
+    # ------------------------------------------------------------ what the method declares
+    def build_custom_clip(self, classnames, clip_model):
+        """The whole model: frozen CLIP plus what learns. Called once, in build_model."""
+        raise NotImplementedError
+
+    def learned_parameters(self):
+        """{name in self.model: parameter} of everything that learns; all else stays frozen.
+
+        Declared, not found by a name prefix, so prompts that live inside the encoders can learn too.
+        Default: every parameter of the prompt learner.
+        """
+        return OrderedDict((f"prompt_learner.{name}", p) for name, p in self.model.prompt_learner.named_parameters())
+
+    def saved_module(self):
+        """The module the engine registers, optimises and checkpoints; it holds every learned parameter."""
+        return self.model.prompt_learner
+
+    def compute_losses(self, output, label):
+        """The loss terms as {name: scalar tensor}; the update minimises their sum. `output` is what
+        forward_train returned."""
+        return OrderedDict(loss=F.cross_entropy(output.float(), label))
+
+    # ------------------------------------------------------------ building
+    def build_model(self):
+        clip_model = self.load_frozen_clip()
         logger.info("Building custom CLIP")
         self.model = self.build_custom_clip(self.dm.dataset.classnames, clip_model)
         logger.info("Turning off gradients in both the image and the text encoder")
-        for name, param in self.model.named_parameters():
-            param.requires_grad_(name.startswith("prompt_learner."))
-        learned = sorted(n for n, p in self.model.named_parameters() if p.requires_grad)
-        logger.info(f"Parameters to be updated: {set(learned)}")
+        self.freeze_all_but_learned()
         self.model.to(self.device)
 
-        learner = self.model.prompt_learner
-        self.optim = build_optimizer(learner, cfg.OPTIM)
-        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
-        self.register_model("prompt_learner", learner, self.optim, self.sched)
+        module = self.saved_module()
+        self.optim = build_optimizer(module, self.cfg.OPTIM)
+        self.sched = build_lr_scheduler(self.optim, self.cfg.OPTIM)
+        self.register_model(self.model_name, module, self.optim, self.sched)
         self.scaler = torch.amp.GradScaler("cuda") if self.prec == "amp" else None
         # Training steps go through DDP under torchrun (gradients averaged over the processes, so with
         # equal per-process batches the update is the global batch's); self.model stays the plain module.
         self.train_model = wrap_ddp(self.model, self.device)
 
+    def freeze_all_but_learned(self):
+        learned = self.learned_parameters()
+        learned_ids = {id(p) for p in learned.values()}
+        saved_ids = {id(p) for p in self.saved_module().parameters()}
+        outside = [name for name, p in learned.items() if id(p) not in saved_ids]
+        if outside:
+            raise ValueError(
+                f"{type(self).__name__}: learned parameters {outside} are not in saved_module(), so they would "
+                f"be neither optimised nor saved; return a module that holds them from saved_module()"
+            )
+        for param in self.model.parameters():
+            param.requires_grad_(id(param) in learned_ids)
+        logger.info(f"Parameters to be updated: {set(learned)}")
+
+    # ------------------------------------------------------------ the training step, in pieces
     def forward_backward(self, batch):
         image, label = self.parse_batch_train(batch)
+        output, losses = self.training_step(image, label)
+        return mean_over_processes(self.summarize(losses, output, label), self.device)
+
+    def training_step(self, image, label):
+        """Forward under the precision's autocast, losses in fp32, then one update. Returns (output, losses)."""
         with autocast_for(self.prec, self.device):
-            output = self.train_model(image)
-        loss = F.cross_entropy(output.float(), label)
+            output = self.forward_train(image)
+        losses = self.compute_losses(output, label)
+        self.apply_gradients(losses)
+        return output, losses
+
+    def forward_train(self, image):
+        """What compute_losses receives; goes through self.train_model so that DDP sees the forward."""
+        return self.train_model(image)
+
+    def total_loss(self, losses):
+        return functools.reduce(operator.add, losses.values())
+
+    def apply_gradients(self, losses):
+        """The one place that owns loss scaling (amp), the non-finite check and the optimizer step.
+
+        A method that changes the gradient itself (ProGrad) overrides this and nothing else.
+        """
+        loss = self.total_loss(losses)
         if self.scaler is None:
             self.model_backward_and_update(loss)
         else:
@@ -155,8 +229,17 @@ class PromptTrainer(TrainerX):
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optim)
             self.scaler.update()
-        acc = (output.argmax(dim=1) == label).float().mean().item() * 100
-        return mean_over_processes({"loss": loss.item(), "acc": acc}, self.device)
+
+    def logits_of(self, output):
+        return output
+
+    def summarize(self, losses, output, label):
+        """What the engine's meters log: the total "loss", each term when there are several, "acc"."""
+        summary = {"loss": self.total_loss(losses).item()}
+        if len(losses) > 1:
+            summary.update((name, value.item()) for name, value in losses.items())
+        acc = (self.logits_of(output).argmax(dim=1) == label).float().mean().item() * 100
+        return {**summary, "acc": acc}
 
     def model_inference(self, input):
         with autocast_for(self.prec, self.device):

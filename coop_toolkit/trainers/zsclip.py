@@ -5,45 +5,38 @@ import logging
 import torch
 
 from dasslite.engine.build import TRAINER_REGISTRY
-from dasslite.engine.trainer import TrainerX
 
-from .clip_backbone import TextEncoder, clip_dtype, load_clip, tokenize
-from .prompt_trainer import autocast_for, check_input_size, encode_images, resolve_precision
+from .clip_backbone import clip_dtype
+from .coop import CoOp
+from .handwritten import handwritten_class_features
+from .precision import autocast_for
+from .prompt_trainer import ClipTrainer, encode_images
 from .templates import ensemble_templates, template_for
 
 logger = logging.getLogger(__name__)
 
 
 @TRAINER_REGISTRY.register()
-class ZeroshotCLIP(TrainerX):
-    """Classifies with the dataset's template; nothing is trained (run with --eval-only)."""
+class ZeroshotCLIP(ClipTrainer):
+    """Classifies with the dataset's template; nothing is trained (run with --eval-only).
+
+    Its node is CoOp's (TRAINER.COOP, of which it reads PREC), as in the original: it runs with
+    CoOp's yamls.
+    """
+
+    config_node = "COOP"
+    add_config = CoOp.add_config
 
     def templates(self):
         return [template_for(self.cfg.DATASET.NAME)]
 
     def build_model(self):
-        cfg = self.cfg
-        self.prec = resolve_precision(cfg.TRAINER.COOP.PREC, self.device, "TRAINER.COOP.PREC")
-        logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        self.clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=self.prec).to(self.device)
-        check_input_size(cfg.INPUT.SIZE, self.clip_model)
-        names = [name.replace("_", " ") for name in self.dm.dataset.classnames]
-        self.text_features = self.encode_classes(names)
+        self.clip_model = self.load_frozen_clip().to(self.device)
+        self.text_features = self.encode_classes(self.dm.dataset.classnames)
 
-    @torch.no_grad()
-    def encode_classes(self, names):
+    def encode_classes(self, classnames):
         """Mean of the L2-normalised features over templates, re-normalised: (n_cls, embed_dim)."""
-        encoder = TextEncoder(self.clip_model)
-        embedding = self.clip_model.token_embedding
-        mean = 0
-        for template in self.templates():
-            prompts = [template.format(name) for name in names]
-            logger.info(f"Prompts: {prompts}")
-            token_ids = tokenize(prompts).to(self.device)
-            with autocast_for(self.prec, self.device):
-                features = encoder(embedding(token_ids), token_ids).float()
-            mean = mean + features / features.norm(dim=-1, keepdim=True)
-        return mean / mean.norm(dim=-1, keepdim=True)
+        return handwritten_class_features(self.clip_model, classnames, self.templates(), self.prec)
 
     @torch.no_grad()
     def model_inference(self, image):

@@ -98,8 +98,13 @@ class DatasetBase:
     def split_dataset_by_label(data_source):
         return fewshot.split_dataset_by_label(data_source)
 
-    def generate_fewshot_dataset(self, *data_sources, num_shots=-1, repeat=False, rng):
-        """K items per class of each source (Dassl's semantics; one list in -> one list out)."""
+    def generate_fewshot_dataset(self, *data_sources, num_shots=-1, repeat=False, rng=None):
+        """K items per class of each source (Dassl's semantics; one list in -> one list out).
+
+        Without `rng` it draws from Python's global `random`, as Dassl does, so a ported Dassl dataset
+        file makes Dassl's picks; this toolkit's datasets pass a seeded generator.
+        """
+        rng = random if rng is None else rng
         if num_shots < 1:
             return data_sources[0] if len(data_sources) == 1 else data_sources
         logger.info(f"Creating a {num_shots}-shot dataset")

@@ -162,10 +162,26 @@ class MetricPrinter(HookBase):
 
 
 class LRSchedulerHook(HookBase):
-    """Steps every registered scheduler once per epoch (the reference's schedule; SPEC 2.7)."""
+    """Steps every registered scheduler once per epoch (the reference's per-epoch schedule).
+
+    Dassl has no such hook: its trainers call update_lr() (or sched.step()) on their last batch. A
+    scheduler the trainer already stepped during the epoch is left alone, so a ported Dassl trainer
+    and one of ours both get exactly one step per epoch.
+    """
+
+    def before_epoch(self):
+        self.counts = {name: _step_count(s) for name, s in self.trainer._scheds.items() if s is not None}
 
     def after_epoch(self):
-        self.trainer.update_lr()
+        scheds = self.trainer._scheds
+        unstepped = [n for n, count in self.counts.items() if _step_count(scheds[n]) == count]
+        if unstepped:
+            self.trainer.update_lr(unstepped)
+
+
+def _step_count(scheduler):
+    """How many times step() ran (torch's LRScheduler counts it; dasslite's warmup wrappers too)."""
+    return scheduler._step_count
 
 
 class BestValHook(HookBase):

@@ -33,6 +33,7 @@ class _BaseWarmupScheduler(LRScheduler):
         if self.last_epoch >= self.warmup_epoch:
             self.successor.step(epoch)
             self._last_lr = self.successor.get_last_lr()
+            self._step_count += 1  # counted like super().step(), so the engine's LR hook sees every step
         else:
             super().step(epoch)
 

@@ -24,3 +24,31 @@ def make_cfg(backbone, **opts):
 
 def clip_fp32(path):
     return load_clip(path, precision="fp32")
+
+
+def bare_trainer(trainer_cls, cfg, classnames=CLASSNAMES):
+    """`trainer_cls` with its model built on CPU, without a dataset (the engine's data step is skipped)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from dasslite.engine.trainer import TrainerBase
+
+    trainer = trainer_cls.__new__(trainer_cls)
+    TrainerBase.__init__(trainer)
+    trainer.cfg, trainer.device = cfg, torch.device("cpu")
+    trainer.epoch, trainer.max_epoch = 0, 1
+    trainer.dm = SimpleNamespace(dataset=SimpleNamespace(classnames=list(classnames), dataset_name=cfg.DATASET.NAME))
+    trainer.check_cfg(cfg)
+    trainer.build_model()
+    return trainer
+
+
+N_CLS = len(CLASSNAMES)
+
+
+def batch_of(n=2, n_cls=N_CLS, seed=0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return {"img": torch.randn(n, 3, 224, 224, generator=g), "label": torch.arange(n) % n_cls}

@@ -1,0 +1,49 @@
+"""The frozen CLIP's class text features for hand-written prompts ("a photo of a {}."), shared by the
+trainers that need them: zero-shot classification, KgCoOp's knowledge-guided term, ProGrad's teacher.
+
+They depend only on the CLIP weights, the templates and the class names, so they are computed once per
+(CLIP, templates, class list) and kept with the CLIP model, not recomputed at every step.
+"""
+
+import logging
+import weakref
+
+import torch
+
+from .clip_backbone import TextEncoder, tokenize
+from .precision import autocast_for
+
+logger = logging.getLogger(__name__)
+
+# CLIP model -> {(templates, names, prec, device): features}; entries go away with the model.
+_CACHE = weakref.WeakKeyDictionary()
+
+
+@torch.no_grad()
+def handwritten_class_features(clip_model, classnames, templates, prec="fp32"):
+    """(n_cls, embed_dim) fp32: per template the L2-normalised features of "<template with the class>",
+    averaged over the templates and re-normalised (one template: just its normalised features).
+
+    `classnames` are written with spaces for underscores, as every prompt learner writes them.
+    """
+    names = tuple(name.replace("_", " ") for name in classnames)
+    key = (tuple(templates), names, prec, str(clip_model.token_embedding.weight.device))
+    per_model = _CACHE.setdefault(clip_model, {})
+    if key not in per_model:
+        per_model[key] = _encode(clip_model, names, templates, prec)
+    return per_model[key]
+
+
+def _encode(clip_model, names, templates, prec):
+    encoder = TextEncoder(clip_model)
+    embedding = clip_model.token_embedding
+    device = embedding.weight.device
+    mean = 0
+    for template in templates:
+        prompts = [template.format(name) for name in names]
+        logger.info(f"Prompts: {prompts}")
+        token_ids = tokenize(prompts).to(device)
+        with autocast_for(prec, device):
+            features = encoder(embedding(token_ids), token_ids).float()
+        mean = mean + features / features.norm(dim=-1, keepdim=True)
+    return mean / mean.norm(dim=-1, keepdim=True)
