@@ -9,8 +9,11 @@ import torch
 import train
 from coop_toolkit.trainers.clip_backbone import load_clip
 from coop_toolkit.trainers.promptsrc import GaussianPromptAggregation, gpa_weights
-from tests.test_train_cli import data_root, run  # noqa: F401  (data_root is a fixture)
+from tests import test_train_cli
 from tools.tiny_clip import save_tiny_clip
+
+run = test_train_cli.run
+data_root = test_train_cli.data_root  # the toy OxfordPets fixture of the command-line tests
 
 CFG = {
     "MaPLe": ("configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml", "MultiModalPromptLearner", "MAPLE"),
@@ -72,7 +75,7 @@ def test_training_saves_the_authors_layout_and_moves_only_the_prompts(
     clips,
     data_root,
     tmp_path,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     cfg_file, folder, _ = CFG[method]
     built = capture_trainer(monkeypatch)
@@ -129,7 +132,7 @@ def authors_checkpoint(clip_path, n_ctx=4, depth=3, n_cls_saved=3):
     return sd
 
 
-def test_a_checkpoint_of_the_authors_code_loads_and_evaluates(clips, data_root, tmp_path, monkeypatch):  # noqa: F811
+def test_a_checkpoint_of_the_authors_code_loads_and_evaluates(clips, data_root, tmp_path, monkeypatch):
     sd = authors_checkpoint(clips["ViT-B/32"])
     folder = tmp_path / "theirs" / "VLPromptLearner"
     os.makedirs(folder)
@@ -176,7 +179,7 @@ def test_gpa_is_the_gaussian_weighted_sum_of_the_epochs():
     assert abs(sum(weights) - 1) < 1e-12 and weights[1] > weights[0] == pytest.approx(weights[2])
 
 
-def test_promptsrc_resumed_after_a_kill_equals_the_uninterrupted_run(clips, data_root, tmp_path):  # noqa: F811
+def test_promptsrc_resumed_after_a_kill_equals_the_uninterrupted_run(clips, data_root, tmp_path):
     cfg_file, folder, _ = CFG["PromptSRC"]
     opts = method_opts("PromptSRC", epochs=3) + ("TRAIN.CHECKPOINT_FREQ", "1", "TRAINER.PROMPTSRC.GPA_MEAN", "2")
     full = run(data_root, tmp_path / "full", clips["ViT-B/32"], "PromptSRC", cfg_file, opts=opts)
