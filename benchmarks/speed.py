@@ -1,4 +1,4 @@
-"""Speed and memory of CoOp and CoCoOp: the reference computation against ours, in one run.
+"""Speed and memory of each trainer's computation: the reference (authors') computation against ours, in one run.
 
 (a) reference: the original code's computation, written plainly: CoCoOp runs the text encoder once
     per image over all classes at the full 77 tokens; CoOp encodes all class prompts at 77 tokens at
@@ -10,16 +10,22 @@ Both use the same modules and weights (random ViT-B/16-sized CLIP by default, no
 their logits are compared too. Memory: peak allocated bytes on CUDA; on CPU the bytes of tensors
 autograd saves for backward in a training step (the part that grows with batch and classes).
 
+The rows are the `CASES` table: a method adds its rows there (its builder of ours and its reference
+computation, see `coop_case` / `cocoop_case`), and `--cases` / `--methods` select among them.
+
     python benchmarks/speed.py               # ViT-B/16 sizes; slow on CPU (tens of minutes)
     python benchmarks/speed.py --tiny        # a tiny CLIP, seconds
-    python benchmarks/speed.py --device cuda --batches 1 8 32 --classes 5 50 100
+    python benchmarks/speed.py --device cuda --prec fp16
+    python benchmarks/speed.py --methods CoCoOp --batches 1 8 --classes 5 50   # a grid instead of CASES
 """
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,32 +33,61 @@ from tabulate import tabulate
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from open_clip.model import build_model_from_openai_state_dict  # noqa: E402
+
 from coop_toolkit import trainers  # noqa: E402
 from coop_toolkit.trainers import cocoop, coop  # noqa: E402
 from coop_toolkit.trainers.clip_backbone import TextEncoder  # noqa: E402
+from coop_toolkit.trainers.prompt_trainer import autocast_for, resolve_precision  # noqa: E402
 from dasslite.config import get_cfg_default  # noqa: E402
+from tools.tiny_clip import build_tiny_clip, openai_state_dict  # noqa: E402
 
 CLASSNAMES = [f"class number {i}" for i in range(1000)]
 
 
-def build_clip(tiny, device):
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One row: `build(clip_model, classnames) -> model` (ours, learned parameters requiring grad) and
+    `reference(model, images) -> logits` (the authors' computation on the same modules and weights)."""
+
+    name: str
+    build: Callable
+    reference: Callable
+    batch: int
+    classes: int
+    eval_batch: int = 0  # evaluation batch (0 = the training batch)
+
+    @property
+    def label(self):
+        return f"{self.name}-c{self.classes}-b{self.batch}"
+
+
+# ---- CLIP -------------------------------------------------------------------------------------------
+
+
+def build_clip(tiny, prec, device):
+    """Random CLIP (tiny or ViT-B/16-sized) converted as load_clip converts OpenAI's release files."""
     if tiny:
-        from tools.tiny_clip import build_tiny_clip
+        model = build_tiny_clip()
+    else:
+        import open_clip
 
-        return build_tiny_clip().to(device).eval()
-    import open_clip
+        model = open_clip.create_model("ViT-B-16", pretrained=None, force_quick_gelu=True)
+    if prec == "fp16":  # OpenAI's half-precision conversion, the path load_clip takes for fp16
+        model = build_model_from_openai_state_dict(openai_state_dict(model))
+    return model.to(device).eval()
 
-    return open_clip.create_model("ViT-B-16", pretrained=None, force_quick_gelu=True).to(device).eval()
 
-
-def build_model(method, clip_model, n_cls, device):
+def method_cfg():
     cfg = get_cfg_default()
     trainers.extend_cfg(cfg)
     cfg.TRAINER.COOP.CTX_INIT = cfg.TRAINER.COCOOP.CTX_INIT = "a photo of a"
-    module = coop if method == "CoOp" else cocoop
-    model = module.CustomCLIP(cfg, CLASSNAMES[:n_cls], clip_model).to(device)
+    return cfg
+
+
+def learn_only(model, prefix="prompt_learner."):
     for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("prompt_learner."))
+        p.requires_grad_(name.startswith(prefix))
     return model
 
 
@@ -64,23 +99,65 @@ def full_length_encoder(model):
     return enc
 
 
-def reference_forward(method, model, images):
-    """The original code's computation (SPEC 4.5 / 4.6)."""
-    enc = full_length_encoder(model)
+def reference_image_features(model, images, enc):
     feats = model.image_encoder(images.to(enc.dtype)).float()
-    feats = feats / feats.norm(dim=-1, keepdim=True)
+    return feats / feats.norm(dim=-1, keepdim=True)
+
+
+# ---- methods: ours and the reference computation ----------------------------------------------------
+
+
+def build_coop(clip_model, classnames):
+    return learn_only(coop.CustomCLIP(method_cfg(), classnames, clip_model))
+
+
+def coop_reference(model, images):
+    """CoOp as the original computes it: all class prompts at 77 tokens at every call."""
+    enc = full_length_encoder(model)
+    feats = reference_image_features(model, images, enc)
     pl = model.prompt_learner
-    if method == "CoOp":
-        text = enc(pl(), pl.token_ids).float()
-        text = text / text.norm(dim=-1, keepdim=True)
-        return model.logit_scale.exp() * feats @ text.t()
+    text = enc(pl(), pl.token_ids).float()
+    text = text / text.norm(dim=-1, keepdim=True)
+    return model.logit_scale.exp() * feats @ text.t()
+
+
+def build_cocoop(clip_model, classnames):
+    return learn_only(cocoop.CustomCLIP(method_cfg(), classnames, clip_model))
+
+
+def cocoop_reference(model, images):
+    """CoCoOp as the original computes it: one 77-token text pass over all classes per image."""
+    enc = full_length_encoder(model)
+    feats = reference_image_features(model, images, enc)
+    pl = model.prompt_learner
     rows = []
-    for f in feats:  # one text-encoder pass per image
+    for f in feats:
         ctx = (pl.ctx + pl.meta_net(f.unsqueeze(0))).unsqueeze(0).expand(pl.n_cls, -1, -1)
         text = enc(torch.cat([pl.token_prefix, ctx, pl.token_suffix], dim=1), pl.token_ids).float()
         text = text / text.norm(dim=-1, keepdim=True)
         rows.append(model.logit_scale.exp() * f @ text.t())
     return torch.stack(rows)
+
+
+def coop_case(batch, classes, **kw):
+    return Case("CoOp", build_coop, coop_reference, batch, classes, **kw)
+
+
+def cocoop_case(batch, classes, **kw):
+    return Case("CoCoOp", build_cocoop, cocoop_reference, batch, classes, **kw)
+
+
+# The default rows (benchmarks/README.md's table and targets). A method adds its rows here.
+CASES = [
+    cocoop_case(batch=1, classes=5),
+    cocoop_case(batch=8, classes=5),
+    cocoop_case(batch=1, classes=50),
+    cocoop_case(batch=1, classes=1000),
+    coop_case(batch=32, classes=100),
+]
+
+
+# ---- measurement ------------------------------------------------------------------------------------
 
 
 def sync(device):
@@ -105,15 +182,16 @@ def saved_bytes_counter(counter, model):
         yield
 
 
-def train_step(forward, model, images, labels, optim, device):
+def train_step(forward, model, images, labels, optim, device, prec="fp32"):
     """Seconds per training image and activation/peak memory (bytes) of one step."""
     counter = [0]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     sync(device)
     start = time.perf_counter()
-    with saved_bytes_counter(counter, model):
-        loss = F.cross_entropy(forward(images), labels)
+    with saved_bytes_counter(counter, model), autocast_for(prec, device):
+        logits = forward(images)
+    loss = F.cross_entropy(logits.float(), labels)
     optim.zero_grad()
     loss.backward()
     optim.step()
@@ -123,8 +201,8 @@ def train_step(forward, model, images, labels, optim, device):
     return seconds / len(images), memory
 
 
-def eval_rate(forward, images, device, batches=3):
-    with torch.no_grad():
+def eval_rate(forward, images, device, prec="fp32", batches=3):
+    with torch.no_grad(), autocast_for(prec, device):
         forward(images)  # warm-up (and fills CoOp's class-feature cache, as in a real evaluation)
         sync(device)
         start = time.perf_counter()
@@ -134,51 +212,88 @@ def eval_rate(forward, images, device, batches=3):
     return batches * len(images) / (time.perf_counter() - start)
 
 
-def measure(method, clip_model, n_cls, batch, device, repeats):
-    model = build_model(method, clip_model, n_cls, device)
-    optim = torch.optim.SGD(model.prompt_learner.parameters(), lr=1e-3)
-    images = torch.randn(batch, 3, 224, 224, device=device)
-    labels = torch.randint(0, n_cls, (batch,), device=device)
-    impls = {"reference": lambda x: reference_forward(method, model, x), "ours": model}
-    with torch.no_grad():
+def measure(case, clip_model, device, repeats, prec="fp32"):
+    """One row: seconds per training image, evaluation images per second and memory, for both."""
+    model = case.build(clip_model, CLASSNAMES[: case.classes]).to(device)
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    images = torch.randn(case.batch, 3, *clip_model.visual.image_size, device=device)
+    eval_images = torch.randn(case.eval_batch or case.batch, 3, *clip_model.visual.image_size, device=device)
+    labels = torch.randint(0, case.classes, (case.batch,), device=device)
+    impls = {"reference": lambda x: case.reference(model, x), "ours": model}
+    with torch.no_grad(), autocast_for(prec, device):
         model.eval()
-        diff = (impls["reference"](images) - impls["ours"](images)).abs().max().item()
-    row = {"method": method, "classes": n_cls, "batch": batch, "max |logit diff|": f"{diff:.1e}"}
+        diff = (impls["reference"](images).float() - impls["ours"](images).float()).abs().max().item()
+    row = {"method": case.name, "classes": case.classes, "batch": case.batch, "max |logit diff|": diff}
     for name, forward in impls.items():
         model.train()
-        train_step(forward, model, images, labels, optim, device)  # warm-up
-        times, mem = zip(*(train_step(forward, model, images, labels, optim, device) for _ in range(repeats)))
+        train_step(forward, model, images, labels, optim, device, prec)  # warm-up
+        steps = [train_step(forward, model, images, labels, optim, device, prec) for _ in range(repeats)]
+        times, mem = zip(*steps)
         model.eval()
         row[f"{name} s/img"] = min(times)
-        row[f"{name} eval img/s"] = eval_rate(forward, images, device)
+        row[f"{name} eval img/s"] = eval_rate(forward, eval_images, device, prec)
         row[f"{name} MB"] = max(mem) / 2**20
     row["train speed-up"] = row["reference s/img"] / row["ours s/img"]
     row["eval speed-up"] = row["ours eval img/s"] / row["reference eval img/s"]
     return row
 
 
-def main():
+def select_cases(cases, methods=None, names=None, batches=None, classes=None):
+    """The rows to run: filtered by method or label; `batches` x `classes` replaces them by a grid."""
+    chosen = [c for c in cases if (not methods or c.name in methods) and (not names or c.label in names)]
+    if batches or classes:
+        firsts = {c.name: c for c in reversed(chosen)}
+        chosen = [
+            dataclasses.replace(firsts[name], batch=b, classes=n)
+            for name in dict.fromkeys(c.name for c in chosen)
+            for n in classes or [firsts[name].classes]
+            for b in batches or [firsts[name].batch]
+        ]
+    if not chosen:
+        raise SystemExit(f"no case selected; cases: {', '.join(c.label for c in cases)}")
+    return chosen
+
+
+def format_rows(rows, markdown=False):
+    shown = [{**r, "max |logit diff|": f"{r['max |logit diff|']:.1e}"} for r in rows]
+    return tabulate(shown, headers="keys", floatfmt=".3g", tablefmt="github" if markdown else "simple")
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="tiny CLIP instead of ViT-B/16 sizes")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--methods", nargs="+", default=["CoCoOp", "CoOp"])
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
-    parser.add_argument("--classes", nargs="+", type=int, default=[5, 50, 100])
+    parser.add_argument("--prec", default="fp32", choices=["fp32", "fp16", "bf16"], help="fp16 needs CUDA")
+    parser.add_argument("--methods", nargs="+", help="only these methods' rows")
+    parser.add_argument("--cases", nargs="+", help="only these rows, by label (e.g. CoCoOp-c50-b1)")
+    parser.add_argument("--batches", nargs="+", type=int, help="a grid of these batches instead of the rows")
+    parser.add_argument("--classes", nargs="+", type=int, help="a grid of these class counts instead of the rows")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def run(args):
+    """Measure the selected rows; returns (rows, the precision actually run, a one-line description)."""
     torch.manual_seed(0)
     device = torch.device(args.device)
-    clip_model = build_clip(args.tiny, device)
+    prec = resolve_precision(args.prec, device, "--prec")
+    clip_model = build_clip(args.tiny, prec, device)
     rows = []
-    for method in args.methods:
-        for n_cls in args.classes:
-            for batch in args.batches:
-                rows.append(measure(method, clip_model, n_cls, batch, device, args.repeats))
-                print(tabulate([rows[-1]], headers="keys", floatfmt=".3g"), flush=True)
+    for case in select_cases(CASES, args.methods, args.cases, args.batches, args.classes):
+        rows.append(measure(case, clip_model, device, args.repeats, prec))
+        print(format_rows(rows[-1:]), flush=True)
+    size = "tiny" if args.tiny else "ViT-B/16 sizes"
+    return rows, f"device: {device}, {prec}, threads: {torch.get_num_threads()}, CLIP: {size}"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rows, description = run(args)
     print()
-    print(f"device: {device}, threads: {torch.get_num_threads()}, CLIP: {'tiny' if args.tiny else 'ViT-B/16 sizes'}")
-    print(tabulate(rows, headers="keys", floatfmt=".3g", tablefmt="github" if args.markdown else "simple"))
+    print(description)
+    print(format_rows(rows, args.markdown))
+    return rows
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ echo "== data: ${DATA}, tiny CLIP: ${CLIP}"
 [ -f "${DATA}/classnames.txt" ] || $PYTHON -m tools.make_demo_data "${DATA}" --train "${IMAGES}"
 [ -f "${CLIP}" ] || $PYTHON -W ignore -m tools.tiny_clip "${CLIP}" --image-size 64
 
-export DATA OUTPUT="${RUNS}" SHOTS PYTHON LOADEP=${EPOCHS}
+export DATA OUTPUT="${RUNS}" SHOTS PYTHON
 export EXTRA_OPTS="MODEL.BACKBONE.NAME ${CLIP} OPTIM.MAX_EPOCH ${EPOCHS}"
 # run NAME COMMAND...: the command's output goes to RUNS/NAME.out, shown (its end) only if it fails.
 run() {

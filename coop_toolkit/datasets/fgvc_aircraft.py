@@ -3,37 +3,34 @@ variants.txt, images_variant_{train,val,test}.txt). The official splits are used
 
 import os
 
+from dasslite.data.benchmark import SplitDataset
 from dasslite.data.build import DATASET_REGISTRY
-from dasslite.data.dataset_base import DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir, require_path
+from dasslite.data.dataset_base import require_path
 from dasslite.data.datum import Datum
 from dasslite.data.splits import check_images_exist
 
-ANCHOR = "fgvcaircraft"
-
 
 @DATASET_REGISTRY.register()
-class FGVCAircraft(DatasetBase):
-    dataset_dir = "fgvc_aircraft"
+class FGVCAircraft(SplitDataset):
+    dataset_dir, image_subdir, anchor = "fgvc_aircraft", "images", "fgvcaircraft"
 
-    def __init__(self, cfg):
-        self.dataset_dir = require_dataset_dir(cfg, "fgvc_aircraft", ANCHOR)
-        self.image_dir = os.path.join(self.dataset_dir, "images")
-        variants = require_path(os.path.join(self.dataset_dir, "variants.txt"), "FGVCAircraft class list", ANCHOR)
-        with open(variants) as f:
+    def read_splits(self, rng):
+        """The official lists, read every time (no random choice, so `rng` is left untouched)."""
+        variants = os.path.join(self.dataset_dir, "variants.txt")
+        with open(require_path(variants, "FGVCAircraft class list", self.anchor)) as f:
             classnames = [line.strip() for line in f if line.strip()]
         cname2lab = {c: i for i, c in enumerate(classnames)}  # label = line index in variants.txt
         train, val, test = (self.read_data(cname2lab, f"images_variant_{s}.txt") for s in ("train", "val", "test"))
         check_images_exist(
             train + val + test,
             "the images_variant_*.txt files",
-            f"Check {self.image_dir} against the layout in DATASETS.md#{ANCHOR}.",
+            f"Check {self.image_dir} against the layout in DATASETS.md#{self.anchor}.",
         )
-        train, val, test = fewshot_and_subsample(cfg, self.dataset_dir, train, val, test, make_rng(cfg))
-        super().__init__(train_x=train, val=val, test=test)
+        return train, val, test
 
     def read_data(self, cname2lab, split_file):
         """Lines `<image id> <variant name words>`."""
-        filepath = require_path(os.path.join(self.dataset_dir, split_file), "FGVCAircraft split file", ANCHOR)
+        filepath = require_path(os.path.join(self.dataset_dir, split_file), "FGVCAircraft split file", self.anchor)
         items = []
         with open(filepath) as f:
             for line in f:

@@ -3,43 +3,30 @@ cars_test_annos_withlabels.mat, split_zhou_StanfordCars.json}."""
 
 import os
 
+from dasslite.data.benchmark import SplitDataset
 from dasslite.data.build import DATASET_REGISTRY
-from dasslite.data.dataset_base import DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir, require_path
 from dasslite.data.datum import Datum
-from dasslite.data.splits import read_or_make_split, split_trainval
+from dasslite.data.splits import split_trainval
 
 from ._matlab import loadmat
 
-ANCHOR = "stanfordcars"
-SPLIT_NAME = "split_zhou_StanfordCars.json"
-
 
 @DATASET_REGISTRY.register()
-class StanfordCars(DatasetBase):
-    dataset_dir = "stanford_cars"
+class StanfordCars(SplitDataset):
+    # No image_subdir: unlike the other split files, this one's paths are relative to the dataset folder.
+    dataset_dir, split_file, anchor = "stanford_cars", "split_zhou_StanfordCars.json", "stanfordcars"
 
-    def __init__(self, cfg):
-        self.dataset_dir = require_dataset_dir(cfg, "stanford_cars", ANCHOR)
-        rng = make_rng(cfg)
-
-        def make_split():
-            join = os.path.join
-            meta = join(self.dataset_dir, "devkit", "cars_meta.mat")
-            trainval = self.read_data("cars_train", join(self.dataset_dir, "devkit", "cars_train_annos.mat"), meta)
-            test = self.read_data("cars_test", join(self.dataset_dir, "cars_test_annos_withlabels.mat"), meta)
-            train, val = split_trainval(trainval, rng=rng)
-            return train, val, test
-
-        # Unlike the other split files, this one's paths are relative to the dataset folder.
-        split_path = os.path.join(self.dataset_dir, SPLIT_NAME)
-        train, val, test = read_or_make_split(split_path, self.dataset_dir, make_split)
-        train, val, test = fewshot_and_subsample(cfg, self.dataset_dir, train, val, test, rng)
-        super().__init__(train_x=train, val=val, test=test)
+    def make_split(self, rng):
+        meta = os.path.join("devkit", "cars_meta.mat")
+        trainval = self.read_data("cars_train", os.path.join("devkit", "cars_train_annos.mat"), meta)
+        test = self.read_data("cars_test", "cars_test_annos_withlabels.mat", meta)
+        train, val = split_trainval(trainval, rng=rng)
+        return train, val, test
 
     def read_data(self, image_dir, anno_file, meta_file):
-        what = f"{SPLIT_NAME} is absent and the file to make it from"
-        annos = loadmat(require_path(anno_file, what, ANCHOR), SPLIT_NAME, ANCHOR)["annotations"][0]
-        names = loadmat(require_path(meta_file, what, ANCHOR), SPLIT_NAME, ANCHOR)["class_names"][0]
+        what = "the file to make it from"
+        annos = loadmat(self.require(anno_file, what), self.split_file, self.anchor)["annotations"][0]
+        names = loadmat(self.require(meta_file, what), self.split_file, self.anchor)["class_names"][0]
         items = []
         for anno in annos:
             label = int(anno["class"][0, 0]) - 1

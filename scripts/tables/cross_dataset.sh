@@ -1,20 +1,10 @@
 #!/bin/bash
 # CoCoOp paper Table 2 (cross-dataset transfer): train on ImageNet (seeds), then test on 10 datasets.
-#   bash scripts/tables/cross_dataset.sh [sweep.py options]
+#   bash scripts/tables/cross_dataset.sh [sweep.py options]      (TARGETS, TRAINER and CFG may be set)
 # Jobs run through sweep.py: arguments go to it (--jobs N, --executor slurm --partition P, --dry-run),
 # one job per visible GPU by default, or $JOBS at a time on CPU. DATA, OUTPUT, PYTHON, SEEDS and
-# EXTRA_OPTS are passed on to the protocol scripts (relative DATA / OUTPUT are taken from here).
+# EXTRA_OPTS are passed on to the protocol scripts (scripts/common.sh).
 set -e
-[[ -z ${DATA:-} || $DATA == /* ]] || export DATA="$PWD/$DATA"
-[[ -z ${OUTPUT:-} || $OUTPUT == /* ]] || export OUTPUT="$PWD/$OUTPUT"
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-PYTHON=${PYTHON:-python}
-SEEDS=${SEEDS:-1 2 3}
-TARGETS=${TARGETS:-caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101}
-export TRAINER=${TRAINER:-CoCoOp} CFG=${CFG:-vit_b16_c4_ep10_batch1_ctxv1}
-
-for SEED in ${SEEDS}; do echo "bash scripts/cocoop/xd_train.sh ${SEED}"; done | $PYTHON sweep.py "$@"
-for DATASET in ${TARGETS}; do
-    for SEED in ${SEEDS}; do echo "bash scripts/cocoop/xd_test.sh ${DATASET} ${SEED}"; done
-done | $PYTHON sweep.py "$@"
-echo "Summarise with: python results.py ${OUTPUT:-output}"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+sweep_transfer "${TARGETS:-${XD_TARGETS}}" "$@"
+summarise_hint

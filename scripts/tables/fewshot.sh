@@ -5,16 +5,13 @@
 # has all three). The variant: NCTX (16), CSC (False), CTP (end).
 #   bash scripts/tables/fewshot.sh [sweep.py options]
 #   CSC=True CTP=middle bash scripts/tables/fewshot.sh
+#   TRAINER=<Name> bash scripts/tables/fewshot.sh      another method with CoOp's options and configs/trainers/<Name>/
 # Jobs run through sweep.py: arguments go to it (--jobs N, --executor slurm --partition P, --dry-run),
 # one job per visible GPU by default, or $JOBS at a time on CPU. DATA, OUTPUT, PYTHON, SEEDS and
-# EXTRA_OPTS are passed on to the protocol scripts (relative DATA / OUTPUT are taken from here).
+# EXTRA_OPTS are passed on to the protocol scripts (scripts/common.sh).
 set -e
-[[ -z ${DATA:-} || $DATA == /* ]] || export DATA="$PWD/$DATA"
-[[ -z ${OUTPUT:-} || $OUTPUT == /* ]] || export OUTPUT="$PWD/$OUTPUT"
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-PYTHON=${PYTHON:-python}
-SEEDS=${SEEDS:-1 2 3}
-DATASETS=${DATASETS:-imagenet caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101}
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+DATASETS=${DATASETS:-${BENCHMARKS}}
 SHOTS_LIST=${SHOTS_LIST:-1 2 4 8 16}
 CFG_PREFIX=${CFG_PREFIX:-rn50}
 NCTX=${NCTX:-16} CSC=${CSC:-False} CTP=${CTP:-end}
@@ -31,5 +28,5 @@ for DATASET in ${DATASETS}; do
             echo "SEEDS=${SEED} bash scripts/coop/main.sh ${DATASET} $(config ${DATASET} ${SHOTS}) ${CTP} ${NCTX} ${SHOTS} ${CSC}"
         done
     done
-done | $PYTHON sweep.py "$@"
-echo "Summarise with: python results.py ${OUTPUT:-output}"
+done | sweep "$@"
+summarise_hint

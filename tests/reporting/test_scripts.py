@@ -157,3 +157,17 @@ def test_transfer_table_scripts_train_then_test(tmp_path, stub, script, train_jo
     tests = lines[train_jobs : train_jobs + test_jobs]
     assert all(line.startswith("bash scripts/cocoop/xd_test.sh ") for line in tests)
     assert "imagenet " not in " ".join(tests)
+
+
+def test_evaluation_loads_the_epoch_named_by_the_checkpoint_pointer_for_any_trainer(tmp_path, stub):
+    run = "eurosat/shots_16/KgCoOp/vit_b16_ctxv1/seed1"
+    learner = tmp_path / "out/base2new/train_base" / run / "prompt_learner"
+    learner.mkdir(parents=True)
+    (learner / "checkpoint").write_text("model.pth.tar-7\n")  # stopped early: not the config's last epoch
+    _, (call,) = _run(
+        "cocoop/base2new_test.sh", "eurosat", "1", stub=stub, cwd=tmp_path, TRAINER="KgCoOp", CFG="vit_b16_ctxv1"
+    )
+    assert _arg(call, "--load-epoch") == "7"
+    assert _arg(call, "--trainer") == "KgCoOp"
+    assert _arg(call, "--config-file") == "configs/trainers/KgCoOp/vit_b16_ctxv1.yaml"
+    assert _arg(call, "--output-dir") == f"{tmp_path}/out/base2new/test_new/{run}"
