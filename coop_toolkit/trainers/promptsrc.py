@@ -54,6 +54,20 @@ def gpa_weights(mean, std, epochs):
     return gauss / sum(gauss)
 
 
+def promptsrc_losses(output, label, text_weight, image_weight):
+    """The loss terms of PromptSRCCLIP's training output (module docstring)."""
+    logits = output["logits"]
+    kl = F.kl_div(
+        F.log_softmax(logits, dim=1), F.log_softmax(output["zs_logits"], dim=1), reduction="sum", log_target=True
+    )
+    return dict(
+        ce=F.cross_entropy(logits, label),
+        scl_text=F.l1_loss(output["text"], output["zs_text"]) * text_weight,
+        scl_image=F.l1_loss(output["image"], output["zs_image"]) * image_weight,
+        scl_logits=kl / logits.numel(),
+    )
+
+
 class PromptSRCCLIP(DeepPromptCLIP):
     """IVLP's model; in training it also returns the frozen model's features and logits."""
 
@@ -139,14 +153,4 @@ class PromptSRC(DeepPromptTrainer):
         return output["logits"]
 
     def compute_losses(self, output, label):
-        opts = self.opts
-        logits = output["logits"]
-        kl = F.kl_div(
-            F.log_softmax(logits, dim=1), F.log_softmax(output["zs_logits"], dim=1), reduction="sum", log_target=True
-        )
-        return dict(
-            ce=F.cross_entropy(logits, label),
-            scl_text=F.l1_loss(output["text"], output["zs_text"]) * opts.TEXT_LOSS_WEIGHT,
-            scl_image=F.l1_loss(output["image"], output["zs_image"]) * opts.IMAGE_LOSS_WEIGHT,
-            scl_logits=kl / logits.numel(),
-        )
+        return promptsrc_losses(output, label, self.opts.TEXT_LOSS_WEIGHT, self.opts.IMAGE_LOSS_WEIGHT)
