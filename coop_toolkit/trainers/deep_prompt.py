@@ -16,7 +16,7 @@ from open_clip.transformer import VisionTransformer
 
 from .authors_init import replay_clip_construction
 from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
-from .prompt_trainer import PromptTrainer, register_class_prompts
+from .prompt_trainer import PromptTrainer, encode_images, register_class_prompts
 from .prompted_encoders import PromptedTextEncoder, check_depth, check_vision_prompts, prompted_image_features
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,9 @@ class DeepPromptCLIP(nn.Module):
         return self._text_cache[1]
 
     def image_features(self, image, prompts):
+        if prompts.vision_first is None and not prompts.vision_deep:
+            # No image-side prompts (language-only IVLP): the frozen tower, any backbone, nothing to backprop.
+            return encode_images(self.image_encoder, image, self.image_encoder.conv1.weight.dtype)
         features = prompted_image_features(self.image_encoder, image, prompts.vision_first, prompts.vision_deep)
         return features / features.norm(dim=-1, keepdim=True)
 

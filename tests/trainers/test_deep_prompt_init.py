@@ -130,3 +130,14 @@ def test_maple_prompt_learner_draws_after_the_whole_clip(clip_path):
 def test_a_resnet_backbone_is_refused_for_vision_prompts(trainer_class, tiny_rn_clip_path):
     with pytest.raises(UnsupportedBackboneError, match="ViT"):
         build(trainer_class, tiny_rn_clip_path, 0)
+
+
+def test_language_only_ivlp_has_no_image_prompts_and_runs_on_a_resnet(clip_path, tiny_rn_clip_path, caplog):
+    opts = dict(N_CTX_VISION=0, N_CTX_TEXT=4, PROMPT_DEPTH_VISION=0, PROMPT_DEPTH_TEXT=2)
+    model = build(IVLP, clip_path, 2, **opts)
+    _, _, txt_deep = authors_construction(2, 0, 0, 4, 2)
+    assert model.vision_prompts.first is None and len(model.vision_prompts.deep) == 0
+    assert_equal_lists(model.text_prompts.deep, txt_deep)
+    model = build(IVLP, tiny_rn_clip_path, 2, **opts)  # the authors' draw order is replayed for ViTs only
+    assert "drawn directly" in caplog.text and len(model.text_prompts.deep) == 1
+    assert model(torch.randn(1, 3, 224, 224)).shape == (1, 5)
