@@ -8,6 +8,7 @@
   * an open_clip `model:tag` name, e.g. `ViT-B-16:laion2b_s34b_b88k`.
 """
 
+import functools
 import logging
 import os
 import warnings
@@ -189,15 +190,14 @@ class TextEncoder(nn.Module):
         eot = token_ids.argmax(dim=-1).to(prompts.device)
         prompts = prompts[:, :length]
         step = chunk_size if chunk_size > 0 else prompts.shape[0]
+        encode = functools.partial(self._encode, deep_prompts=deep_prompts) if deep_prompts else self._encode
         outs = []
         for start in range(0, prompts.shape[0], step):
             chunk, chunk_eot = prompts[start : start + step], eot[start : start + step]
             if checkpoint and torch.is_grad_enabled():
-                outs.append(
-                    torch.utils.checkpoint.checkpoint(self._encode, chunk, chunk_eot, deep_prompts, use_reentrant=False)
-                )
+                outs.append(torch.utils.checkpoint.checkpoint(encode, chunk, chunk_eot, use_reentrant=False))
             else:
-                outs.append(self._encode(chunk, chunk_eot, deep_prompts))
+                outs.append(encode(chunk, chunk_eot))
         return torch.cat(outs)
 
     def run_transformer(self, x, mask, deep_prompts=()):
