@@ -148,11 +148,13 @@ def main(argv=None):
         torch.backends.cudnn.benchmark = True
     if is_main_process():  # other ranks log warnings only; collecting env info takes seconds
         log_args_and_config(args, cfg)
-        save_config(cfg)
 
     trainer = build_trainer(cfg)
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
+    if is_main_process():  # once data, model and weights are built: a run that fails there leaves no config
+        save_config(cfg)
+    if args.eval_only:
         trainer.test()
         return
     if not args.no_train:
