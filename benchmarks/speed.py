@@ -37,10 +37,12 @@ from open_clip.model import build_model_from_openai_state_dict  # noqa: E402
 
 from benchmarks.speed_deep import deep_cases  # noqa: E402
 from coop_toolkit import trainers  # noqa: E402
-from coop_toolkit.trainers import cocoop, coop  # noqa: E402
+from coop_toolkit.trainers import cocoop, coop, kgcoop, prograd  # noqa: E402
 from coop_toolkit.trainers.clip_backbone import TextEncoder  # noqa: E402
+from coop_toolkit.trainers.handwritten import handwritten_class_features  # noqa: E402
 from coop_toolkit.trainers.prompt_trainer import autocast_for, resolve_precision  # noqa: E402
 from dasslite.config import get_cfg_default  # noqa: E402
+from dasslite.engine.trainer import project_conflicting  # noqa: E402
 from tools.tiny_clip import build_tiny_clip, openai_state_dict  # noqa: E402
 
 CLASSNAMES = [f"class number {i}" for i in range(1000)]
@@ -57,6 +59,10 @@ class Case:
     batch: int
     classes: int
     eval_batch: int = 0  # evaluation batch (0 = the training batch)
+    # a training step other than cross-entropy on the logits: step(model, images, labels, optim), for ours
+    # and for the reference computation
+    step: Callable = None
+    reference_step: Callable = None
 
     @property
     def label(self):
@@ -140,6 +146,90 @@ def cocoop_reference(model, images):
     return torch.stack(rows)
 
 
+def build_kgcoop(clip_model, classnames):
+    def knowledge():
+        return handwritten_class_features(clip_model, classnames, ["a photo of a {}."])
+
+    learner = lambda *args: kgcoop.KgPromptLearner(*args, knowledge=knowledge)  # noqa: E731
+    return learn_only(
+        coop.CustomCLIP(method_cfg(), classnames, clip_model, learner_class=learner), "prompt_learner.ctx"
+    )
+
+
+KGCOOP_W = 8.0  # the authors' scripts' weight
+
+
+def kgcoop_step(model, images, labels, optim):
+    """Ours: trimmed text pass; the hand-written features were computed once, at build."""
+    logits, _, text = model(images, details=True)
+    kg = kgcoop.knowledge_term(text, model.prompt_learner.knowledge)
+    sgd_step(F.cross_entropy(logits.float(), labels) + KGCOOP_W * kg, optim)
+
+
+def kgcoop_reference_step(model, images, labels, optim):
+    """The authors': 77-token text pass, CE + W * (1 - mean cos) to the features computed at init."""
+    enc = full_length_encoder(model)
+    feats = reference_image_features(model, images, enc)
+    pl = model.prompt_learner
+    text = enc(pl(), pl.token_ids).float()
+    text = text / text.norm(dim=-1, keepdim=True)
+    logits = model.logit_scale.exp() * feats @ text.t()
+    score = 1.0 - torch.nn.CosineSimilarity(dim=1, eps=1e-07)(text, pl.knowledge).mean()
+    sgd_step(F.cross_entropy(logits, labels) + KGCOOP_W * score, optim)
+
+
+def build_prograd(clip_model, classnames):
+    model = coop.CustomCLIP(method_cfg(), classnames, clip_model, learner_class=prograd.ProGradPromptLearner)
+    teacher = handwritten_class_features(clip_model, classnames, ["a photo of a {}."])
+    model.register_buffer("teacher_text_features", teacher, persistent=False)
+    return learn_only(model)
+
+
+def prograd_step(model, images, labels, optim):
+    """Ours: one image pass shared by student and teacher, trimmed text pass, projected update."""
+    logits, image, _ = model(images, details=True)
+    with torch.no_grad():
+        teacher = model.logit_scale.exp() * image.float() @ model.teacher_text_features.t()
+    prograd_update(model, F.cross_entropy(logits.float(), labels), prograd.soft_cross_entropy(logits, teacher, 1.0))
+
+
+def prograd_reference_step(model, images, labels, optim):
+    """The authors': the student's 77-token pass, and the teacher CLIP's own image pass at every step."""
+    logits = coop_reference(model, images)
+    with torch.no_grad():
+        enc = full_length_encoder(model)
+        teacher = (
+            model.logit_scale.exp() * reference_image_features(model, images, enc) @ model.teacher_text_features.t()
+        )
+    prograd_update(model, F.cross_entropy(logits, labels), prograd.soft_cross_entropy(logits, teacher, 1.0))
+
+
+def prograd_update(model, xe, kl, lr=1e-3):
+    """ProGrad's update (TrainerBase.prograd_backward_and_update) on the model's learned parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    b_grads = torch.autograd.grad(kl, params, retain_graph=True)
+    a_grads = torch.autograd.grad(xe, params)
+    with torch.no_grad():
+        for p, a, b in zip(params, a_grads, b_grads):
+            p -= lr * project_conflicting(a, b)
+
+
+def sgd_step(loss, optim):
+    optim.zero_grad()
+    loss.backward()
+    optim.step()
+
+
+def kgcoop_case(batch, classes, **kw):
+    steps = dict(step=kgcoop_step, reference_step=kgcoop_reference_step)
+    return Case("KgCoOp", build_kgcoop, coop_reference, batch, classes, **steps, **kw)
+
+
+def prograd_case(batch, classes, **kw):
+    steps = dict(step=prograd_step, reference_step=prograd_reference_step)
+    return Case("ProGrad", build_prograd, coop_reference, batch, classes, **steps, **kw)
+
+
 def coop_case(batch, classes, **kw):
     return Case("CoOp", build_coop, coop_reference, batch, classes, **kw)
 
@@ -155,9 +245,11 @@ CASES = [
     cocoop_case(batch=1, classes=50),
     cocoop_case(batch=1, classes=1000),
     coop_case(batch=32, classes=100),
+    kgcoop_case(batch=32, classes=100),
+    prograd_case(batch=32, classes=100),
 ]
 # MaPLe, IVLP, VPT, PromptSRC at the authors' batch 4 (benchmarks/speed_deep.py)
-CASES += [Case(*row) for row in deep_cases()]
+CASES += [Case(**row) for row in deep_cases()]
 
 
 # ---- measurement ------------------------------------------------------------------------------------
@@ -185,7 +277,16 @@ def saved_bytes_counter(counter, model):
         yield
 
 
-def train_step(forward, model, images, labels, optim, device, prec="fp32"):
+def ce_step(forward):
+    """The default training step: cross-entropy on forward's logits."""
+
+    def step(model, images, labels, optim):
+        sgd_step(F.cross_entropy(forward(images).float(), labels), optim)
+
+    return step
+
+
+def train_step(step, model, images, labels, optim, device, prec="fp32"):
     """Seconds per training image and activation/peak memory (bytes) of one step."""
     counter = [0]
     if device.type == "cuda":
@@ -193,11 +294,7 @@ def train_step(forward, model, images, labels, optim, device, prec="fp32"):
     sync(device)
     start = time.perf_counter()
     with saved_bytes_counter(counter, model), autocast_for(prec, device):
-        logits = forward(images)
-    loss = F.cross_entropy(logits.float(), labels)
-    optim.zero_grad()
-    loss.backward()
-    optim.step()
+        step(model, images, labels, optim)
     sync(device)
     seconds = time.perf_counter() - start
     memory = torch.cuda.max_memory_allocated() if device.type == "cuda" else counter[0]
@@ -227,10 +324,11 @@ def measure(case, clip_model, device, repeats, prec="fp32"):
         model.eval()
         diff = (impls["reference"](images).float() - impls["ours"](images).float()).abs().max().item()
     row = {"method": case.name, "classes": case.classes, "batch": case.batch, "max |logit diff|": diff}
+    train = {"reference": case.reference_step or ce_step(impls["reference"]), "ours": case.step or ce_step(model)}
     for name, forward in impls.items():
         model.train()
-        train_step(forward, model, images, labels, optim, device, prec)  # warm-up
-        steps = [train_step(forward, model, images, labels, optim, device, prec) for _ in range(repeats)]
+        train_step(train[name], model, images, labels, optim, device, prec)  # warm-up
+        steps = [train_step(train[name], model, images, labels, optim, device, prec) for _ in range(repeats)]
         times, mem = zip(*steps)
         model.eval()
         row[f"{name} s/img"] = min(times)

@@ -37,25 +37,9 @@ def build(trainer_class):
         learned = set(model.learned_parameters())
         for name, p in model.named_parameters():
             p.requires_grad_(name in learned)
-        return PromptSRCLogits(model) if trainer_class is PromptSRC else model
+        return model
 
     return make
-
-
-class PromptSRCLogits(torch.nn.Module):
-    """PromptSRC's model whose training forward returns logits, its regularising terms folded in with
-    weight 0 (their cost is measured; speed.py's loss is the cross-entropy of the logits)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images):
-        out = self.model(images)
-        if not self.model.training:
-            return out
-        losses = promptsrc_losses(out, out["logits"].argmax(dim=1), 25, 10)
-        return out["logits"] + 0 * sum(losses.values())
 
 
 def _replace(x, prompt, start):
@@ -102,18 +86,27 @@ def authors_logits(model, images):
     return (model.logit_scale.exp() * image) @ text.t(), image, text
 
 
-def authors_promptsrc(wrapper, images):
-    model = wrapper.model
+def _sgd(loss, optim):
+    optim.zero_grad()
+    loss.backward()
+    optim.step()
+
+
+def promptsrc_step(model, images, labels, optim):
+    """Ours: the trainer's loss terms (cross-entropy and the three regularising terms)."""
+    _sgd(sum(promptsrc_losses(model(images), labels, 25, 10).values()), optim)
+
+
+def authors_promptsrc_step(model, images, labels, optim):
+    """Theirs: the same terms, with the frozen image pass of their ZS_image_encoder copy."""
     logits, image, text = authors_logits(model, images)
-    if not model.training:
-        return logits
     fixed = model.fixed_embeddings / model.fixed_embeddings.norm(dim=-1, keepdim=True)
     with torch.no_grad():
-        zs_image = authors_image(model.image_encoder, images).float()  # their ZS_image_encoder copy
+        zs_image = authors_image(model.image_encoder, images).float()
         zs_logits = (model.logit_scale.exp() * zs_image) @ fixed.t()
     kl = F.kl_div(F.log_softmax(logits, 1), F.log_softmax(zs_logits, 1), reduction="sum", log_target=True)
     scl = F.l1_loss(text, fixed) * 25 + F.l1_loss(image, zs_image) * 10 + kl / logits.numel()
-    return logits + 0 * scl
+    _sgd(F.cross_entropy(logits, labels) + scl, optim)
 
 
 def authors_reference(model, images):
@@ -121,10 +114,10 @@ def authors_reference(model, images):
 
 
 def deep_cases():
-    """(name, build, reference, batch, classes) of the rows speed.py adds to its CASES."""
-    return [
-        ("MaPLe", build(MaPLe), authors_reference, 4, 100),
-        ("IVLP", build(IVLP), authors_reference, 4, 100),
-        ("VPT", build(VPT), authors_reference, 4, 100),
-        ("PromptSRC", build(PromptSRC), authors_promptsrc, 4, 100),
+    """The keyword arguments of the Case rows speed.py adds (the authors' batch size, 4)."""
+    rows = [
+        dict(name=name, build=build(cls), reference=authors_reference, batch=4, classes=100)
+        for name, cls in (("MaPLe", MaPLe), ("IVLP", IVLP), ("VPT", VPT), ("PromptSRC", PromptSRC))
     ]
+    rows[-1].update(step=promptsrc_step, reference_step=authors_promptsrc_step)
+    return rows

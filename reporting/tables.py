@@ -123,7 +123,7 @@ def _base2new_table(trainer, cfg, cells, ci95):
     )
     method = paper.method_for(trainer, _cfgs(cells.values()))
     if backbone == "ViT-B/16" and method in paper.BASE2NEW:
-        source = paper.SOURCE.get(f"base2new:{method}", paper.SOURCE["base2new"])
+        source = paper.BASE2NEW_SOURCE.get(method, paper.SOURCE["base2new"])
         table.paper, table.paper_source = paper.BASE2NEW[method], source
     return table
 

@@ -34,10 +34,7 @@ class PromptLearner(nn.Module):
                 f"TRAINER.{node}.CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, "
                 f'got "{opts.CLASS_TOKEN_POSITION}"'
             )
-        n_cls_csc = len(classnames) if opts.CSC else 0
-        ctx, prefix_text = init_context(
-            clip_model, opts.N_CTX, opts.CTX_INIT, n_cls_csc, key=f"TRAINER.{node}.CTX_INIT"
-        )
+        ctx, prefix_text = self.initial_context(cfg, node, clip_model, len(classnames))
         self.ctx = nn.Parameter(ctx)  # (M, width) or (n_cls, M, width); fp32 master copy
         self.n_ctx = ctx.shape[-2]
         self.n_cls = len(classnames)
@@ -45,6 +42,12 @@ class PromptLearner(nn.Module):
 
         names = register_class_prompts(self, clip_model, prefix_text, classnames)
         self.name_lens = [count_tokens(name) for name in names]
+
+    def initial_context(self, cfg, node, clip_model, n_cls):
+        """The initial context (fp32) and the text standing in for it in the prompts."""
+        opts = cfg.TRAINER[node]
+        n_cls_csc = n_cls if opts.CSC else 0
+        return init_context(clip_model, opts.N_CTX, opts.CTX_INIT, n_cls_csc, key=f"TRAINER.{node}.CTX_INIT")
 
     def forward(self):
         ctx = self.ctx if self.ctx.dim() == 3 else self.ctx.expand(self.n_cls, -1, -1)
@@ -68,9 +71,9 @@ class PromptLearner(nn.Module):
 class CustomCLIP(nn.Module):
     """Frozen CLIP + CoOp prompts -> logits (B, n_cls). Options from TRAINER.<node>."""
 
-    def __init__(self, cfg, classnames, clip_model, node="COOP"):
+    def __init__(self, cfg, classnames, clip_model, node="COOP", learner_class=None):
         super().__init__()
-        self.prompt_learner = PromptLearner(cfg, classnames, clip_model, node)
+        self.prompt_learner = (learner_class or PromptLearner)(cfg, classnames, clip_model, node)
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
@@ -91,10 +94,12 @@ class CustomCLIP(nn.Module):
         features = self.text_encoder(self.prompt_learner(), self.prompt_learner.token_ids)
         return features / features.norm(dim=-1, keepdim=True)
 
-    def forward(self, image):
+    def forward(self, image, details=False):
+        """Logits; with `details`, (logits, image features, class text features), all L2-normalised."""
         image_features = encode_images(self.image_encoder, image, self.text_encoder.dtype)
         text_features = self.text_features()
-        return self.logit_scale.exp() * image_features.float() @ text_features.float().t()
+        logits = self.logit_scale.exp() * image_features.float() @ text_features.float().t()
+        return (logits, image_features, text_features) if details else logits
 
 
 @TRAINER_REGISTRY.register()

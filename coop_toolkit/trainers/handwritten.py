@@ -47,3 +47,16 @@ def _encode(clip_model, names, templates, prec):
             features = encoder(embedding(token_ids), token_ids).float()
         mean = mean + features / features.norm(dim=-1, keepdim=True)
     return mean / mean.norm(dim=-1, keepdim=True)
+
+
+def features_from_a_second_clip(backbone, classnames, templates, precision, device):
+    """handwritten_class_features of a freshly loaded CLIP, which is then dropped.
+
+    KgCoOp's and ProGrad's authors load CLIP a second time for these features; loading it here too
+    draws from the global RNG exactly as they do, so a seed gives their initial prompts and batch order,
+    and the features are computed in the precision they used.
+    """
+    from .clip_backbone import load_clip
+
+    clip_model = load_clip(backbone, precision=precision, device=device)
+    return handwritten_class_features(clip_model, classnames, templates, precision)

@@ -210,3 +210,17 @@ def test_base2new_by_method_table_puts_zero_shot_clip_first(b2n_tree):
     assert (rows["CoOp vit_b16_ctxv1"]["Base"].mean, rows["CoOp vit_b16_ctxv1"]["Base"].spread) == (93.0, 1.0)
     assert pets.paper["CLIP vit_b16"]["Base"] == 91.17  # CoCoOp paper Table 1, OxfordPets, CLIP
     assert [label for label, _ in tables[2].rows] == [f"CoCoOp {CFG}"]  # only CoCoOp ran DTD
+
+
+def test_paper_column_for_kgcoop_and_prograd(tmp_path, capsys):
+    root = tmp_path / "output"
+    for trainer, cfg in (("KgCoOp", "vit_b16_ep100_ctxv1"), ("ProGrad", "rn50_ep100")):
+        _b2n(root, "oxford_pets", 1, 90.0, 50.0, trainer=trainer, cfg=cfg, dataset="OxfordPets")
+        _b2n(root, "dtd", 1, 60.0, 80.0, trainer=trainer, cfg=cfg, dataset="DescribableTextures")
+    assert results.main([str(root), "--out", str(tmp_path / "tables"), "--paper"]) == 0
+    text = capsys.readouterr().out
+    assert "90.00 (paper 94.65, -4.65)" in text  # KgCoOp's OxfordPets Base
+    assert "KgCoOp paper (CVPR'23)" in text
+    # ProGrad: only the average was published (H 76.16); HM(75, 65) = 69.64
+    assert "69.64 (paper 76.16, -6.52)" in text
+    assert "re-run in the KgCoOp paper" in text

@@ -61,7 +61,15 @@ def test_finished_run_is_skipped_and_unfinished_rerun(tmp_path, stub):
     assert call[-4:] == ["DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base"]
 
 
-@pytest.mark.parametrize("trainer, cfg, epoch", [("CoCoOp", CFG, "10"), ("CoOp", "vit_b16_ctxv1", "200")])
+@pytest.mark.parametrize(
+    "trainer, cfg, epoch",
+    [
+        ("CoCoOp", CFG, "10"),
+        ("CoOp", "vit_b16_ctxv1", "200"),
+        ("KgCoOp", "vit_b16_ep100_ctxv1", "100"),
+        ("ProGrad", "rn50_ep100", "100"),
+    ],
+)
 def test_base2new_test_loads_the_configs_last_epoch(tmp_path, stub, trainer, cfg, epoch):
     _, (call,) = _run("cocoop/base2new_test.sh", "eurosat", "3", stub=stub, cwd=tmp_path, TRAINER=trainer, CFG=cfg)
     common = f"eurosat/shots_16/{trainer}/{cfg}/seed3"
