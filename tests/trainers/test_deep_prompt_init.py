@@ -141,3 +141,31 @@ def test_language_only_ivlp_has_no_image_prompts_and_runs_on_a_resnet(clip_path,
     model = build(IVLP, tiny_rn_clip_path, 2, **opts)  # the authors' draw order is replayed for ViTs only
     assert "drawn directly" in caplog.text and len(model.text_prompts.deep) == 1
     assert model(torch.randn(1, 3, 224, 224)).shape == (1, 5)
+
+
+@pytest.fixture(scope="module")
+def clip12_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clip") / "tiny-12-layers.pt"
+    save_tiny_clip(path, shape="ViT-B/16", layers=12, fmt="state_dict")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "trainer_class, opts, count, prompt_keys",
+    [  # the authors' yamls at 12 layers; counts as their checkpoints hold them (PromptSRC: 473 minus the
+        # 152 keys of their frozen image-tower copy, which loading skips)
+        (MaPLe, {}, 330, ["prompt_learner.proj.weight", "prompt_learner.compound_prompts_text.7"]),
+        (IVLP, dict(N_CTX_VISION=4, N_CTX_TEXT=4), 321, ["image_encoder.transformer.resblocks.8.VPT_shallow"]),
+        (
+            VPT,
+            dict(N_CTX_VISION=8, PROMPT_DEPTH_VISION=12),
+            313,
+            ["image_encoder.transformer.resblocks.11.VPT_shallow"],
+        ),
+        (PromptSRC, {}, 473 - 152, ["text_encoder.transformer.resblocks.8.VPT_shallow", "image_encoder.VPT"]),
+    ],
+)
+def test_state_dict_keys_are_the_authors(trainer_class, opts, count, prompt_keys, clip12_path):
+    sd = build(trainer_class, clip12_path, 0, **opts).state_dict()
+    assert len(sd) == count and sd.keys() >= set(prompt_keys)
+    assert list(sd)[0] == "logit_scale" and "image_encoder.transformer.resblocks.0.VPT_shallow" not in sd
