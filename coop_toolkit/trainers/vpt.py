@@ -5,7 +5,6 @@ TRAINER.VPT and checkpoint folder prompt_learner/ as in their code, which runs C
 PREC says and rounds the prompts to fp16 where they enter the image tower; both are kept.
 """
 
-import torch
 from yacs.config import CfgNode as CN
 
 from dasslite.engine.build import TRAINER_REGISTRY
@@ -63,5 +62,5 @@ class VPT(DeepPromptTrainer):
         if opts.PROMPT_DEPTH_VISION < 1:
             raise ValueError(f"TRAINER.VPT.PROMPT_DEPTH_VISION must be >= 1, got {opts.PROMPT_DEPTH_VISION}")
         first, deep, _ = self.replay_authors_init(clip_model, vision=(opts.N_CTX_VISION, opts.PROMPT_DEPTH_VISION))
-        with torch.no_grad():
-            return VPTCLIP(clip_model, DeepPrompts(first, deep), classnames, self.prec)
+        clip_model.to(self.device)  # the class features are computed once, on the device that runs
+        return VPTCLIP(clip_model, DeepPrompts(first, deep), classnames, self.prec)
