@@ -174,11 +174,11 @@ class DeepPromptTrainer(PromptTrainer):
 
     def replay_authors_init(self, clip_model, vision=(0, 0), text=(0, 0)):
         """The prompts their CLIP construction draws (authors_init.py), after checking the backbone."""
-        name = type(self).__name__
-        check_depth(text[1], clip_model.transformer, f"{name}'s text prompt depth")
+        name, node = type(self).__name__, f"TRAINER.{self.config_node}"
+        check_depth(text[1], clip_model.transformer, f"{node}.PROMPT_DEPTH_TEXT")
         if self.needs_vision_prompts or vision[1] or isinstance(clip_model.visual, VisionTransformer):
             check_vision_prompts(clip_model.visual, name)
-            check_depth(vision[1], clip_model.visual.transformer, f"{name}'s vision prompt depth")
+            check_depth(vision[1], clip_model.visual.transformer, f"{node}.PROMPT_DEPTH_VISION")
             return replay_clip_construction(clip_model, vision, text)
         logger.warning(
             f"{name}: the authors' order of random draws is replayed for ViT backbones only; the text prompts "

@@ -169,3 +169,8 @@ def test_state_dict_keys_are_the_authors(trainer_class, opts, count, prompt_keys
     sd = build(trainer_class, clip12_path, 0, **opts).state_dict()
     assert len(sd) == count and sd.keys() >= set(prompt_keys)
     assert list(sd)[0] == "logit_scale" and "image_encoder.transformer.resblocks.0.VPT_shallow" not in sd
+
+
+def test_a_prompt_depth_beyond_the_towers_layers_names_the_key(clip_path):
+    with pytest.raises(ValueError, match=r"TRAINER.IVLP.PROMPT_DEPTH_VISION is 9; .* 3 layers"):
+        build(IVLP, clip_path, 0, PROMPT_DEPTH_VISION=9, PROMPT_DEPTH_TEXT=3)
