@@ -94,7 +94,7 @@ def _sgd(loss, optim):
 
 def promptsrc_step(model, images, labels, optim):
     """Ours: the trainer's loss terms (cross-entropy and the three regularising terms)."""
-    _sgd(sum(promptsrc_losses(model(images), labels, 25, 10).values()), optim)
+    _sgd(sum(promptsrc_losses(model(images, details=True), labels, 25, 10).values()), optim)
 
 
 def authors_promptsrc_step(model, images, labels, optim):

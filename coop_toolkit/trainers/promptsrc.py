@@ -69,14 +69,14 @@ def promptsrc_losses(output, label, text_weight, image_weight):
 
 
 class PromptSRCCLIP(DeepPromptCLIP):
-    """IVLP's model; in training it also returns the frozen model's features and logits."""
+    """IVLP's model; with details=True (training) it also returns the frozen model's features and logits."""
 
     def set_fixed_text(self, features):
         self.register_buffer("fixed_embeddings", features, persistent=False)
 
-    def forward(self, image):
+    def forward(self, image, details=False):
         image_f, text_f, logits = self.features_and_logits(image)
-        if not self.training:
+        if not details:
             return logits
         fixed = self.fixed_embeddings / self.fixed_embeddings.norm(dim=-1, keepdim=True)
         with torch.no_grad():
@@ -148,6 +148,9 @@ class PromptSRC(DeepPromptTrainer):
         gpa = GaussianPromptAggregation(weights, self.learned_parameters())
         at = next(i for i, h in enumerate(hooks) if isinstance(h, LRSchedulerHook)) + 1
         return hooks[:at] + [gpa] + hooks[at:]
+
+    def forward_train(self, image):
+        return self.train_model(image, details=True)
 
     def logits_of(self, output):
         return output["logits"]
