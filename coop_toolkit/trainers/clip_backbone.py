@@ -8,6 +8,7 @@
   * an open_clip `model:tag` name, e.g. `ViT-B-16:laion2b_s34b_b88k`.
 """
 
+import functools
 import logging
 import os
 import warnings
@@ -194,28 +195,34 @@ class TextEncoder(nn.Module):
         """How many leading positions the prompts need (all 77 without trimming)."""
         return int(token_ids.argmax(dim=-1).max()) + 1 if self.trim else token_ids.shape[1]
 
-    def forward(self, prompts, token_ids, chunk_size=0, checkpoint=False):
+    def forward(self, prompts, token_ids, chunk_size=0, checkpoint=False, deep_prompts=()):
+        """`deep_prompts` are handed to `run_transformer` (the plain encoder takes none)."""
         length = min(self.used_length(token_ids), prompts.shape[1])
         eot = token_ids.argmax(dim=-1).to(prompts.device)
         prompts = prompts[:, :length]
         step = chunk_size if chunk_size > 0 else prompts.shape[0]
+        encode = functools.partial(self._encode, deep_prompts=deep_prompts) if deep_prompts else self._encode
         outs = []
         for start in range(0, prompts.shape[0], step):
             chunk, chunk_eot = prompts[start : start + step], eot[start : start + step]
             if checkpoint and torch.is_grad_enabled():
-                outs.append(torch.utils.checkpoint.checkpoint(self._encode, chunk, chunk_eot, use_reentrant=False))
+                outs.append(torch.utils.checkpoint.checkpoint(encode, chunk, chunk_eot, use_reentrant=False))
             else:
-                outs.append(self._encode(chunk, chunk_eot))
+                outs.append(encode(chunk, chunk_eot))
         return torch.cat(outs)
 
-    def _encode(self, x, eot):
+    def run_transformer(self, x, mask, deep_prompts=()):
+        """The transformer over batch-first embeddings x (N, L, width)."""
+        if deep_prompts:
+            raise ValueError("this text encoder takes no deep prompts; use prompted_encoders.PromptedTextEncoder")
+        if getattr(self.transformer, "batch_first", True):
+            return self.transformer(x, attn_mask=mask)
+        return self.transformer(x.permute(1, 0, 2), attn_mask=mask).permute(1, 0, 2)  # older open_clip
+
+    def _encode(self, x, eot, deep_prompts=()):
         length = x.shape[1]
         x = x.to(self.dtype) + self.positional_embedding[:length].to(self.dtype)
-        mask = causal_mask(length, x.device)
-        if getattr(self.transformer, "batch_first", True):
-            x = self.transformer(x, attn_mask=mask)
-        else:  # older open_clip: sequence-first transformer
-            x = self.transformer(x.permute(1, 0, 2), attn_mask=mask).permute(1, 0, 2)
+        x = self.run_transformer(x, causal_mask(length, x.device), deep_prompts)
         x = self.ln_final(x).to(self.dtype)
         x = x[torch.arange(x.shape[0], device=x.device), eot]
         if isinstance(self.text_projection, nn.Linear):

@@ -209,6 +209,11 @@ def unwrap(module):
     return module.module if hasattr(module, "module") and isinstance(module.module, torch.nn.Module) else module
 
 
+def _ignored(key, ignore_keys):
+    """An entry ending in "." ignores every key under that prefix."""
+    return key in ignore_keys or any(i.endswith(".") and key.startswith(i) for i in ignore_keys)
+
+
 def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer_name=None):
     """Load `state_dict` into `module`, reporting problems by key instead of failing obscurely.
 
@@ -217,7 +222,7 @@ def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer
     other missing / unexpected keys (besides `ignore_keys`) are logged as warnings.
     """
     module = unwrap(module)
-    state_dict = {k: v for k, v in strip_module_prefix(state_dict).items() if k not in ignore_keys}
+    state_dict = {k: v for k, v in strip_module_prefix(state_dict).items() if not _ignored(k, ignore_keys)}
     own = module.state_dict()
     common = [k for k in state_dict if k in own]
     if state_dict and not common:
@@ -238,7 +243,7 @@ def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer
             f'Shape mismatch loading "{path}" (was it trained with other settings, e.g. '
             f"another number of classes or context tokens?):\n{lines}"
         )
-    missing = [k for k in own if k not in state_dict and k not in ignore_keys]
+    missing = [k for k in own if k not in state_dict and not _ignored(k, ignore_keys)]
     unexpected = [k for k in state_dict if k not in own]
     if trainer_name and (missing or unexpected):
         # Our own checkpoints (they name their trainer) hold every learned key: a gap means the file
