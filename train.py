@@ -12,6 +12,7 @@ Config merge order (coop_toolkit/config.py): engine defaults -> trainers' nodes 
 import argparse
 import logging
 import os
+import shlex
 import sys
 
 import torch
@@ -24,6 +25,11 @@ from dasslite.config import check_cfg_values
 from dasslite.data.build import DATASET_REGISTRY
 from dasslite.data.transforms import AVAILABLE_TRANSFORMS
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
+from dasslite.engine.interrupt import TrainingInterrupted, stop_on_signals
+from dasslite.engine.resume_check import check_resume
+from dasslite.engine.run_folder import clear_for_overwrite, remove_temp_files, writing
+from dasslite.engine.run_lock import RunLock
+from dasslite.errors import ConfigError, UserError, UserFileNotFoundError
 from dasslite.optim.lr_scheduler import AVAILABLE_LR_SCHEDULERS
 from dasslite.optim.optimizer import AVAILABLE_OPTIMIZERS
 from dasslite.registry import UnknownNameError, unknown_name_message
@@ -94,12 +100,28 @@ def build_parser():
         help="decode every image of the splits once before training and list all unreadable files "
         "(DATASET.CHECK_DATA True)",
     )
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of user errors too")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides, merged last")
     return p
 
 
 def parse_args(argv=None):
-    return build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_no_flag_in_opts(parser, args.opts or [])
+    return args
+
+
+def check_no_flag_in_opts(parser, opts):
+    """argparse hands everything after the first KEY to the overrides, so a flag placed there would be
+    silently read as a config key or value."""
+    for item in opts:
+        flag = item.split("=", 1)[0]
+        if flag in parser._option_string_actions:
+            raise ConfigError(
+                f'"{item}" comes after the KEY VALUE overrides ({opts[0]} ...); flags go before the KEY VALUE '
+                f"overrides. Move it in front of {opts[0]}."
+            )
 
 
 def reset_cfg(cfg, args):
@@ -164,20 +186,66 @@ def finished_run_in(output_dir):
 
 
 def main(argv=None):
+    """Run train.py with `argv`; user errors are raised (cli() prints them as one line)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     cfg = setup_cfg(args)
     check_names(cfg)
+    check_run_flags(args, cfg)
+    init_distributed(use_cuda=cfg.USE_CUDA)  # torchrun: join the process group (README: Multi-GPU)
+    lock = RunLock(cfg.OUTPUT_DIR) if is_main_process() else None  # one run per folder; rank 0 holds it
+    if lock is not None:
+        lock.acquire()
+    try:
+        notes = prepare_output_dir(args, cfg)
+        if lock is not None:
+            notes.insert(0, lock.stale_lock_message())
+        run(args, cfg, argv, notes)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def check_run_flags(args, cfg):
+    if args.overwrite and args.resume:
+        raise ConfigError("--overwrite starts from scratch and --resume continues a run: pass one of them.")
     if finished_run_in(cfg.OUTPUT_DIR) and not args.overwrite:
         sys.exit(
-            f'"{cfg.OUTPUT_DIR}" already holds a finished run (metrics.json). Choose another --output-dir, '
-            f"or pass --overwrite to replace its results."
+            f'error: "{cfg.OUTPUT_DIR}" already holds a finished run (metrics.json). Choose another '
+            f"--output-dir, or pass --overwrite to replace its results."
         )
-    init_distributed(use_cuda=cfg.USE_CUDA)  # torchrun: join the process group (README: Multi-GPU)
+    if args.resume and not os.path.isdir(args.resume):
+        raise UserFileNotFoundError(
+            f'--resume "{args.resume}": no such folder. Give the output folder of the run to continue, or drop '
+            f"--resume to start a new run."
+        )
+
+
+def prepare_output_dir(args, cfg):
+    """Holding the folder's lock: drop dead writes' temp files, clear it for --overwrite, and check
+    that what it holds may be resumed, all before this run writes anything there. Returns the lines to
+    log as warnings once the log is open."""
+    if not is_main_process():
+        return []
+    notes = [remove_temp_files(cfg.OUTPUT_DIR)]
+    if args.overwrite:
+        notes.append(clear_for_overwrite(cfg.OUTPUT_DIR))
+    if not args.eval_only:
+        trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+        node = getattr(trainer_cls, "config_node", None) or cfg.TRAINER.NAME.upper()
+        notes += check_resume(cfg, cfg.RESUME or cfg.OUTPUT_DIR, trainer_node=node)
+    return notes
+
+
+def run(args, cfg, argv, notes=()):
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     setup_logger(
-        cfg.OUTPUT_DIR if is_main_process() else None, resume=bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR)
+        cfg.OUTPUT_DIR if is_main_process() else None,
+        resume=not args.overwrite and (bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR)),
     )
+    for note in filter(None, notes):
+        logger.warning(note)
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
     if describe_distributed():
@@ -189,6 +257,11 @@ def main(argv=None):
 
     trainer = build_trainer(cfg)
     if args.eval_only:
+        if not args.model_dir and not cfg.MODEL.INIT_WEIGHTS and trainer.learns_parameters():
+            raise ConfigError(
+                f"--eval-only with trainer {cfg.TRAINER.NAME}, which learns parameters, needs --model-dir (the "
+                f"output folder of the training run), else the untrained initialisation would be evaluated."
+            )
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
     if is_main_process():  # once data, model and weights are built: a run that fails there leaves no config
         save_config(cfg)
@@ -198,12 +271,30 @@ def main(argv=None):
     if args.eval_only:
         trainer.test()
     elif not args.no_train:
-        trainer.train()
+        try:
+            with stop_on_signals():
+                trainer.train()
+        except TrainingInterrupted as stop:
+            logger.info(
+                f"Stopped by {stop} (last saved: epoch {stop.saved_epoch}); resume with: "
+                f"{resume_command(argv, args, cfg)}"
+            )
+            sys.exit(stop.exit_code)
+
+
+def resume_command(argv, args, cfg):
+    """The command line that continues this run: the same arguments with --resume OUTPUT_DIR added (and
+    without --overwrite)."""
+    flags = [f for f in argv[: len(argv) - len(args.opts or [])] if f != "--overwrite"]  # it would start over
+    if not args.resume:
+        flags += ["--resume", cfg.OUTPUT_DIR]
+    return shlex.join(["python", "train.py", *flags, *(args.opts or [])])
 
 
 def save_config(cfg):
     """OUTPUT_DIR/config.yaml: the full merged config of this run (reloadable with merge_from_file)."""
-    with atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yaml")) as f:
+    path = os.path.join(cfg.OUTPUT_DIR, "config.yaml")
+    with writing(path, cfg.OUTPUT_DIR), atomic_write(path) as f:
         f.write(cfg.dump())
 
 
@@ -217,6 +308,19 @@ def log_args_and_config(args, cfg):
     logger.info("** System info **\n" + collect_env_info() + "\n")
 
 
+def cli(argv=None):
+    """The command line: a user error prints one "error: ..." line and exits 2 (--debug: traceback)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        main(argv)
+    except UserError as exc:
+        if "--debug" in argv:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        destroy_distributed()
+
+
 if __name__ == "__main__":
-    main()
-    destroy_distributed()
+    cli()

@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from open_clip.model import build_model_from_openai_state_dict  # noqa: E402
 
+from benchmarks.speed_deep import deep_cases  # noqa: E402
 from coop_toolkit import trainers  # noqa: E402
 from coop_toolkit.trainers import cocoop, coop, kgcoop, prograd  # noqa: E402
 from coop_toolkit.trainers.clip_backbone import TextEncoder  # noqa: E402
@@ -250,6 +251,8 @@ CASES = [
     kgcoop_case(batch=32, classes=100),
     prograd_case(batch=32, classes=100),
 ]
+# MaPLe, IVLP, VPT, PromptSRC at the authors' batch 4 (benchmarks/speed_deep.py)
+CASES += [Case(**row) for row in deep_cases()]
 
 
 # ---- measurement ------------------------------------------------------------------------------------

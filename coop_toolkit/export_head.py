@@ -37,6 +37,12 @@ def card_path(out):
 def export_run(run, out):
     """Write `out` (.safetensors) and its card; returns the card."""
     trainer = run.trainer
+    if not getattr(trainer, "frozen_image_encoder", False):
+        raise ValueError(
+            f"{type(trainer).__name__} learns prompts inside the image encoder, so open_clip's frozen image "
+            f"encoder would not give this run's image features and no exported head could reproduce its "
+            f"logits; classify with predict.py or the Python API (coop_toolkit.load_run) instead."
+        )
     scale = run.logit_scale()
     if not getattr(trainer, "image_conditioned", True):
         tensors = {"text_features": run.text_features().float()}

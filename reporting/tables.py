@@ -122,7 +122,7 @@ def _base2new_table(trainer, cfg, cells, ci95):
         rows,
         dict(trainer=trainer, cfg=cfg, backbone=backbone, cfgs=_cfgs(cells.values())),
     )
-    method = paper.METHOD.get(trainer)
+    method = paper.method_for(trainer, _cfgs(cells.values()))
     if backbone == "ViT-B/16" and method in paper.BASE2NEW:
         source = paper.BASE2NEW_SOURCE.get(method, paper.SOURCE["base2new"])
         table.paper, table.paper_source = paper.BASE2NEW[method], source

@@ -5,6 +5,7 @@ that real OpenAI weights take. It has CLIP's real tokenizer vocabulary (49,408 i
 length (77), so prompts are built exactly as with real weights; only the widths and depths are small.
 
     python -m tools.tiny_clip OUT.pt [--vision vit|rn] [--format jit|state_dict] [--image-size 224]
+        [--shape ViT-B/32|ViT-B/16|ViT-L/14] [--layers 2]
 """
 
 import argparse
@@ -18,16 +19,35 @@ from coop_toolkit.trainers.clip_backbone import CONTEXT_LENGTH
 VOCAB_SIZE = 49408
 
 
-def build_tiny_clip(vision="vit", image_size=224, width=64, layers=2, embed_dim=32, seed=0):
-    """A randomly initialised CLIP (fp32) with OpenAI's architecture at a tiny size."""
+# Tiny stand-ins for the real shapes: what differs between them is the patch size and that the
+# vision and text towers (and the joint embedding) have different widths.
+SHAPES = {
+    "ViT-B/32": dict(patch_size=32, width=96, text_width=64, embed_dim=32),
+    "ViT-B/16": dict(patch_size=16, width=96, text_width=64, embed_dim=32),
+    "ViT-L/14": dict(patch_size=14, width=128, text_width=96, embed_dim=96),
+}
+
+
+def build_tiny_clip(
+    vision="vit", image_size=224, width=64, layers=2, embed_dim=32, seed=0, patch_size=32, text_width=None
+):
+    """A randomly initialised CLIP (fp32) with OpenAI's architecture at a tiny size.
+
+    `width` is the image tower's width, `text_width` the text tower's (default: the same).
+    """
+    text_width = text_width or width
     if vision == "vit":
-        vision_cfg = CLIPVisionCfg(layers=layers, width=width, patch_size=32, image_size=image_size)
+        vision_cfg = CLIPVisionCfg(layers=layers, width=width, patch_size=patch_size, image_size=image_size)
     elif vision == "rn":  # ModifiedResNet: 4 stages of one block; attention-pool output = embed_dim
         vision_cfg = CLIPVisionCfg(layers=(1, 1, 1, 1), width=width // 4, image_size=image_size, head_width=width // 4)
     else:
         raise ValueError(f'vision must be "vit" or "rn", got "{vision}"')
     text_cfg = CLIPTextCfg(
-        context_length=CONTEXT_LENGTH, vocab_size=VOCAB_SIZE, width=width, heads=width // 64 or 1, layers=layers
+        context_length=CONTEXT_LENGTH,
+        vocab_size=VOCAB_SIZE,
+        width=text_width,
+        heads=text_width // 64 or 1,
+        layers=layers,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -60,9 +80,20 @@ def _as_torchscript(state_dict):
     return torch.jit.script(root)
 
 
-def save_tiny_clip(path, vision="vit", fmt="jit", image_size=224, seed=0):
-    """Save a tiny CLIP to `path` in OpenAI's layout; returns the fp32 model that was saved."""
-    model = build_tiny_clip(vision=vision, image_size=image_size, seed=seed)
+def build_tiny_shaped(shape, image_size=224, layers=2, seed=0):
+    """A tiny CLIP shaped like `shape` (a key of SHAPES: patch size, distinct tower widths)."""
+    return build_tiny_clip(image_size=image_size, layers=layers, seed=seed, **SHAPES[shape])
+
+
+def save_tiny_clip(path, vision="vit", fmt="jit", image_size=224, seed=0, shape=None, layers=2):
+    """Save a tiny CLIP to `path` in OpenAI's layout; returns the fp32 model that was saved.
+
+    `shape` (a key of SHAPES) builds a ViT shaped like that model instead of the default tiny one.
+    """
+    if shape is not None:
+        model = build_tiny_shaped(shape, image_size=image_size, layers=layers, seed=seed)
+    else:
+        model = build_tiny_clip(vision=vision, image_size=image_size, seed=seed, layers=layers)
     sd = openai_state_dict(model)
     if fmt == "jit":
         _as_torchscript(sd).save(str(path))
@@ -80,8 +111,10 @@ def main():
     parser.add_argument("--format", default="jit", choices=["jit", "state_dict"])
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shape", choices=sorted(SHAPES), help="a ViT shaped like this model (patch, widths)")
+    parser.add_argument("--layers", type=int, default=2)
     args = parser.parse_args()
-    save_tiny_clip(args.out, args.vision, args.format, args.image_size, args.seed)
+    save_tiny_clip(args.out, args.vision, args.format, args.image_size, args.seed, args.shape, args.layers)
 
 
 if __name__ == "__main__":

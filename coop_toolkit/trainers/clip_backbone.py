@@ -8,6 +8,7 @@
   * an open_clip `model:tag` name, e.g. `ViT-B-16:laion2b_s34b_b88k`.
 """
 
+import functools
 import logging
 import os
 import warnings
@@ -16,6 +17,8 @@ import open_clip
 import torch
 import torch.nn as nn
 from open_clip.model import build_model_from_openai_state_dict
+
+from dasslite.errors import ConfigError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +39,8 @@ OPENAI_MODELS = {
 OPENAI_CACHE = os.path.expanduser("~/.cache/clip")
 
 
-class BackboneNotFoundError(FileNotFoundError):
-    pass
+class BackboneNotFoundError(UserError, FileNotFoundError):
+    """MODEL.BACKBONE.NAME names no known CLIP and no file; the message lists the valid names."""
 
 
 def load_clip(name, precision="fp32", device="cpu"):
@@ -79,7 +82,7 @@ def load_openai_checkpoint(path):
     if "state_dict" in state_dict and "visual.conv1.weight" not in state_dict:
         state_dict = {k.removeprefix("module."): v for k, v in state_dict["state_dict"].items()}
     if "token_embedding.weight" not in state_dict:
-        raise ValueError(f'"{path}" is not a CLIP checkpoint in OpenAI\'s layout (no "token_embedding.weight" key)')
+        raise ConfigError(f'"{path}" is not a CLIP checkpoint in OpenAI\'s layout (no "token_embedding.weight" key)')
     return build_model_from_openai_state_dict(dict(state_dict))
 
 
@@ -138,7 +141,7 @@ def check_input_size(size, clip_model):
     """CLIP's positional embeddings fix the input resolution; a mismatch would fail deep in the encoder."""
     expected = image_resolution(clip_model)
     if tuple(size) != expected:
-        raise ValueError(
+        raise ConfigError(
             f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set INPUT.SIZE {expected}"
         )
 
@@ -192,28 +195,34 @@ class TextEncoder(nn.Module):
         """How many leading positions the prompts need (all 77 without trimming)."""
         return int(token_ids.argmax(dim=-1).max()) + 1 if self.trim else token_ids.shape[1]
 
-    def forward(self, prompts, token_ids, chunk_size=0, checkpoint=False):
+    def forward(self, prompts, token_ids, chunk_size=0, checkpoint=False, deep_prompts=()):
+        """`deep_prompts` are handed to `run_transformer` (the plain encoder takes none)."""
         length = min(self.used_length(token_ids), prompts.shape[1])
         eot = token_ids.argmax(dim=-1).to(prompts.device)
         prompts = prompts[:, :length]
         step = chunk_size if chunk_size > 0 else prompts.shape[0]
+        encode = functools.partial(self._encode, deep_prompts=deep_prompts) if deep_prompts else self._encode
         outs = []
         for start in range(0, prompts.shape[0], step):
             chunk, chunk_eot = prompts[start : start + step], eot[start : start + step]
             if checkpoint and torch.is_grad_enabled():
-                outs.append(torch.utils.checkpoint.checkpoint(self._encode, chunk, chunk_eot, use_reentrant=False))
+                outs.append(torch.utils.checkpoint.checkpoint(encode, chunk, chunk_eot, use_reentrant=False))
             else:
-                outs.append(self._encode(chunk, chunk_eot))
+                outs.append(encode(chunk, chunk_eot))
         return torch.cat(outs)
 
-    def _encode(self, x, eot):
+    def run_transformer(self, x, mask, deep_prompts=()):
+        """The transformer over batch-first embeddings x (N, L, width)."""
+        if deep_prompts:
+            raise ValueError("this text encoder takes no deep prompts; use prompted_encoders.PromptedTextEncoder")
+        if getattr(self.transformer, "batch_first", True):
+            return self.transformer(x, attn_mask=mask)
+        return self.transformer(x.permute(1, 0, 2), attn_mask=mask).permute(1, 0, 2)  # older open_clip
+
+    def _encode(self, x, eot, deep_prompts=()):
         length = x.shape[1]
         x = x.to(self.dtype) + self.positional_embedding[:length].to(self.dtype)
-        mask = causal_mask(length, x.device)
-        if getattr(self.transformer, "batch_first", True):
-            x = self.transformer(x, attn_mask=mask)
-        else:  # older open_clip: sequence-first transformer
-            x = self.transformer(x.permute(1, 0, 2), attn_mask=mask).permute(1, 0, 2)
+        x = self.run_transformer(x, causal_mask(length, x.device), deep_prompts)
         x = self.ln_final(x).to(self.dtype)
         x = x[torch.arange(x.shape[0], device=x.device), eot]
         if isinstance(self.text_projection, nn.Linear):

@@ -44,6 +44,7 @@ class ZeroshotCLIP(ClipTrainer):
 
     # The features API of coop_toolkit/trainers/prompt_trainer.py: PromptTrainer.
     image_conditioned = False
+    frozen_image_encoder = True
     learns_nothing = True  # no checkpoint to load; any backbone may stand in for the recorded one
 
     @torch.no_grad()

@@ -7,11 +7,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from ..errors import UserError
+
 CHECK_CHUNK = 1024  # images handed to the decoding threads at a time
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
-class ImageReadError(OSError):
+class ImageReadError(UserError, OSError):
     """An image that cannot be read: the message names the file, the reason and the fix."""
 
 

@@ -9,6 +9,7 @@ import logging
 import os
 from collections import OrderedDict
 
+from ..errors import UserError
 from ..utils.io import read_json, write_json
 from .datum import Datum
 
@@ -50,7 +51,7 @@ def check_images_exist(items, source, fix):
         )
 
 
-class SplitFileError(ValueError):
+class SplitFileError(UserError, ValueError):
     """A split file that cannot be trusted: names the file, the split and the entry at fault."""
 
 

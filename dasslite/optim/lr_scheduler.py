@@ -11,6 +11,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from ..config import WARMUP_TYPES
+from ..errors import ConfigError
 from ..registry import unknown_name_message
 
 logger = logging.getLogger(__name__)
@@ -86,13 +87,13 @@ class LinearWarmupScheduler(_BaseWarmupScheduler):
 def _single_stepsize(stepsize, max_epoch):
     if isinstance(stepsize, (list, tuple)):
         if len(stepsize) != 1:
-            raise ValueError(
+            raise ConfigError(
                 f"OPTIM.STEPSIZE {tuple(stepsize)}: single_step takes one step size; "
                 f"use OPTIM.LR_SCHEDULER multi_step for several milestones"
             )
         stepsize = stepsize[0]
     if not isinstance(stepsize, int):
-        raise TypeError(f"OPTIM.STEPSIZE must be an int for single_step, got {stepsize!r}")
+        raise ConfigError(f"OPTIM.STEPSIZE must be an int for single_step, got {stepsize!r}")
     return max_epoch if stepsize <= 0 else stepsize
 
 
@@ -103,14 +104,14 @@ def build_lr_scheduler(optimizer, optim_cfg):
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=optim_cfg.GAMMA)
     elif name == "multi_step":
         if not isinstance(optim_cfg.STEPSIZE, (list, tuple)):
-            raise TypeError(f"OPTIM.STEPSIZE must be a list of epochs for multi_step, got {optim_cfg.STEPSIZE!r}")
+            raise ConfigError(f"OPTIM.STEPSIZE must be a list of epochs for multi_step, got {optim_cfg.STEPSIZE!r}")
         scheduler = torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones=list(optim_cfg.STEPSIZE), gamma=optim_cfg.GAMMA
         )
     elif name == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=float(max_epoch))
     else:
-        raise ValueError(
+        raise ConfigError(
             unknown_name_message("LR scheduler", name, AVAILABLE_LR_SCHEDULERS, hint="(config key OPTIM.LR_SCHEDULER)")
         )
     if optim_cfg.WARMUP_EPOCH > 0:
@@ -126,4 +127,4 @@ def _wrap_warmup(optimizer, scheduler, optim_cfg):
         return ConstantWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_CONS_LR)
     if kind == "linear":
         return LinearWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_MIN_LR)
-    raise ValueError(unknown_name_message("warmup type", kind, WARMUP_TYPES, hint="(config key OPTIM.WARMUP_TYPE)"))
+    raise ConfigError(unknown_name_message("warmup type", kind, WARMUP_TYPES, hint="(config key OPTIM.WARMUP_TYPE)"))

@@ -11,9 +11,8 @@ import pytest
 import train
 from dasslite.registry import UnknownNameError
 from dasslite.utils.io import read_json
-from tests.helpers import QUICK_COOP_OPTS
 
-from .conftest import train_argv
+from .conftest import eval_argv, train_argv
 
 
 def assert_nothing_written(out):
@@ -21,8 +20,8 @@ def assert_nothing_written(out):
 
 
 def assert_no_results(out):
-    """At most the log of the failed run: no checkpoint folder, no metrics.json."""
-    leftovers = set(os.listdir(out)) - {"log.txt"} if os.path.isdir(out) else set()
+    """At most the failed run's log and the folder's lock file: no checkpoint folder, no metrics.json."""
+    leftovers = set(os.listdir(out)) - {"log.txt", ".lock"} if os.path.isdir(out) else set()
     assert not leftovers, leftovers
 
 
@@ -190,45 +189,6 @@ def test_image_size_that_does_not_match_the_backbone_is_rejected(tmp_path, pets_
 
 
 # ---------------------------------------------------------------- checkpoints given to --eval-only
-
-
-@pytest.fixture(scope="module")
-def trained_coop(tmp_path_factory, tiny_clip_path):
-    """A finished 1-epoch CoOp run (N_CTX 2) to load from."""
-    from tests.datasets.layouts import build_oxford_pets
-
-    base = tmp_path_factory.mktemp("coop_run")
-    root = base / "data"
-    build_oxford_pets(str(root))
-    out = base / "out"
-    train.main(
-        train_argv(
-            root,
-            out,
-            tiny_clip_path,
-            *QUICK_COOP_OPTS,
-            "DATALOADER.TRAIN_X.BATCH_SIZE",
-            "4",
-            trainer="CoOp",
-        )
-    )
-    assert (out / "prompt_learner" / "model.pth.tar-1").is_file()
-    return str(root), out
-
-
-def eval_argv(root, out, model_dir, backbone, *opts, trainer="CoOp"):
-    return train_argv(
-        root,
-        out,
-        backbone,
-        "TRAINER.COOP.PREC",
-        "fp32",
-        "TRAINER.COCOOP.PREC",
-        "fp32",
-        *opts,
-        trainer=trainer,
-        flags=["--eval-only", "--model-dir", str(model_dir), "--load-epoch", "1"],
-    )
 
 
 def test_checkpoint_folder_without_the_expected_files_is_named(tmp_path, trained_coop, tiny_clip_path):

@@ -1,0 +1,123 @@
+"""speed.py's rows for MaPLe, IVLP, VPT and PromptSRC: ours against the authors' computation.
+
+The authors' computation, written plainly on the same modules and weights: the text tower runs all 77
+positions, every deep prompt goes in by concatenating the sequence around it, the class text features
+are recomputed at every training step and every evaluation batch; PromptSRC adds the frozen image
+tower's pass and its regularising terms. Ours trims the text to the longest end-of-text position and
+computes the class features once per evaluation. The image tower is the same computation in both.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from coop_toolkit import trainers
+from coop_toolkit.trainers.deep_prompt import DeepPromptTrainer
+from coop_toolkit.trainers.ivlp import IVLP
+from coop_toolkit.trainers.maple import MaPLe
+from coop_toolkit.trainers.promptsrc import PromptSRC, promptsrc_losses
+from coop_toolkit.trainers.vpt import VPT
+from dasslite.config import get_cfg_default
+
+
+def build(trainer_class):
+    """build(clip_model, classnames) -> the method's model as its trainer builds it (default config)."""
+
+    def make(clip_model, classnames):
+        cfg = get_cfg_default()
+        trainers.extend_cfg(cfg)
+        node = cfg.TRAINER[trainer_class.config_node]
+        node.PREC = "fp32"  # the benchmark's --prec runs the CLIP it is given
+        layers = len(clip_model.transformer.resblocks)
+        for key in [k for k in node if k.startswith("PROMPT_DEPTH")]:
+            node[key] = min(node[key], layers)  # the authors' depths, or all layers of a tiny CLIP
+        trainer = trainer_class.__new__(trainer_class)
+        trainer.cfg, trainer.device, trainer.prec = cfg, clip_model.logit_scale.device, "fp32"
+        assert isinstance(trainer, DeepPromptTrainer)
+        model = trainer.build_custom_clip(classnames, clip_model)
+        learned = set(model.learned_parameters())
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in learned)
+        return model
+
+    return make
+
+
+def _replace(x, prompt, start):
+    """x (N, L, D) with positions start..start+n replaced by the prompt, by concatenation."""
+    n = prompt.shape[0]
+    return torch.cat([x[:, :start], prompt.to(x.dtype).expand(x.shape[0], -1, -1), x[:, start + n :]], dim=1)
+
+
+def authors_text(model, prompts):
+    enc = model.text_encoder
+    x = prompts.text.to(enc.dtype) + enc.positional_embedding.to(enc.dtype)
+    mask = torch.full((x.shape[1], x.shape[1]), float("-inf"), device=x.device).triu_(1)
+    for k, block in enumerate(enc.transformer.resblocks):
+        if 1 <= k <= len(prompts.text_deep):
+            x = _replace(x, prompts.text_deep[k - 1], 1)
+        x = block(x, attn_mask=mask)
+    x = enc.ln_final(x)
+    x = x[torch.arange(x.shape[0]), model.prompt_learner.token_ids.argmax(-1)] @ enc.text_projection
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def authors_image(visual, images, first=None, deep=()):
+    x = visual.conv1(images.to(visual.conv1.weight.dtype)).flatten(2).permute(0, 2, 1)
+    x = torch.cat([visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)
+    x = x + visual.positional_embedding.to(x.dtype)
+    if first is not None:
+        x = torch.cat([x, first.to(x.dtype).expand(x.shape[0], -1, -1)], dim=1)
+    x = visual.ln_pre(x)
+    for k, block in enumerate(visual.transformer.resblocks):
+        if 1 <= k <= len(deep):
+            x = _replace(x, deep[k - 1], x.shape[1] - deep[k - 1].shape[0])
+        x = block(x)
+    x = visual.ln_post(x[:, 0]) @ visual.proj
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def authors_logits(model, images):
+    prompts = model.prompts()
+    image = authors_image(model.image_encoder, images, prompts.vision_first, prompts.vision_deep).float()
+    if prompts.text is None:  # VPT: the frozen "a photo of a {}." features
+        text = model.fixed_text_features
+    else:
+        text = authors_text(model, prompts).float()
+    return (model.logit_scale.exp() * image) @ text.t(), image, text
+
+
+def _sgd(loss, optim):
+    optim.zero_grad()
+    loss.backward()
+    optim.step()
+
+
+def promptsrc_step(model, images, labels, optim):
+    """Ours: the trainer's loss terms (cross-entropy and the three regularising terms)."""
+    _sgd(sum(promptsrc_losses(model(images, details=True), labels, 25, 10).values()), optim)
+
+
+def authors_promptsrc_step(model, images, labels, optim):
+    """Theirs: the same terms, with the frozen image pass of their ZS_image_encoder copy."""
+    logits, image, text = authors_logits(model, images)
+    fixed = model.fixed_embeddings / model.fixed_embeddings.norm(dim=-1, keepdim=True)
+    with torch.no_grad():
+        zs_image = authors_image(model.image_encoder, images).float()
+        zs_logits = (model.logit_scale.exp() * zs_image) @ fixed.t()
+    kl = F.kl_div(F.log_softmax(logits, 1), F.log_softmax(zs_logits, 1), reduction="sum", log_target=True)
+    scl = F.l1_loss(text, fixed) * 25 + F.l1_loss(image, zs_image) * 10 + kl / logits.numel()
+    _sgd(F.cross_entropy(logits, labels) + scl, optim)
+
+
+def authors_reference(model, images):
+    return authors_logits(model, images)[0]
+
+
+def deep_cases():
+    """The keyword arguments of the Case rows speed.py adds (the authors' batch size, 4)."""
+    rows = [
+        dict(name=name, build=build(cls), reference=authors_reference, batch=4, classes=100)
+        for name, cls in (("MaPLe", MaPLe), ("IVLP", IVLP), ("VPT", VPT), ("PromptSRC", PromptSRC))
+    ]
+    rows[-1].update(step=promptsrc_step, reference_step=authors_promptsrc_step)
+    return rows

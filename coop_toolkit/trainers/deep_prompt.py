@@ -1,0 +1,211 @@
+"""What MaPLe, IVLP, VPT and PromptSRC share: the prompt learner, the CLIP with prompted towers, the trainer.
+
+The trainers differ only in where their learned tokens come from (`DeepPromptCLIP.prompts`) and, for
+PromptSRC, in the loss and the end of training. Checkpoints hold the whole model's state dict under
+the authors' key names (their checkpoints hold frozen CLIP too), so a checkpoint trained by their
+code evaluates here and ours loads in theirs.
+"""
+
+import logging
+import re
+from collections import OrderedDict, namedtuple
+
+import torch
+import torch.nn as nn
+from open_clip.transformer import VisionTransformer
+
+from .authors_init import replay_clip_construction
+from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
+from .precision import autocast_for
+from .prompt_trainer import PromptTrainer, encode_images, register_class_prompts
+from .prompted_encoders import PromptedTextEncoder, check_depth, check_vision_prompts, prompted_image_features
+
+logger = logging.getLogger(__name__)
+
+# What the towers receive: text prompt embeddings (n_cls, L, width) with the first layer's context in
+# place, the text deep prompts, the image tower's appended prompt and its deep prompts.
+Prompts = namedtuple("Prompts", "text text_deep vision_first vision_deep")
+
+# Our name of a prompt tensor -> the authors' (their prompts are parameters of their CLIP's modules).
+_AUTHORS_NAMES = (
+    (r"vision_prompts\.first", lambda m: "image_encoder.VPT"),
+    (r"vision_prompts\.deep\.(\d+)", lambda m: f"image_encoder.transformer.resblocks.{int(m[1]) + 1}.VPT_shallow"),
+    (r"text_prompts\.deep\.(\d+)", lambda m: f"text_encoder.transformer.resblocks.{int(m[1]) + 1}.VPT_shallow"),
+)
+_OUR_NAMES = (
+    (r"image_encoder\.VPT", lambda m: "vision_prompts.first"),
+    (r"image_encoder\.transformer\.resblocks\.(\d+)\.VPT_shallow", lambda m: f"vision_prompts.deep.{int(m[1]) - 1}"),
+    (r"text_encoder\.transformer\.resblocks\.(\d+)\.VPT_shallow", lambda m: f"text_prompts.deep.{int(m[1]) - 1}"),
+)
+
+
+def _rename(state_dict, prefix, rules):
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        for pattern, name in rules:
+            match = re.fullmatch(pattern, key[len(prefix) :])
+            if match:
+                state_dict[prefix + name(match)] = state_dict.pop(key)
+                break
+
+
+def first_context(clip_model, n_ctx, ctx_init, key):
+    """The authors' context init: the first n_ctx token embeddings of CTX_INIT when it is given and
+    n_ctx <= 4 (the prompt text keeps all of CTX_INIT, so with N_CTX 2 and "a photo of a" the words
+    "of a" stay fixed after the context); otherwise N(0, 0.02^2) drawn in CLIP's dtype, prefix "X X..".
+    Returns (ctx fp32, prompt prefix text)."""
+    if ctx_init and n_ctx <= 4:
+        text = ctx_init.replace("_", " ")
+        if count_tokens(text) < n_ctx:
+            raise ValueError(f'{key} "{text}" has {count_tokens(text)} tokens, fewer than the {n_ctx} context tokens')
+        with torch.no_grad():
+            ctx = clip_model.token_embedding(tokenize([text]))[0, 1 : 1 + n_ctx].float()
+        return ctx, text
+    if not 1 <= n_ctx <= CONTEXT_LENGTH - 3:
+        raise ValueError(f"the number of text context tokens must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
+    ctx = nn.init.normal_(
+        torch.empty(n_ctx, clip_model.ln_final.weight.shape[0], dtype=clip_dtype(clip_model)), std=0.02
+    )
+    return ctx.float(), " ".join(["X"] * n_ctx)
+
+
+class ClassPromptLearner(nn.Module):
+    """The first layer's text context `ctx` (n_ctx, width) between SOS and "<rest of prefix> <class>."."""
+
+    def __init__(self, clip_model, classnames, n_ctx, ctx_init, key):
+        super().__init__()
+        ctx, prefix_text = first_context(clip_model, n_ctx, ctx_init, key)
+        logger.info(f'Initial text context: "{prefix_text}" (learned tokens: {n_ctx})')
+        self.ctx = nn.Parameter(ctx)
+        self.n_ctx, self.n_cls = n_ctx, len(classnames)
+        register_class_prompts(self, clip_model, prefix_text, classnames)
+
+    def text_prompts(self):
+        ctx = self.ctx.unsqueeze(0).expand(self.n_cls, -1, -1)
+        return torch.cat([self.token_prefix, ctx.to(self.token_prefix.dtype), self.token_suffix], dim=1)
+
+
+class DeepPrompts(nn.Module):
+    """One tower's learned tokens: `first` (the image tower's appended tokens) and `deep` (blocks 1..)."""
+
+    def __init__(self, first=None, deep=()):
+        super().__init__()
+        self.first = nn.Parameter(first) if first is not None else None
+        self.deep = nn.ParameterList([nn.Parameter(p) for p in deep])
+
+
+class DeepPromptCLIP(nn.Module):
+    """Frozen CLIP whose towers take learned tokens -> logits (B, n_cls).
+
+    Attribute order gives the authors' state-dict order: logit_scale, prompt_learner, image_encoder,
+    text_encoder (then our vision_prompts / text_prompts, saved under the authors' names).
+    """
+
+    def __init__(self, clip_model, prompt_learner=None, vision_prompts=None, text_prompts=None):
+        super().__init__()
+        self.logit_scale = clip_model.logit_scale
+        if prompt_learner is not None:
+            self.prompt_learner = prompt_learner
+        self.image_encoder = clip_model.visual
+        self.text_encoder = PromptedTextEncoder(clip_model)
+        self.vision_prompts = vision_prompts or DeepPrompts()
+        self.text_prompts = text_prompts or DeepPrompts()
+        self.register_state_dict_post_hook(lambda module, sd, prefix, meta: _rename(sd, prefix, _AUTHORS_NAMES))
+        self.register_load_state_dict_pre_hook(lambda module, sd, prefix, *args: _rename(sd, prefix, _OUR_NAMES))
+        self._text_cache = None
+
+    def learned_parameters(self):
+        """{name: parameter} of what learns: the prompt learner and the towers' prompts."""
+        owners = ("prompt_learner.", "vision_prompts.", "text_prompts.")
+        return OrderedDict((n, p) for n, p in self.named_parameters() if n.startswith(owners))
+
+    def prompts(self):
+        learner = self.prompt_learner
+        return Prompts(
+            learner.text_prompts(),
+            list(self.text_prompts.deep),
+            self.vision_prompts.first,
+            list(self.vision_prompts.deep),
+        )
+
+    def encode_text(self, prompts):
+        features = self.text_encoder(prompts.text, self.prompt_learner.token_ids, deep_prompts=prompts.text_deep)
+        return features / features.norm(dim=-1, keepdim=True)
+
+    def text_features(self, prompts):
+        """Normalised class features; without grad they are computed once until a parameter changes."""
+        if torch.is_grad_enabled():
+            self._text_cache = None
+            return self.encode_text(prompts)
+        key = tuple((p.data_ptr(), p._version) for p in self.learned_parameters().values())
+        if self._text_cache is None or self._text_cache[0] != key:
+            self._text_cache = (key, self.encode_text(prompts))
+        return self._text_cache[1]
+
+    def image_features(self, image, prompts):
+        if prompts.vision_first is None and not prompts.vision_deep:
+            # No image-side prompts (language-only IVLP): the frozen tower, any backbone, nothing to backprop.
+            return encode_images(self.image_encoder, image, self.image_encoder.conv1.weight.dtype)
+        features = prompted_image_features(self.image_encoder, image, prompts.vision_first, prompts.vision_deep)
+        return features / features.norm(dim=-1, keepdim=True)
+
+    def features_and_logits(self, image):
+        prompts = self.prompts()
+        image_f = self.image_features(image, prompts).float()
+        text_f = self.text_features(prompts).float()
+        # (scale * image) @ text, in the authors' order of operations
+        return image_f, text_f, (self.logit_scale.exp() * image_f) @ text_f.t()
+
+    def forward(self, image):
+        return self.features_and_logits(image)[2]
+
+
+class DeepPromptTrainer(PromptTrainer):
+    """A trainer whose whole CustomCLIP is the checkpointed module (the authors save it all)."""
+
+    checkpoint_ignore_keys = ("prompt_learner.token_prefix", "prompt_learner.token_suffix")
+    needs_vision_prompts = True
+
+    def load_frozen_clip(self):
+        # The authors build their CLIP from the generator as it is here; replay_clip_construction
+        # repeats their draws, so building ours (open_clip draws too) must not move the generator.
+        state = torch.get_rng_state()
+        clip_model = super().load_frozen_clip()
+        torch.set_rng_state(state)
+        return clip_model
+
+    def replay_authors_init(self, clip_model, vision=(0, 0), text=(0, 0)):
+        """The prompts their CLIP construction draws (authors_init.py), after checking the backbone."""
+        name, node = type(self).__name__, f"TRAINER.{self.config_node}"
+        check_depth(text[1], clip_model.transformer, f"{node}.PROMPT_DEPTH_TEXT")
+        if self.needs_vision_prompts or vision[1] or isinstance(clip_model.visual, VisionTransformer):
+            check_vision_prompts(clip_model.visual, name)
+            check_depth(vision[1], clip_model.visual.transformer, f"{node}.PROMPT_DEPTH_VISION")
+            return replay_clip_construction(clip_model, vision, text)
+        logger.warning(
+            f"{name}: the authors' order of random draws is replayed for ViT backbones only; the text prompts "
+            f"of this {type(clip_model.visual).__name__} backbone are drawn directly"
+        )
+        width = clip_model.ln_final.weight.shape[0]
+        return None, [], [nn.init.normal_(torch.empty(text[0], width), std=0.02) for _ in range(1, text[1])]
+
+    def learned_parameters(self):
+        return self.model.learned_parameters()
+
+    def saved_module(self):
+        return self.model
+
+    # The features API of prompt_trainer.py: PromptTrainer, through the prompted towers.
+    @property
+    def frozen_image_encoder(self):
+        prompts = self.model.prompts()
+        return prompts.vision_first is None and not prompts.vision_deep
+
+    @torch.no_grad()
+    def image_features(self, image):
+        with autocast_for(self.prec, self.device):
+            return self.model.image_features(image.to(self.device), self.model.prompts()).float()
+
+    @torch.no_grad()
+    def class_features(self, image_features=None):
+        with autocast_for(self.prec, self.device):
+            return self.model.text_features(self.model.prompts()).float()

@@ -1,0 +1,121 @@
+"""CLIP's towers run block by block over open_clip's own modules, with learned tokens put in at chosen layers.
+
+Deep prompting (MaPLe, IVLP, VPT, PromptSRC) feeds learned tokens into the frozen transformers:
+
+* text: the prompt embeddings already hold the first layer's context at positions 1..n (after SOS);
+  at block k >= 1 the tokens at those positions are replaced by deep prompt k-1 before the block runs.
+* image: n tokens are appended after the class and patch tokens (after the positional embedding,
+  before ln_pre, so they get no position); at block k >= 1 the last n tokens are replaced by deep
+  prompt k-1.
+
+Blocks after the last deep prompt run on whatever the previous block left in those positions. The
+towers stay frozen (no parameter here learns) but gradients flow through them to the prompts. Widths,
+depths and patch counts are read from the model. The plain CoOp / CoCoOp path (clip_backbone.TextEncoder
+and a no-grad image encoder) does not come through here.
+"""
+
+import torch
+from open_clip.transformer import VisionTransformer
+
+from .clip_backbone import TextEncoder
+
+
+class UnsupportedBackboneError(ValueError):
+    pass
+
+
+def run_blocks(transformer, x, mask=None, inject=None):
+    """open_clip's transformer over batch-first x (N, L, D), one block at a time.
+
+    `inject(k, x, seq_dim)` returns the sequence block k receives (seq_dim: the sequence axis of x
+    in the transformer's own layout).
+    """
+    batch_first = getattr(transformer, "batch_first", True)
+    if not batch_first:
+        x = x.transpose(0, 1)
+    seq_dim = 1 if batch_first else 0
+    for k, block in enumerate(transformer.resblocks):
+        if inject is not None:
+            x = inject(k, x, seq_dim)
+        x = block(x, attn_mask=mask)
+    return x if batch_first else x.transpose(0, 1)
+
+
+def _batched(prompt, x, seq_dim):
+    """(n, D) prompt broadcast to x's batch, in x's layout and dtype."""
+    batch = x.shape[1 - seq_dim]
+    p = prompt.to(x.dtype).unsqueeze(1 - seq_dim)
+    return p.expand(-1, batch, -1) if seq_dim == 0 else p.expand(batch, -1, -1)
+
+
+def replace_at(x, prompt, start, seq_dim):
+    """x with positions start..start+n (n = len(prompt)) replaced by the prompt tokens."""
+    n, length = prompt.shape[0], x.shape[seq_dim]
+    head, tail = x.narrow(seq_dim, 0, start), x.narrow(seq_dim, start + n, length - start - n)
+    return torch.cat([head, _batched(prompt, x, seq_dim), tail], dim=seq_dim)
+
+
+def deep_injector(deep_prompts, start):
+    """inject() for run_blocks: block k (k >= 1) gets deep_prompts[k-1] at `start` (None: at the end)."""
+    deep_prompts = list(deep_prompts)
+
+    def inject(k, x, seq_dim):
+        if not 1 <= k <= len(deep_prompts) or deep_prompts[k - 1] is None:
+            return x
+        prompt = deep_prompts[k - 1]
+        at = x.shape[seq_dim] - prompt.shape[0] if start is None else start
+        return replace_at(x, prompt, at, seq_dim)
+
+    return inject
+
+
+def check_depth(depth, transformer, key):
+    layers = len(transformer.resblocks)
+    if not 0 <= depth <= layers:
+        raise ValueError(f"{key} is {depth}; this backbone's tower has {layers} layers, so use 0..{layers}")
+
+
+class PromptedTextEncoder(TextEncoder):
+    """TextEncoder whose blocks 1..len(deep_prompts) get deep_prompts[k-1] at positions 1..n.
+
+    Trimming stays exact: the deep prompts replace positions before every end-of-text token, and the
+    causal mask of the trimmed length is the full mask's top-left corner.
+    """
+
+    def run_transformer(self, x, mask, deep_prompts=()):
+        return run_blocks(self.transformer, x, mask, deep_injector(deep_prompts, start=1))
+
+
+def check_vision_prompts(visual, method):
+    """Refuse an image encoder that has no token sequence to put prompts into (e.g. a ResNet)."""
+    if not isinstance(visual, VisionTransformer):
+        raise UnsupportedBackboneError(
+            f"{method} puts learned tokens into the image encoder's transformer, but this backbone's image "
+            f"encoder is a {type(visual).__name__}. Use a ViT backbone (MODEL.BACKBONE.NAME ViT-B/16, ViT-B/32, "
+            f"ViT-L/14, ...)."
+        )
+    if visual.attn_pool is not None or visual.pool_type != "tok":
+        raise UnsupportedBackboneError(
+            f"{method} reads the class token of the image encoder; this ViT pools with "
+            f'"{visual.attn_pool_type or visual.pool_type}". Use a class-token ViT (the OpenAI CLIP models).'
+        )
+
+
+def vision_width(visual):
+    return visual.conv1.weight.shape[0]
+
+
+def prompted_image_features(visual, image, shallow=None, deep_prompts=()):
+    """open_clip VisionTransformer.forward with `shallow` (n, width) appended before ln_pre and the last
+    n tokens replaced by deep_prompts[k-1] at block k. Without prompts it is visual(image)."""
+    x = visual.conv1(image.to(visual.conv1.weight.dtype))
+    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
+    x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
+    x = visual.patch_dropout(x)
+    if shallow is not None:
+        x = torch.cat([x, _batched(shallow, x, 1)], dim=1)
+    x = visual.ln_pre(x)
+    x = run_blocks(visual.transformer, x, inject=deep_injector(deep_prompts, start=None))
+    pooled = visual.ln_post(x[:, 0])  # class-token pooling (check_vision_prompts); ln is per token
+    return pooled @ visual.proj if visual.proj is not None else pooled
