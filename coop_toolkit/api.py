@@ -35,6 +35,7 @@ from dasslite.config import merge_from_list_checked
 from dasslite.data.data_manager import read_image
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.checkpoint import list_checkpoints
+from dasslite.engine.run_lock import RunLock
 from dasslite.utils.io import atomic_write
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
@@ -74,17 +75,22 @@ def train(cfg):
     if not cfg.OUTPUT_DIR:
         raise ValueError("OUTPUT_DIR is empty; set it (opts=['OUTPUT_DIR', 'output/my_run']) to get a run folder")
     cfg.freeze()
-    if cfg.SEED >= 0:
-        set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR, resume=os.path.isdir(cfg.OUTPUT_DIR))
-    with atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yaml")) as f:
-        f.write(cfg.dump())
-    trainer = build_trainer(cfg)
-    rr.write_run_record(trainer)
-    if getattr(trainer, "learns_nothing", False):
-        trainer.test()
-    else:
-        trainer.train()
+    lock = RunLock(cfg.OUTPUT_DIR)  # one run per folder, as train.py
+    lock.acquire()
+    try:
+        if cfg.SEED >= 0:
+            set_random_seed(cfg.SEED)
+        setup_logger(cfg.OUTPUT_DIR, resume=os.path.isdir(cfg.OUTPUT_DIR))
+        trainer = build_trainer(cfg)
+        with atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yaml")) as f:
+            f.write(cfg.dump())
+        rr.write_run_record(trainer)
+        if getattr(trainer, "learns_nothing", False):
+            trainer.test()
+        else:
+            trainer.train()
+    finally:
+        lock.release()
     return load_run(cfg.OUTPUT_DIR, device=trainer.device)
 
 
