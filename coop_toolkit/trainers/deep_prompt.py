@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 from open_clip.transformer import VisionTransformer
 
+from dasslite.errors import ConfigError
+
 from .authors_init import replay_clip_construction
 from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
 from .prompt_trainer import PromptTrainer, encode_images, register_class_prompts
@@ -55,12 +57,12 @@ def first_context(clip_model, n_ctx, ctx_init, key):
     if ctx_init and n_ctx <= 4:
         text = ctx_init.replace("_", " ")
         if count_tokens(text) < n_ctx:
-            raise ValueError(f'{key} "{text}" has {count_tokens(text)} tokens, fewer than the {n_ctx} context tokens')
+            raise ConfigError(f'{key} "{text}" has {count_tokens(text)} tokens, fewer than the {n_ctx} context tokens')
         with torch.no_grad():
             ctx = clip_model.token_embedding(tokenize([text]))[0, 1 : 1 + n_ctx].float()
         return ctx, text
     if not 1 <= n_ctx <= CONTEXT_LENGTH - 3:
-        raise ValueError(f"the number of text context tokens must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
+        raise ConfigError(f"the number of text context tokens must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
     ctx = nn.init.normal_(
         torch.empty(n_ctx, clip_model.ln_final.weight.shape[0], dtype=clip_dtype(clip_model)), std=0.02
     )
