@@ -2,11 +2,12 @@
 
     python interpret_prompt.py output/.../prompt_learner/model.pth.tar-50 5 [--backbone ViT-B/16]
 
-Reads `state_dict["ctx"]` from a prompt-learner checkpoint (loaded with weights_only=True), measures
-the Euclidean distance from each context vector to every row of CLIP's token-embedding table, and
-prints, per context position, the top-k tokens (as CLIP's BPE vocabulary spells them, "</w>" marking a
-word end) and their distances. Class-specific contexts (CSC, shape (n_cls, M, width)) are shown class by
-class, or for one class with --class-index.
+Reads `state_dict["ctx"]` from a prompt-learner checkpoint (loaded by the engine's loader, with
+weights_only=True and its allowlist: dasslite/engine/checkpoint.py), measures the Euclidean distance
+from each context vector to every row of CLIP's token-embedding table, and prints, per context
+position, the top-k tokens (as CLIP's BPE vocabulary spells them, "</w>" marking a word end) and their
+distances. Class-specific contexts (CSC, shape (n_cls, M, width)) are shown class by class, or for one
+class with --class-index.
 
 Differences from the original: the backbone is a flag (it was always RN50; use the backbone the prompt
 was trained with), CSC contexts work (they raised NotImplementedError), and distances are computed
@@ -14,22 +15,13 @@ exactly (no matrix-product shortcut), so a context vector equal to a token's emb
 """
 
 import argparse
-import os
 import sys
 
 import torch
 from open_clip.tokenizer import SimpleTokenizer
 
 from coop_toolkit.trainers.clip_backbone import load_clip
-
-try:
-    from dasslite.engine.checkpoint import load_checkpoint
-except ImportError:  # engine not installed: the same safe load without the allowlist
-
-    def load_checkpoint(path):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'Checkpoint file not found: "{path}"')
-        return torch.load(path, map_location="cpu", weights_only=True)
+from dasslite.engine.checkpoint import load_checkpoint
 
 
 def read_ctx(path):

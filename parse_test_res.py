@@ -21,9 +21,10 @@ import sys
 
 import numpy as np
 
+from dasslite.log_format import END_SIGNALS, RESULT_HEADER
+
 logger = logging.getLogger("parse_test_res")
-END_SIGNALS = ("Finish training", "Finished training")
-TEST_SIGNALS = ("=> result",)
+TEST_SIGNALS = (RESULT_HEADER,)
 
 
 def listdir_nohidden(path):
@@ -47,8 +48,34 @@ def parse_log(fpath, regex, end_signals):
     return value
 
 
+def _hint(fpath, regex):
+    """What to do when a log has no result after the end-of-training line: an eval-only log (no
+    end-of-training line at all, a result block) needs --test-log."""
+    with open(fpath, errors="replace") as f:
+        trained = any(line.strip() in END_SIGNALS for line in f)
+    if trained or parse_log(fpath, regex, TEST_SIGNALS) is None:
+        return ""
+    return " (it is an evaluation-only log: add --test-log)"
+
+
+def is_seed_folder(directory):
+    """A run folder itself (log.txt inside, no sub-folder holding one): the tool wants its parent."""
+    if not os.path.isfile(os.path.join(directory, "log.txt")):
+        return False
+    return not any(os.path.isfile(os.path.join(directory, d, "log.txt")) for d in listdir_nohidden(directory))
+
+
 def parse_function(directory, keyword, end_signals, ci95=False):
     """Print one line per seed folder and the summary; return the mean, or None when nothing parsed."""
+    if is_seed_folder(directory):
+        parent = os.path.dirname(os.path.normpath(os.path.abspath(directory)))
+        logger.error(
+            "%s is one run's folder (it holds log.txt); point parse_test_res.py at the folder holding the "
+            "seed folders, its parent: python parse_test_res.py %s",
+            directory,
+            parent,
+        )
+        return None
     print(f"Parsing files in {directory}")
     regex = re.compile(rf"\* {re.escape(keyword)}: ([\.\deE+-]+)%")
     values = []
@@ -59,7 +86,9 @@ def parse_function(directory, keyword, end_signals, ci95=False):
             continue
         value = parse_log(fpath, regex, end_signals)
         if value is None:
-            logger.warning("skipped %s: no '%s' result after %s", fpath, keyword, " / ".join(end_signals))
+            logger.warning(
+                "skipped %s: no '%s' result after %s%s", fpath, keyword, " / ".join(end_signals), _hint(fpath, regex)
+            )
             continue
         values.append(value)
         print(f"file: {fpath}. {keyword}: {value:.2f}%. ")

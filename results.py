@@ -11,6 +11,9 @@ row's H is HM(average Base, average New), as in the CoCoOp paper; with several m
 dataset with a row per method, zero-shot CLIP being ZeroshotCLIP runs in the base2new layout),
 cross-dataset and domain generalisation (ImageNet-trained models evaluated elsewhere), few-shot
 (accuracy by shots) and zero-shot. Writes <table>.csv, results.md, results.json and runs.csv into --out.
+A dataset's row is named by its folder in the layout (so two image folders of your own, both
+DATASET.NAME ImageFolder, are two rows); a corrupt metrics.json and a folder outside the layouts are
+skipped with a warning saying why.
 """
 
 import argparse
@@ -19,7 +22,7 @@ import os
 import sys
 
 from reporting.render import to_text, write_all
-from reporting.runs import collect_runs
+from reporting.runs import LAYOUTS, collect_runs
 from reporting.tables import build_tables
 
 logger = logging.getLogger("results")
@@ -52,7 +55,11 @@ def main(argv=None):
     runs = collect_runs(args.root)
     tables = build_tables(runs, ci95=args.ci95, exact_cfg=args.exact_cfg)
     if not tables:
-        logger.error("no finished runs in a known layout under %s", args.root)
+        logger.error(
+            "no finished runs in a known layout under %s; results.py expects run folders such as\n  %s",
+            args.root,
+            "\n  ".join(LAYOUTS),
+        )
         return 1
     if not args.quiet:
         for table in tables:

@@ -1,27 +1,34 @@
-"""Train and evaluate CLIP prompt learners: the original CoOp command line.
+r"""Train and evaluate CLIP prompt learners: the original CoOp command line.
 
     python train.py --root DATA --seed 1 --trainer CoCoOp \
         --dataset-config-file configs/datasets/oxford_pets.yaml \
         --config-file configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml \
         --output-dir output/cocoop/seed1 DATASET.NUM_SHOTS 16 DATASET.SUBSAMPLE_CLASSES base
 
-Config merge order: engine defaults -> trainers' nodes -> dataset yaml -> trainer yaml -> flags -> opts.
+Config merge order (coop_toolkit/config.py): engine defaults -> trainers' nodes -> dataset yaml -> trainer yaml
+-> flags -> opts.
 """
 
 import argparse
 import logging
 import os
+import shlex
 import sys
 
 import torch
 
 import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
-from coop_toolkit import trainers
+from coop_toolkit.config import merge_run_config
 from coop_toolkit.trainers.clip_backbone import check_backbone_name
-from dasslite.config import check_cfg_values, get_cfg_default, merge_from_file_checked, merge_from_list_checked
+from dasslite.config import check_cfg_values
 from dasslite.data.build import DATASET_REGISTRY
 from dasslite.data.transforms import AVAILABLE_TRANSFORMS
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
+from dasslite.engine.interrupt import TrainingInterrupted, stop_on_signals
+from dasslite.engine.resume_check import check_resume
+from dasslite.engine.run_folder import clear_for_overwrite, remove_temp_files, writing
+from dasslite.engine.run_lock import RunLock
+from dasslite.errors import ConfigError, UserError, UserFileNotFoundError
 from dasslite.optim.lr_scheduler import AVAILABLE_LR_SCHEDULERS
 from dasslite.optim.optimizer import AVAILABLE_OPTIMIZERS
 from dasslite.registry import UnknownNameError, unknown_name_message
@@ -34,31 +41,86 @@ from dasslite.utils.tools import collect_env_info
 logger = logging.getLogger("train")
 
 
-def parse_args(argv=None):
+UNUSED = "unused: accepted so the original's command lines run; it sets {key}, which no CLIP trainer reads"
+
+
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=str, default="", help="path to the dataset root")
-    p.add_argument("--output-dir", type=str, default="", help="output directory")
-    p.add_argument("--resume", type=str, default="", help="checkpoint directory to resume from")
-    p.add_argument("--seed", type=int, default=None, help="random seed (0 is a seed; omit to keep the yaml's)")
-    p.add_argument("--source-domains", type=str, nargs="+", help="source domains (DA/DG)")
-    p.add_argument("--target-domains", type=str, nargs="+", help="target domains (DA/DG)")
-    p.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
-    p.add_argument("--config-file", type=str, default="", help="trainer / method config file")
-    p.add_argument("--dataset-config-file", type=str, default="", help="dataset config file")
-    p.add_argument("--trainer", type=str, default="", help="name of trainer")
-    p.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
-    p.add_argument("--head", type=str, default="", help="name of head")
-    p.add_argument("--eval-only", action="store_true", help="evaluation only")
-    p.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
-    p.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
-    p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    p.add_argument("--root", type=str, default="", help="dataset root, the folder holding every dataset (DATASET.ROOT)")
+    p.add_argument(
+        "--output-dir", type=str, default="", help="run folder: log.txt, checkpoints, metrics.json (OUTPUT_DIR)"
+    )
+    p.add_argument(
+        "--resume", type=str, default="", help="folder to resume training from (RESUME; default: the run folder)"
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed (0 is a seed; omit to keep the yaml's SEED)")
+    p.add_argument("--source-domains", type=str, nargs="+", help=UNUSED.format(key="DATASET.SOURCE_DOMAINS"))
+    p.add_argument("--target-domains", type=str, nargs="+", help=UNUSED.format(key="DATASET.TARGET_DOMAINS"))
+    p.add_argument(
+        "--transforms",
+        type=str,
+        nargs="+",
+        help="training augmentations by name (INPUT.TRANSFORMS), e.g. random_resized_crop random_flip normalize",
+    )
+    p.add_argument(
+        "--config-file", type=str, default="", help="method config, configs/trainers/<trainer>/<config>.yaml"
+    )
+    p.add_argument(
+        "--dataset-config-file", type=str, default="", help="dataset config, configs/datasets/<dataset>.yaml"
+    )
+    p.add_argument(
+        "--trainer",
+        type=str,
+        default="",
+        help=f"method (TRAINER.NAME): {', '.join(sorted(TRAINER_REGISTRY.registered_names()))}",
+    )
+    p.add_argument(
+        "--backbone",
+        type=str,
+        default="",
+        help="CLIP weights (MODEL.BACKBONE.NAME): an OpenAI name (RN50, ViT-B/16, ...), an open_clip "
+        "model:tag, or the path of a file in OpenAI's layout",
+    )
+    p.add_argument("--head", type=str, default="", help=UNUSED.format(key="MODEL.HEAD.NAME"))
+    p.add_argument("--eval-only", action="store_true", help="no training: load --model-dir at --load-epoch and test it")
+    p.add_argument("--model-dir", type=str, default="", help="run folder whose checkpoints --eval-only loads")
+    p.add_argument(
+        "--load-epoch", type=int, help="load <model-dir>/<model>/model.pth.tar-N (default: model-best.pth.tar)"
+    )
+    p.add_argument("--no-train", action="store_true", help="build the trainer (data, model) but do not train")
     p.add_argument(
         "--overwrite",
         action="store_true",
         help="run even if the output folder already holds a finished run (its results are replaced)",
     )
-    p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options (KEY VALUE pairs)")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--check-data",
+        action="store_true",
+        help="decode every image of the splits once before training and list all unreadable files "
+        "(DATASET.CHECK_DATA True)",
+    )
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of user errors too")
+    p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides, merged last")
+    return p
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_no_flag_in_opts(parser, args.opts or [])
+    return args
+
+
+def check_no_flag_in_opts(parser, opts):
+    """argparse hands everything after the first KEY to the overrides, so a flag placed there would be
+    silently read as a config key or value."""
+    for item in opts:
+        flag = item.split("=", 1)[0]
+        if flag in parser._option_string_actions:
+            raise ConfigError(
+                f'"{item}" comes after the KEY VALUE overrides ({opts[0]} ...); flags go before the KEY VALUE '
+                f"overrides. Move it in front of {opts[0]}."
+            )
 
 
 def reset_cfg(cfg, args):
@@ -83,17 +145,12 @@ def reset_cfg(cfg, args):
         cfg.MODEL.BACKBONE.NAME = args.backbone
     if args.head:
         cfg.MODEL.HEAD.NAME = args.head
+    if args.check_data:
+        cfg.DATASET.CHECK_DATA = True
 
 
 def setup_cfg(args):
-    cfg = get_cfg_default()
-    trainers.extend_cfg(cfg)
-    if args.dataset_config_file:
-        merge_from_file_checked(cfg, args.dataset_config_file, "--dataset-config-file")
-    if args.config_file:
-        merge_from_file_checked(cfg, args.config_file, "--config-file")
-    reset_cfg(cfg, args)
-    merge_from_list_checked(cfg, args.opts or [])
+    cfg = merge_run_config(args, lambda cfg: reset_cfg(cfg, args))
     cfg.freeze()
     return cfg
 
@@ -128,20 +185,66 @@ def finished_run_in(output_dir):
 
 
 def main(argv=None):
+    """Run train.py with `argv`; user errors are raised (cli() prints them as one line)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     cfg = setup_cfg(args)
     check_names(cfg)
+    check_run_flags(args, cfg)
+    init_distributed(use_cuda=cfg.USE_CUDA)  # torchrun: join the process group (README: Multi-GPU)
+    lock = RunLock(cfg.OUTPUT_DIR) if is_main_process() else None  # one run per folder; rank 0 holds it
+    if lock is not None:
+        lock.acquire()
+    try:
+        notes = prepare_output_dir(args, cfg)
+        if lock is not None:
+            notes.insert(0, lock.stale_lock_message())
+        run(args, cfg, argv, notes)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def check_run_flags(args, cfg):
+    if args.overwrite and args.resume:
+        raise ConfigError("--overwrite starts from scratch and --resume continues a run: pass one of them.")
     if finished_run_in(cfg.OUTPUT_DIR) and not args.overwrite:
         sys.exit(
-            f'"{cfg.OUTPUT_DIR}" already holds a finished run (metrics.json). Choose another --output-dir, '
-            f"or pass --overwrite to replace its results."
+            f'error: "{cfg.OUTPUT_DIR}" already holds a finished run (metrics.json). Choose another '
+            f"--output-dir, or pass --overwrite to replace its results."
         )
-    init_distributed(use_cuda=cfg.USE_CUDA)  # torchrun: join the process group (README: Multi-GPU)
+    if args.resume and not os.path.isdir(args.resume):
+        raise UserFileNotFoundError(
+            f'--resume "{args.resume}": no such folder. Give the output folder of the run to continue, or drop '
+            f"--resume to start a new run."
+        )
+
+
+def prepare_output_dir(args, cfg):
+    """Holding the folder's lock: drop dead writes' temp files, clear it for --overwrite, and check
+    that what it holds may be resumed, all before this run writes anything there. Returns the lines to
+    log as warnings once the log is open."""
+    if not is_main_process():
+        return []
+    notes = [remove_temp_files(cfg.OUTPUT_DIR)]
+    if args.overwrite:
+        notes.append(clear_for_overwrite(cfg.OUTPUT_DIR))
+    if not args.eval_only:
+        trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+        node = getattr(trainer_cls, "config_node", None) or cfg.TRAINER.NAME.upper()
+        notes += check_resume(cfg, cfg.RESUME or cfg.OUTPUT_DIR, trainer_node=node)
+    return notes
+
+
+def run(args, cfg, argv, notes=()):
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     setup_logger(
-        cfg.OUTPUT_DIR if is_main_process() else None, resume=bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR)
+        cfg.OUTPUT_DIR if is_main_process() else None,
+        resume=not args.overwrite and (bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR)),
     )
+    for note in filter(None, notes):
+        logger.warning(note)
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
     if torch.cuda.is_available() and cfg.USE_CUDA:
@@ -151,19 +254,41 @@ def main(argv=None):
 
     trainer = build_trainer(cfg)
     if args.eval_only:
+        if not args.model_dir and not cfg.MODEL.INIT_WEIGHTS and trainer.learns_parameters():
+            raise ConfigError(
+                f"--eval-only with trainer {cfg.TRAINER.NAME}, which learns parameters, needs --model-dir (the "
+                f"output folder of the training run), else the untrained initialisation would be evaluated."
+            )
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
     if is_main_process():  # once data, model and weights are built: a run that fails there leaves no config
         save_config(cfg)
     if args.eval_only:
         trainer.test()
-        return
-    if not args.no_train:
-        trainer.train()
+    elif not args.no_train:
+        try:
+            with stop_on_signals():
+                trainer.train()
+        except TrainingInterrupted as stop:
+            logger.info(
+                f"Stopped by {stop} (last saved: epoch {stop.saved_epoch}); resume with: "
+                f"{resume_command(argv, args, cfg)}"
+            )
+            sys.exit(stop.exit_code)
+
+
+def resume_command(argv, args, cfg):
+    """The command line that continues this run: the same arguments with --resume OUTPUT_DIR added (and
+    without --overwrite)."""
+    flags = [f for f in argv[: len(argv) - len(args.opts or [])] if f != "--overwrite"]  # it would start over
+    if not args.resume:
+        flags += ["--resume", cfg.OUTPUT_DIR]
+    return shlex.join(["python", "train.py", *flags, *(args.opts or [])])
 
 
 def save_config(cfg):
     """OUTPUT_DIR/config.yaml: the full merged config of this run (reloadable with merge_from_file)."""
-    with atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yaml")) as f:
+    path = os.path.join(cfg.OUTPUT_DIR, "config.yaml")
+    with writing(path, cfg.OUTPUT_DIR), atomic_write(path) as f:
         f.write(cfg.dump())
 
 
@@ -177,6 +302,19 @@ def log_args_and_config(args, cfg):
     logger.info("** System info **\n" + collect_env_info() + "\n")
 
 
+def cli(argv=None):
+    """The command line: a user error prints one "error: ..." line and exits 2 (--debug: traceback)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        main(argv)
+    except UserError as exc:
+        if "--debug" in argv:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        destroy_distributed()
+
+
 if __name__ == "__main__":
-    main()
-    destroy_distributed()
+    cli()

@@ -111,6 +111,13 @@ def reference_image_features(model, images, enc):
     return feats / feats.norm(dim=-1, keepdim=True)
 
 
+def reference_inputs(model, images):
+    """The full-length text encoder, the normalised image features and the prompt learner, as the original
+    computes them (docs/reference-behaviour.md, "CoOp and CoCoOp computations")."""
+    enc = full_length_encoder(model)
+    return enc, reference_image_features(model, images, enc), model.prompt_learner
+
+
 # ---- methods: ours and the reference computation ----------------------------------------------------
 
 
@@ -120,9 +127,7 @@ def build_coop(clip_model, classnames):
 
 def coop_reference(model, images):
     """CoOp as the original computes it: all class prompts at 77 tokens at every call."""
-    enc = full_length_encoder(model)
-    feats = reference_image_features(model, images, enc)
-    pl = model.prompt_learner
+    enc, feats, pl = reference_inputs(model, images)
     text = enc(pl(), pl.token_ids).float()
     text = text / text.norm(dim=-1, keepdim=True)
     return model.logit_scale.exp() * feats @ text.t()
@@ -134,9 +139,7 @@ def build_cocoop(clip_model, classnames):
 
 def cocoop_reference(model, images):
     """CoCoOp as the original computes it: one 77-token text pass over all classes per image."""
-    enc = full_length_encoder(model)
-    feats = reference_image_features(model, images, enc)
-    pl = model.prompt_learner
+    enc, feats, pl = reference_inputs(model, images)
     rows = []
     for f in feats:
         ctx = (pl.ctx + pl.meta_net(f.unsqueeze(0))).unsqueeze(0).expand(pl.n_cls, -1, -1)
@@ -322,8 +325,10 @@ def measure(case, clip_model, device, repeats, prec="fp32"):
     impls = {"reference": lambda x: case.reference(model, x), "ours": model}
     with torch.no_grad(), autocast_for(prec, device):
         model.eval()
-        diff = (impls["reference"](images).float() - impls["ours"](images).float()).abs().max().item()
+        reference = impls["reference"](images).float()
+        diff = (reference - impls["ours"](images).float()).abs().max().item()
     row = {"method": case.name, "classes": case.classes, "batch": case.batch, "max |logit diff|": diff}
+    row["max |logit|"] = reference.abs().max().item()
     train = {"reference": case.reference_step or ce_step(impls["reference"]), "ours": case.step or ce_step(model)}
     for name, forward in impls.items():
         model.train()

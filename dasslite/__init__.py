@@ -1,54 +1,53 @@
-"""dasslite: a small engine with Dassl's public names (a Dassl trainer ports by changing its imports)."""
+"""dasslite: a small engine with Dassl's public names (a Dassl trainer ports by changing its imports).
 
-from .config import get_cfg_default
-from .data.build import DATASET_REGISTRY, build_dataset
-from .data.data_manager import DataManager, DatasetWrapper
-from .data.datum import Datum
-from .data.transforms import build_transform
-from .engine import (
-    TRAINER_REGISTRY,
-    HookBase,
-    SimpleTrainer,
-    TrainerBase,
-    TrainerX,
-    build_trainer,
-    load_checkpoint,
-    save_checkpoint,
-)
-from .evaluation import EVALUATOR_REGISTRY, Classification, build_evaluator, write_metrics_json
-from .optim import build_lr_scheduler, build_optimizer
-from .registry import Registry, UnknownNameError
-from .utils.logger import setup_logger
-from .utils.seed import set_random_seed
-from .utils.tools import collect_env_info
+The names are imported on first use (PEP 562), so light modules such as `dasslite.log_format` load
+without torch: the log readers (parse_test_res.py, results.py) need only those.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "get_cfg_default",
-    "DATASET_REGISTRY",
-    "build_dataset",
-    "DataManager",
-    "DatasetWrapper",
-    "Datum",
-    "build_transform",
-    "TRAINER_REGISTRY",
-    "HookBase",
-    "SimpleTrainer",
-    "TrainerBase",
-    "TrainerX",
-    "build_trainer",
-    "load_checkpoint",
-    "save_checkpoint",
-    "EVALUATOR_REGISTRY",
-    "Classification",
-    "build_evaluator",
-    "write_metrics_json",
-    "build_lr_scheduler",
-    "build_optimizer",
-    "Registry",
-    "UnknownNameError",
-    "setup_logger",
-    "set_random_seed",
-    "collect_env_info",
-]
+# public name -> the module that defines it
+_EXPORTS = {
+    "get_cfg_default": ".config",
+    "DATASET_REGISTRY": ".data.build",
+    "build_dataset": ".data.build",
+    "DataManager": ".data.data_manager",
+    "DatasetWrapper": ".data.data_manager",
+    "Datum": ".data.datum",
+    "build_transform": ".data.transforms",
+    "TRAINER_REGISTRY": ".engine",
+    "HookBase": ".engine",
+    "SimpleTrainer": ".engine",
+    "TrainerBase": ".engine",
+    "TrainerX": ".engine",
+    "build_trainer": ".engine",
+    "load_checkpoint": ".engine",
+    "save_checkpoint": ".engine",
+    "EVALUATOR_REGISTRY": ".evaluation",
+    "Classification": ".evaluation",
+    "build_evaluator": ".evaluation",
+    "write_metrics_json": ".evaluation",
+    "build_lr_scheduler": ".optim",
+    "build_optimizer": ".optim",
+    "Registry": ".registry",
+    "UnknownNameError": ".registry",
+    "setup_logger": ".utils.logger",
+    "set_random_seed": ".utils.seed",
+    "collect_env_info": ".utils.tools",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,4 +1,5 @@
-"""The engine's configuration: Dassl's engine keys and default values (SPEC 2.2), one yacs tree.
+"""The engine's configuration: Dassl's engine keys and default values (docs/reference-behaviour.md,
+"Configuration"), one yacs tree.
 
 Only engine keys live here. Each trainer adds its own `TRAINER.<NAME>` node beside its code
 (`extend_cfg`), and no DA/DG/SSL trainer nodes are carried. Every key has a comment saying what it
@@ -10,9 +11,13 @@ expected type and the given value.
 """
 
 import difflib
+import math
 import os
 
+import yaml
 from yacs.config import CfgNode as CN
+
+from .errors import ConfigError, ConfigKeyError, UserFileNotFoundError
 
 _C = CN()
 _C.VERSION = 1  # config layout version (unused, kept for Dassl yamls)
@@ -60,6 +65,7 @@ _C.DATASET.CIFAR_C_TYPE = ""  # CIFAR-C only (unused)
 _C.DATASET.CIFAR_C_LEVEL = 1  # CIFAR-C only (unused)
 _C.DATASET.ALL_AS_UNLABELED = False  # semi-supervised learning only (unused)
 _C.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base (first half of the labels) or new (second half)
+_C.DATASET.CHECK_DATA = False  # decode every image of the splits once before training (train.py --check-data)
 
 # ---------------------------------------------------------------- data loaders
 _C.DATALOADER = CN()
@@ -137,13 +143,19 @@ _C.TEST.FINAL_MODEL = "last_step"  # last_step (test the last epoch) or best_val
 _C.TRAINER = CN()
 _C.TRAINER.NAME = ""  # registered trainer class, e.g. CoOp; trainers add TRAINER.<NAME> nodes
 
+# The valid values of the keys that take one of a few words; the code that acts on them imports these.
+SUBSAMPLE_CHOICES = ("all", "base", "new")
+WARMUP_TYPES = ("constant", "linear")
 CHOICES = {
-    "DATASET.SUBSAMPLE_CLASSES": ("all", "base", "new"),
+    "DATASET.SUBSAMPLE_CLASSES": SUBSAMPLE_CHOICES,
     "TEST.FINAL_MODEL": ("last_step", "best_val"),
     "TEST.SPLIT": ("test", "val"),
-    "OPTIM.WARMUP_TYPE": ("constant", "linear"),
+    "OPTIM.WARMUP_TYPE": WARMUP_TYPES,
     "INPUT.INTERPOLATION": ("bilinear", "bicubic", "nearest"),
 }
+
+
+YAML_EXTENSIONS = (".yaml", ".yml")
 
 
 def get_cfg_default():
@@ -158,18 +170,45 @@ def _get(cfg, full_key):
 
 
 def check_cfg_values(cfg):
-    """Value checks the engine relies on; each error names the key, the value and the valid ones."""
+    """Value checks the engine relies on, run before anything is written; each error names the key,
+    the value and the valid ones."""
     for key, choices in CHOICES.items():
         value = _get(cfg, key)
         if value not in choices:
-            raise ValueError(f'{key} must be one of {", ".join(choices)}; got "{value}".')
-    for key in ("DATALOADER.TRAIN_X.BATCH_SIZE", "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ"):
-        if _get(cfg, key) < 1:
-            raise ValueError(f"{key} must be >= 1; got {_get(cfg, key)}.")
-    if cfg.OPTIM.MAX_EPOCH < 0:
-        raise ValueError(f"OPTIM.MAX_EPOCH must be >= 0; got {cfg.OPTIM.MAX_EPOCH}.")
-    if cfg.TRAIN.CHECKPOINT_FREQ < 0:
-        raise ValueError(f"TRAIN.CHECKPOINT_FREQ must be >= 0; got {cfg.TRAIN.CHECKPOINT_FREQ}.")
+            raise ConfigError(f'{key} must be one of {", ".join(choices)}; got "{value}".')
+    for key in (
+        "DATALOADER.TRAIN_X.BATCH_SIZE",
+        "DATALOADER.TRAIN_U.BATCH_SIZE",
+        "DATALOADER.TEST.BATCH_SIZE",
+        "TRAIN.PRINT_FREQ",
+    ):
+        _check(cfg, key, lambda v: v >= 1, "an integer >= 1")
+    _check(cfg, "OPTIM.MAX_EPOCH", lambda v: v >= 0, "an integer >= 0")
+    _check(cfg, "TRAIN.CHECKPOINT_FREQ", lambda v: v >= 0, "an integer >= 0")
+    _check(cfg, "DATALOADER.NUM_WORKERS", lambda v: v >= 0, "an integer >= 0 (0 = load in the main process)")
+    _check(cfg, "OPTIM.LR", lambda v: math.isfinite(v) and v > 0, "a positive finite number")
+    _check(
+        cfg,
+        "INPUT.SIZE",
+        lambda v: len(v) == 2 and all(isinstance(x, int) and x > 0 for x in v),
+        "two positive integers (height, width), e.g. (224, 224)",
+    )
+    _check(cfg, "INPUT.PIXEL_STD", lambda v: all(x != 0 for x in v), "non-zero in every channel (it divides)")
+    if cfg.MODEL.INIT_WEIGHTS and not os.path.isfile(cfg.MODEL.INIT_WEIGHTS):
+        raise UserFileNotFoundError(
+            f'MODEL.INIT_WEIGHTS: checkpoint file not found: "{cfg.MODEL.INIT_WEIGHTS}"; give the path of a '
+            f"model.pth.tar-N file, or set MODEL.INIT_WEIGHTS '' to start from the trainer's initialisation."
+        )
+
+
+def _check(cfg, key, ok, expected):
+    value = _get(cfg, key)
+    try:
+        valid = bool(ok(value))
+    except TypeError:
+        valid = False
+    if not valid:
+        raise ConfigError(f"{key} must be {expected}; got {value!r}.")
 
 
 # ---------------------------------------------------------------- checked merging
@@ -187,7 +226,7 @@ def flat_keys(cfg, prefix=""):
 def _unknown_key_error(full_key, cfg, where):
     close = difflib.get_close_matches(full_key, flat_keys(cfg), n=1, cutoff=0.6)
     hint = f' Did you mean "{close[0]}"?' if close else ""
-    return KeyError(
+    return ConfigKeyError(
         f'Unknown config key "{full_key}" in {where}.{hint} '
         f"(A trainer's own keys exist only once that trainer's extend_cfg has run.)"
     )
@@ -214,7 +253,7 @@ def _coerce(value, original, full_key, where):
         return type(original)(value)
     if isinstance(original, float) and type(value) is int:
         return float(value)
-    raise ValueError(
+    raise ConfigError(
         f"Wrong type for config key {full_key} in {where}: expected {type(original).__name__} "
         f"(default {original!r}), got {type(value).__name__} {value!r}."
     )
@@ -231,7 +270,7 @@ def _set_checked(cfg, full_key, value, where):
     if not isinstance(node, CN) or leaf not in node:
         raise _unknown_key_error(full_key, cfg, where)
     if isinstance(node[leaf], CN):
-        raise KeyError(
+        raise ConfigKeyError(
             f'Config key "{full_key}" in {where} is a group, not a value; set one of its keys '
             f"({', '.join(flat_keys(node[leaf], full_key + '.'))})."
         )
@@ -248,22 +287,45 @@ def _leaves(loaded, prefix=""):
 
 def merge_from_file_checked(cfg, path, what="config file"):
     """Merge the yaml at `path` into `cfg`; `what` (e.g. "--config-file") names where it came from."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{what}: config file not found: "{path}"')
-    with open(path) as f:
-        loaded = CN.load_cfg(f)
     if cfg.is_frozen():
         raise RuntimeError(f'Cannot merge "{path}": the config is frozen')
     where = f'{what} "{path}"'
-    for full_key, value in _leaves(loaded):
+    for full_key, value in _leaves(load_yaml_cfg(path, what)):
         # literal-eval strings as yacs' merge does: YAML reads 1e-5 as the string "1e-5"
         _set_checked(cfg, full_key, CN._decode_cfg_value(value), where)
+
+
+def load_yaml_cfg(path, what="config file"):
+    """The yaml mapping at `path` as a CfgNode, read with yaml.safe_load.
+
+    Only .yaml / .yml files are read: yacs' own loader imports a .py config file, which runs its code.
+    """
+    if os.path.splitext(path)[1].lower() not in YAML_EXTENSIONS:
+        raise ConfigError(
+            f'{what}: "{path}" is not a YAML file; config files must end in .yaml or .yml (other files, '
+            f"e.g. Python configs, are refused without being read)."
+        )
+    if not os.path.isfile(path):
+        raise UserFileNotFoundError(f'{what}: config file not found: "{path}"')
+    with open(path, encoding="utf-8") as f:
+        try:
+            loaded = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f'{what}: "{path}" is not valid YAML: {" ".join(str(exc).split())}') from exc
+    if loaded is None:  # an empty file sets nothing
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f'{what}: "{path}" must hold a mapping of config keys (e.g. "OPTIM:\\n  LR: 0.002"); '
+            f"it holds a {type(loaded).__name__}."
+        )
+    return CN(loaded)
 
 
 def merge_from_list_checked(cfg, opts, where="the command-line options"):
     """Merge `KEY VALUE` pairs (strings are literal-evaluated as yacs does)."""
     if len(opts) % 2:
-        raise ValueError(f"Config overrides must be KEY VALUE pairs; got an odd number of items: {list(opts)}")
+        raise ConfigError(f"Config overrides must be KEY VALUE pairs; got an odd number of items: {list(opts)}")
     if cfg.is_frozen():
         raise RuntimeError("Cannot merge options: the config is frozen")
     for key, raw in zip(opts[0::2], opts[1::2]):

@@ -1,4 +1,5 @@
-"""Evaluators: accumulate (logits, labels) over batches, then report metrics (SPEC 2.5).
+"""Evaluators: accumulate (logits, labels) over batches, then report metrics (docs/reference-behaviour.md,
+"Evaluator output").
 
 The logged block is the reference's (Dassl >= 0.6.2) text, which result parsers read; evaluate()
 also returns the unrounded numbers, which metrics.json stores.
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
 
+from .log_format import RESULT_HEADER
 from .registry import Registry
 from .utils.dist import is_main_process
 from .utils.io import write_json
@@ -80,7 +82,7 @@ class Classification(EvaluatorBase):
         results["total"] = self._total
         results["correct"] = self._correct
         logger.info(
-            "=> result\n"
+            f"{RESULT_HEADER}\n"
             f"* total: {self._total:,}\n"
             f"* correct: {self._correct:,}\n"
             f"* accuracy: {acc:.1f}%\n"

@@ -8,12 +8,11 @@ registered name and suggests the closest one.
 
 import difflib
 
+from .errors import UserError
 
-class UnknownNameError(KeyError):
-    """An unknown name was looked up; the message lists the valid names."""
 
-    def __str__(self):  # KeyError quotes its message; show it plainly instead
-        return self.args[0]
+class UnknownNameError(UserError, KeyError):
+    """An unknown name was looked up; the message lists the valid names (UserError prints it unquoted)."""
 
 
 def unknown_name_message(kind, name, choices, hint=""):

@@ -9,11 +9,11 @@ Writes OUTPUT_DIR/<DATASET.NAME>/{train,val,test}.npz with `feature_list` (N, D)
 `label_list` (N,) int64 (np.savez, no pickled objects), and meta.json (backbone, class names, sizes)
 which linear_probe.py reads to label its runs. The original's files had the same keys.
 
-What differs from the original (SPEC 4.8, 8.16): the dataset comes from the registry with the full
-splits (NUM_SHOTS -1, SUBSAMPLE_CLASSES all; the original crashed on the missing SUBSAMPLE_CLASSES
-key), the backbone is MODEL.BACKBONE.NAME (the original always loaded RN50), and all three splits
-are written in one run (`--split` picks some). As in the original, every split gets the *test*
-transform and the features are CLIP's un-normalised image embeddings.
+What differs from the original (docs/reference-behaviour.md, "Linear-probe baseline"): the dataset comes from
+the registry with the full splits (NUM_SHOTS -1, SUBSAMPLE_CLASSES all; the original crashed on the missing
+SUBSAMPLE_CLASSES key), the backbone is MODEL.BACKBONE.NAME (the original always loaded RN50), and all three
+splits are written in one run (`--split` picks some). As in the original, every split gets the *test* transform
+and the features are CLIP's un-normalised image embeddings.
 """
 
 import argparse
@@ -30,9 +30,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
-from coop_toolkit import trainers
-from coop_toolkit.trainers.clip_backbone import clip_dtype, image_resolution, load_clip
-from dasslite.config import get_cfg_default, merge_from_file_checked, merge_from_list_checked
+from coop_toolkit.config import merge_run_config
+from coop_toolkit.trainers.clip_backbone import check_input_size, clip_dtype, load_clip
 from dasslite.data.build import build_dataset
 from dasslite.data.data_manager import DatasetWrapper
 from dasslite.data.transforms import build_transform
@@ -87,21 +86,18 @@ def parse_args(argv=None):
 
 
 def setup_cfg(args):
-    """defaults -> trainers' nodes -> dataset yaml -> method yaml -> flags -> opts -> full splits."""
-    cfg = get_cfg_default()
-    trainers.extend_cfg(cfg)  # so a CoOp / CoCoOp yaml merges too
-    if args.dataset_config_file:
-        merge_from_file_checked(cfg, args.dataset_config_file, "--dataset-config-file")
-    if args.config_file:
-        merge_from_file_checked(cfg, args.config_file, "--config-file")
-    if args.root:
-        cfg.DATASET.ROOT = args.root
-    cfg.OUTPUT_DIR = args.output_dir or DEFAULT_OUTPUT_DIR
-    if args.seed is not None:
-        cfg.SEED = args.seed
-    if args.backbone:
-        cfg.MODEL.BACKBONE.NAME = args.backbone
-    merge_from_list_checked(cfg, args.opts or [])
+    """train.py's merge order (coop_toolkit/config.py), then the full splits."""
+
+    def apply_flags(cfg):
+        if args.root:
+            cfg.DATASET.ROOT = args.root
+        cfg.OUTPUT_DIR = args.output_dir or DEFAULT_OUTPUT_DIR
+        if args.seed is not None:
+            cfg.SEED = args.seed
+        if args.backbone:
+            cfg.MODEL.BACKBONE.NAME = args.backbone
+
+    cfg = merge_run_config(args, apply_flags)
     if cfg.DATASET.NUM_SHOTS != -1 or cfg.DATASET.SUBSAMPLE_CLASSES != "all":
         logger.warning(
             f"DATASET.NUM_SHOTS {cfg.DATASET.NUM_SHOTS} and SUBSAMPLE_CLASSES "
@@ -114,17 +110,6 @@ def setup_cfg(args):
         raise ValueError("DATASET.NAME is empty: pass --dataset-config-file configs/datasets/<name>.yaml")
     cfg.freeze()
     return cfg
-
-
-def check_input_size(cfg, model):
-    """CLIP's positional embeddings fix the input resolution; a mismatch would fail deep in the encoder."""
-    size = tuple(cfg.INPUT.SIZE)
-    expected = image_resolution(model)
-    if size != expected:
-        raise ValueError(
-            f"INPUT.SIZE {size} does not match the input resolution {expected} of backbone "
-            f'"{cfg.MODEL.BACKBONE.NAME}"; add INPUT.SIZE "{expected}" to the command line'
-        )
 
 
 @torch.no_grad()
@@ -168,7 +153,7 @@ def extract(cfg, splits=SPLITS):
     dataset = build_dataset(cfg)
     # fp16 on a GPU, as the original (clip.load on cuda); fp32 on the CPU, where half convolutions are slow
     model = load_clip(cfg.MODEL.BACKBONE.NAME, "fp16" if device.type == "cuda" else "fp32", device=device)
-    check_input_size(cfg, model)
+    check_input_size(cfg.INPUT.SIZE, model)
     transform = build_transform(cfg, is_train=False)
     save_dir = os.path.join(cfg.OUTPUT_DIR, cfg.DATASET.NAME)
     sources = {"train": dataset.train_x, "val": dataset.val, "test": dataset.test}

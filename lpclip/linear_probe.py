@@ -34,8 +34,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
+from coop_toolkit.benchmarks import folder_name, paper_name
 from dasslite.utils.io import atomic_write, read_json, write_json
-from reporting.names import folder_name, paper_name
 
 logger = logging.getLogger("lpclip.linear_probe")
 

@@ -3,7 +3,7 @@
 Transcribed from the project's notes on the papers' tables (the CoCoOp paper, CVPR'22, Tables 1-3, and
 the CoOp paper, IJCV'22, RN50 few-shot numbers), which were read in repositories and later papers that
 reprint them; where only one source or a successor's table was found, the note says so. Keys are the
-papers' row names (reporting.names). Tables 1a-1c are ViT-B/16, 16 shots, 3 seeds.
+papers' row names (coop_toolkit/benchmarks.py). Tables 1a-1c are ViT-B/16, 16 shots, 3 seeds.
 """
 
 SOURCE = {

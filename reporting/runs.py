@@ -1,7 +1,8 @@
 """Find finished runs in an output tree and read their results.
 
-A run folder holds metrics.json (written by this toolkit) or, for runs of the original CoOp code, only
-log.txt. The folder's place in the tree says which protocol it belongs to (SPEC 1.2 layouts):
+A run folder holds metrics.json (written by this toolkit) or, for runs of the original CoOp code, only log.txt.
+The folder's place in the tree says which protocol it belongs to
+(docs/reference-behaviour.md, "Protocol scripts and output folders"):
 
     base2new/<train_base|test_new>/<dataset>/shots_<K>/<TRAINER>/<CFG>/seed<S>     base-to-new
     evaluation/<TRAINER>/<CFG>_<K>shots/[<variant>/]<dataset>/seed<S>              transfer (xd, dg)
@@ -18,15 +19,14 @@ import logging
 import os
 import re
 
-from .names import paper_name
+from coop_toolkit.benchmarks import paper_name
+from dasslite.log_format import END_SIGNALS, RESULT_HEADER
 
 logger = logging.getLogger(__name__)
 
 _SEED = re.compile(r"^seed(\d+)$")
 _CFG_SHOTS = re.compile(r"^(.+)_(\d+)shots$")
 _VARIANT = re.compile(r"^nctx\d+_csc\w+_ctp\w+$")
-# Dassl >= 0.6.1 prints "Finish training"; older Dassl printed "Finished training".
-END_SIGNALS = ("Finish training", "Finished training")
 _LOG_KEYS = {
     "total": "total",
     "correct": "correct",
@@ -108,13 +108,35 @@ def parse_layout(path):
     return None
 
 
+LAYOUTS = (
+    "base2new/<train_base|test_new>/<dataset>/shots_<K>/<TRAINER>/<CFG>/seed<S>",
+    "evaluation/<TRAINER>/<CFG>_<K>shots/[<variant>/]<dataset>/seed<S>",
+    "ZeroshotCLIP*/<CFG>/<dataset>",
+    "<dataset>/<TRAINER>/<CFG>_<K>shots/[<variant>/]seed<S>",
+)
+
+
+class CorruptMetricsError(ValueError):
+    """A metrics.json that is not the engine's format (truncated, edited, another tool's file)."""
+
+
 def read_metrics_json(path):
-    """(metrics, run info) of a finished run, or None for an unfinished one."""
-    with open(path) as f:
-        data = json.load(f)
+    """(metrics, run info) of a finished run, or None for an unfinished one; CorruptMetricsError
+    when the file is not a metrics.json the engine writes."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise CorruptMetricsError(str(e)) from e
+    if not isinstance(data, dict):
+        raise CorruptMetricsError(f"a JSON {type(data).__name__}, not an object")
     if not data.get("finished"):
         return None
-    return data["metrics"], data.get("run", {})
+    metrics, info = data.get("metrics"), data.get("run", {})
+    accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
+    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not isinstance(info, dict):
+        raise CorruptMetricsError('no numeric "metrics": {"accuracy": ...} and "run" object')
+    return metrics, info
 
 
 def read_log_result(path, needs_end_signal):
@@ -131,7 +153,7 @@ def read_log_result(path, needs_end_signal):
         if not ends:
             return None
         start = ends[-1]
-    blocks = [i for i in range(start, len(lines)) if lines[i] == "=> result"]
+    blocks = [i for i in range(start, len(lines)) if lines[i] == RESULT_HEADER]
     if not blocks:
         return None
     metrics = {}
@@ -145,25 +167,38 @@ def read_log_result(path, needs_end_signal):
     return metrics if "accuracy" in metrics else None
 
 
+def dataset_row(folder_name, dataset_name):
+    """The row a run's dataset gets: its folder in the layout, spelled as DATASET.NAME when both
+    name the same dataset. Two dataset configs sharing one DATASET.NAME (two image folders of your
+    own, run into two folders) stay two rows."""
+    row = paper_name(folder_name)
+    if dataset_name and paper_name(dataset_name).lower() == row.lower():
+        return paper_name(dataset_name)
+    return row
+
+
 def load_run(folder):
-    """A Run for one folder, or None (unknown layout, unfinished, or no result)."""
+    """A Run for one folder, or a string saying why there is none (unknown layout, unfinished, ...)."""
     layout = parse_layout(folder)
     if layout is None:
-        return None
+        return "not in a protocol layout"
     json_path = os.path.join(folder, "metrics.json")
     if os.path.isfile(json_path):
-        result = read_metrics_json(json_path)
+        try:
+            result = read_metrics_json(json_path)
+        except CorruptMetricsError as e:
+            return f"corrupt {json_path} ({e}); evaluate the run again or delete the file"
         if result is None:
-            return None
+            return "unfinished (metrics.json does not say finished)"
         metrics, info = result
         source = "metrics.json"
     else:
         training = layout["protocol"] == "train" or layout.get("phase") == "train_base"
         metrics = read_log_result(os.path.join(folder, "log.txt"), needs_end_signal=training)
         if metrics is None:
-            return None
+            return "unfinished or no result in log.txt"
         info, source = {}, "log.txt"
-    layout["dataset"] = paper_name(info.get("dataset") or layout["dataset"])
+    layout["dataset"] = dataset_row(layout["dataset"], info.get("dataset"))
     if info.get("seed") is not None and layout.get("seed") is not None:
         layout["seed"] = info["seed"]
     backbone = info.get("backbone") or backbone_from_cfg(layout["cfg"])
@@ -171,15 +206,23 @@ def load_run(folder):
 
 
 def collect_runs(root):
-    """Every finished run under `root`, sorted by path; unfinished and unknown folders are logged."""
+    """Every finished run under `root`, sorted by path; the folders left out are logged with why."""
     runs, skipped = [], []
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         if "metrics.json" not in files and "log.txt" not in files:
             continue
         run = load_run(folder)
-        (runs if run else skipped).append(run or folder)
-    for folder in skipped:
-        logger.warning("skipped %s: unfinished, no result, or not a known output layout", folder)
+        if isinstance(run, Run):
+            runs.append(run)
+        else:
+            skipped.append((folder, run))
+    for folder, why in skipped:
+        logger.warning("skipped %s: %s", folder, why)
+    if any(why == "not in a protocol layout" for _, why in skipped):
+        logger.warning(
+            "results.py reads run folders in the protocol layouts (as the scripts write them), below ROOT:\n  %s",
+            "\n  ".join(LAYOUTS),
+        )
     logger.info("found %d finished runs under %s", len(runs), root)
     return runs

@@ -12,8 +12,9 @@ import logging
 
 import numpy as np
 
+from coop_toolkit.benchmarks import DG_TARGETS, XD_TARGETS, order_key
+
 from . import paper_numbers as paper
-from .names import DG_TARGETS, XD_TARGETS, order_key
 from .runs import cfg_family
 
 logger = logging.getLogger(__name__)

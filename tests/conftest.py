@@ -25,3 +25,15 @@ def tiny_rn_clip_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("clip") / "tiny-RN.pt"
     save_tiny_clip(path, vision="rn", fmt="state_dict")
     return str(path)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` are skipped, with the reason, where torch sees no CUDA device."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False); benchmarks/gpu_check.sh runs it")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:  # the marker, not a test id that says cuda
+            item.add_marker(skip)

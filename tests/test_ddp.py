@@ -31,7 +31,8 @@ def pets_root(tmp_path_factory):
     return str(root)
 
 
-def torchrun(nproc, trainer, root, clip_path, out, batch_size=4):
+def torchrun(nproc, trainer, root, clip_path, out, batch_size=4, use_cuda=False, prec="fp32", env=None):
+    """train.py under torchrun (gloo on the CPU; nccl with use_cuda on a GPU machine)."""
     config, prec_key = CONFIGS[trainer]
     cmd = [
         sys.executable,
@@ -56,9 +57,9 @@ def torchrun(nproc, trainer, root, clip_path, out, batch_size=4):
         "MODEL.BACKBONE.NAME",
         clip_path,
         prec_key,
-        "fp32",
+        prec,
         "USE_CUDA",
-        "False",
+        str(use_cuda),
         "DATASET.NUM_SHOTS",
         "4",
         "DATALOADER.NUM_WORKERS",
@@ -77,7 +78,7 @@ def torchrun(nproc, trainer, root, clip_path, out, batch_size=4):
         "0.002",
     ]
     # --standalone picks a free rendezvous port; OMP_NUM_THREADS=1 keeps 2 processes on 2 cores.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.path.abspath(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.path.abspath(REPO), **(env or {})}
     env.pop("MASTER_PORT", None)
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 

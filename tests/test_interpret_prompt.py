@@ -103,3 +103,16 @@ def test_checkpoints_are_loaded_without_unpickling_objects(tmp_path):
     torch.save({"state_dict": {"ctx": torch.zeros(2, 4)}, "extra": SimpleTokenizer}, path)
     with pytest.raises(Exception, match="(?i)weights.only|allowlist|refusing"):
         interpret_prompt.read_ctx(str(path))
+
+
+def test_reference_checkpoints_with_a_pickled_scheduler_load_through_the_engines_allowlist(tmp_path):
+    """The original's checkpoints pickle the LR scheduler object (and its optimizer): a bare weights-only
+    load rejects them, the engine's loader (dasslite/engine/checkpoint.py) accepts exactly these."""
+    ctx = torch.randn(2, 4)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(ctx.clone())], lr=0.002)
+    successor = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10)
+    path = tmp_path / "model.pth.tar-10"
+    torch.save({"state_dict": {"ctx": ctx}, "epoch": 10, "scheduler": {"successor": successor}}, path)
+    with pytest.raises(Exception, match="(?i)weights.only"):
+        torch.load(path, weights_only=True)
+    assert torch.equal(interpret_prompt.read_ctx(str(path)), ctx)

@@ -17,6 +17,7 @@ from PIL import Image
 import train
 from dasslite.engine.checkpoint import load_checkpoint
 from tests.datasets.layouts import build_oxford_pets
+from tests.trainers.helpers import COCOOP_STATE_KEYS
 
 COCOOP_CFG = "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml"
 COOP_CFG = "configs/trainers/CoOp/vit_b16_ctxv1.yaml"
@@ -147,8 +148,9 @@ def test_short_run_lowers_the_loss_on_a_learnable_task(data_root, tiny_clip_path
 
 
 def reference_checkpoint(path, n_cls, width=64, n_ctx=4, vis_dim=32):
-    """A CoCoOp checkpoint as the original writes it (SPEC 2.4): fp16 tensors, buffers for another class
-    list, the optimizer's state dict, and a warm-up scheduler state holding the CosineAnnealingLR object."""
+    """A CoCoOp checkpoint as the original writes it (docs/reference-behaviour.md, "Checkpoint files"): fp16
+    tensors, buffers for another class list, the optimizer's state dict, and a warm-up scheduler state holding
+    the CosineAnnealingLR object."""
     torch.manual_seed(5)
     sd = {
         "ctx": torch.randn(n_ctx, width).half(),
@@ -205,15 +207,7 @@ def test_our_checkpoint_has_the_original_keys(data_root, tiny_clip_path, tmp_pat
     ckpt = torch.load(tmp_path / "prompt_learner" / "model.pth.tar-1", weights_only=True)
     assert {"state_dict", "epoch", "optimizer", "scheduler", "val_result"} <= set(ckpt)
     assert ckpt["epoch"] == 1 and ckpt["val_result"] is None
-    assert set(ckpt["state_dict"]) == {
-        "ctx",
-        "token_prefix",
-        "token_suffix",
-        "meta_net.linear1.weight",
-        "meta_net.linear1.bias",
-        "meta_net.linear2.weight",
-        "meta_net.linear2.bias",
-    }
+    assert set(ckpt["state_dict"]) == COCOOP_STATE_KEYS
     assert ckpt["state_dict"]["ctx"].dtype == torch.float32
 
 
@@ -284,3 +278,44 @@ def test_seed_zero_is_a_seed_and_an_omitted_seed_keeps_the_yaml_value(tmp_path):
     base = ["--trainer", "CoOp", "--config-file", str(yaml)]
     assert train.setup_cfg(train.parse_args(base + ["--seed", "0"])).SEED == 0
     assert train.setup_cfg(train.parse_args(base)).SEED == 7
+
+
+def _flag_help():
+    return {a.option_strings[-1]: a.help for a in train.build_parser()._actions if a.option_strings}
+
+
+def test_help_describes_this_tool(capsys):
+    helps = _flag_help()
+    backbone = helps["--backbone"]
+    assert "CNN" not in backbone and "MODEL.BACKBONE.NAME" in backbone
+    assert all(form in backbone for form in ("OpenAI name", "open_clip", "file"))
+    assert all(name in helps["--trainer"] for name in ("CoOp", "CoCoOp", "ZeroshotCLIP"))
+    with pytest.raises(SystemExit):
+        train.parse_args(["--help"])
+    assert "name of CNN backbone" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flag, key, value",
+    [
+        ("--source-domains", "DATASET.SOURCE_DOMAINS", ("a",)),
+        ("--target-domains", "DATASET.TARGET_DOMAINS", ("b",)),
+        ("--head", "MODEL.HEAD.NAME", "mlp"),
+    ],
+)
+def test_compatibility_flags_say_they_are_unused_and_no_trainer_reads_their_key(flag, key, value):
+    helps = _flag_help()
+    assert helps[flag].startswith("unused") and key in helps[flag]
+    assert sum(h.startswith("unused") for h in helps.values()) == 3  # every other flag does something
+    args = train.parse_args([flag, *([value] if isinstance(value, str) else value)])
+    node = train.setup_cfg(args)
+    for part in key.split("."):
+        node = node[part]
+    assert (tuple(node) if isinstance(value, tuple) else node) == value  # the help's "it sets <key>" holds
+    package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "coop_toolkit")
+    leaf = key.split(".", 1)[1]
+    for folder, _, files in os.walk(package):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name)) as f:
+                    assert leaf not in f.read(), f"{name} reads {key}: its flag is no longer unused"

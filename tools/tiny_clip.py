@@ -14,8 +14,9 @@ import torch
 import torch.nn as nn
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
+from coop_toolkit.trainers.clip_backbone import CONTEXT_LENGTH
+
 VOCAB_SIZE = 49408
-CONTEXT_LENGTH = 77
 
 
 # Tiny stand-ins for the real shapes: what differs between them is the patch size and that the

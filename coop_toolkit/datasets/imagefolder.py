@@ -5,6 +5,8 @@
     ROOT/test/<class>/*.jpg       required
     ROOT/classnames.txt           optional; lines `<class folder> <class name words>`
 
+Class folders without images and hidden folders are skipped with a warning (DATASETS.md#imagefolder).
+
 Few-shot sampling and base/new splits work as for the benchmarks.
 """
 
@@ -24,23 +26,87 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 VAL_SPLIT_SEED = 0
 
 
-def read_classnames_file(path, folders):
-    """folder -> class name from `<folder> <name words>` lines; one line per class folder."""
+def _parse_line(line, known):
+    """(folder, class name) of one classnames.txt line; folder names may hold spaces.
+
+    A tab separates the two when given; otherwise the line starts with the folder name, matched
+    against the class folders of train/ (so `ice cream soft serve` names the folder `ice cream`).
+    """
+    if "\t" in line:
+        folder, name = line.split("\t", 1)
+        return folder.strip(), name.strip()
+    matches = [f for f in known if line == f or line.startswith(f + " ")]
+    if len(matches) > 1:
+        raise ValueError(
+            f'the line "{line}" could name the class folders {" or ".join(repr(m) for m in matches)}; '
+            f"separate the folder from the class name with a tab"
+        )
+    folder = matches[0] if matches else line.partition(" ")[0]
+    return folder, line[len(folder) :].strip()
+
+
+def read_classnames_file(path, folders, skipped=()):
+    """folder -> class name from `<folder> <name words>` lines; one line per class folder.
+
+    `skipped`: class folders left out (empty), whose lines are allowed but not needed.
+    """
     with open(path) as f:
         lines = [line.strip() for line in f if line.strip()]
-    if len(lines) != len(folders):
+    known = list(folders) + list(skipped)
+    if not len(folders) <= len(lines) <= len(known):
         raise ValueError(
             f"{path} has {len(lines)} non-empty lines but train/ has {len(folders)} class "
-            f"folders; write one line `<folder> <class name>` per class folder."
+            f"folders with images; write one line `<folder> <class name>` per class folder."
         )
-    names = dict(line.partition(" ")[::2] for line in lines)
+    names, unknown = {}, []
+    for number, line in enumerate(lines, 1):
+        try:
+            folder, name = _parse_line(line, known)
+        except ValueError as e:
+            raise ValueError(f"{path}, line {number}: {e}.") from None
+        if folder not in known:
+            unknown.append(f'line {number} ("{line}") names "{folder}", which is not a class folder of train/')
+        elif folder in names:
+            raise ValueError(f'{path}, line {number}: the class folder "{folder}" is named twice.')
+        names[folder] = name
     unlisted = [f for f in folders if not names.get(f)]
-    if unlisted:
+    if unlisted or unknown:
+        missing = [f"it gives no class name for the class folder(s) {', '.join(unlisted[:5])}"] if unlisted else []
         raise ValueError(
-            f"{path} gives no class name for the class folder(s) {', '.join(unlisted[:5])}; "
-            f"write one line `<folder> <class name>` per class folder."
+            f"{path}: {'; '.join(missing + unknown[:5])}. Write one line `<folder> <class name>` per "
+            f"class folder (a tab between them when the folder name has spaces)."
         )
     return names
+
+
+def class_folders(split_dir):
+    """Sorted class folders of ROOT/<split>; hidden folders are skipped with a warning naming them."""
+    entries = sorted(e for e in os.listdir(split_dir) if os.path.isdir(os.path.join(split_dir, e)))
+    hidden = [e for e in entries if e.startswith(".")]
+    if hidden:
+        logger.warning(
+            f"ImageFolder: skipping the hidden folder(s) {', '.join(os.path.join(split_dir, h) for h in hidden)} "
+            f"(their names start with '.'); rename a folder that is a class."
+        )
+    return [e for e in entries if not e.startswith(".")]
+
+
+def image_files(class_dir):
+    return [f for f in listdir_nohidden(class_dir) if f.lower().endswith(IMG_EXTENSIONS)]
+
+
+def train_classes(train_dir):
+    """(class folders with images, empty class folders): the empty ones are skipped with a warning
+    before labels are given, so the labels stay 0..K-1 over the classes that have images."""
+    folders = class_folders(train_dir)
+    empty = [f for f in folders if not image_files(os.path.join(train_dir, f))]
+    if empty:
+        logger.warning(
+            f"ImageFolder: skipping the class folder(s) without images "
+            f"{', '.join(os.path.join(train_dir, e) for e in empty)} ({' '.join(IMG_EXTENSIONS)}); "
+            f"they are not classes of this dataset."
+        )
+    return [f for f in folders if f not in empty], empty
 
 
 @DATASET_REGISTRY.register()
@@ -53,11 +119,14 @@ class ImageFolder(DatasetBase):
                 f'ImageFolder: "{train_dir}" not found. DATASET.ROOT must be the folder holding '
                 f"train/<class>/*.jpg and test/<class>/*.jpg; see DATASETS.md#{ANCHOR}."
             )
-        folders = [f for f in listdir_nohidden(train_dir) if os.path.isdir(os.path.join(train_dir, f))]
+        folders, self.empty = train_classes(train_dir)
         if not folders:
-            raise FileNotFoundError(f"{train_dir} has no class folders; see DATASETS.md#{ANCHOR}.")
+            raise FileNotFoundError(f"{train_dir} has no class folders with images; see DATASETS.md#{ANCHOR}.")
         names_file = os.path.join(self.dataset_dir, "classnames.txt")
-        names = read_classnames_file(names_file, folders) if os.path.exists(names_file) else {f: f for f in folders}
+        if os.path.exists(names_file):
+            names = read_classnames_file(names_file, folders, self.empty)
+        else:
+            names = {f: f for f in folders}
         self.folder2label = {f: i for i, f in enumerate(folders)}
         self.names = names
 
@@ -80,19 +149,17 @@ class ImageFolder(DatasetBase):
         """Image files of ROOT/<split>/<class>/, classes and files in sorted order."""
         split_dir = os.path.join(self.dataset_dir, split)
         items = []
-        for folder in listdir_nohidden(split_dir):
+        for folder in class_folders(split_dir):
             class_dir = os.path.join(split_dir, folder)
-            if not os.path.isdir(class_dir):
-                continue
-            if folder not in self.folder2label:
+            files = image_files(class_dir)
+            if folder not in self.folder2label and (files or folder not in self.empty):
                 raise ValueError(
-                    f'{class_dir}: class "{folder}" has no folder in train/; every class of '
-                    f"{split}/ must also be a class of train/."
+                    f'{class_dir}: class "{folder}" has no images in train/; every class of '
+                    f"{split}/ must also be a class of train/, with images there."
                 )
-            label, classname = self.folder2label[folder], self.names[folder]
-            for imname in listdir_nohidden(class_dir):
-                if imname.lower().endswith(IMG_EXTENSIONS):
-                    items.append(Datum(impath=os.path.join(class_dir, imname), label=label, classname=classname))
+            if folder in self.folder2label:
+                label, classname = self.folder2label[folder], self.names[folder]
+                items.extend(Datum(impath=os.path.join(class_dir, f), label=label, classname=classname) for f in files)
         if not items:
             raise FileNotFoundError(
                 f"{split_dir} holds no images ({', '.join(IMG_EXTENSIONS)}); see DATASETS.md#{ANCHOR}."

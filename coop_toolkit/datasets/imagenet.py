@@ -33,8 +33,9 @@ def subfolders(path):
 def read_wnid_folders(image_dir, classnames, folder2label, text_file):
     """Datum for every file of image_dir/<wnid>/, folders and files in sorted order.
 
-    Files are sorted (the reference's unsorted listing made the few-shot draw differ between
-    machines, SPEC 5.3). Labels come from `folder2label`, so a split missing a class keeps the others'.
+    Files are sorted (the reference's unsorted listing made the few-shot draw differ between machines;
+    docs/reference-behaviour.md, "Few-shot draw"). Labels come from `folder2label`, so a split missing a class
+    keeps the others'.
     """
     items = []
     for folder in subfolders(image_dir):
@@ -50,7 +51,7 @@ def read_wnid_folders(image_dir, classnames, folder2label, text_file):
 
 
 def check_wnid_layout(split_dir):
-    """ImageNet val is distributed flat; the reference then silently finds no test images (issue #60)."""
+    """ImageNet val is distributed flat; the reference then silently finds no test images (CoOp issue #60)."""
     require_path(split_dir, "ImageNet image folder", ANCHOR)
     if not subfolders(split_dir):
         raise FileNotFoundError(

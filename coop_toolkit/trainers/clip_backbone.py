@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 from open_clip.model import build_model_from_openai_state_dict
 
+from dasslite.errors import ConfigError, UserError
+
 logger = logging.getLogger(__name__)
 
 CONTEXT_LENGTH = 77
@@ -37,8 +39,8 @@ OPENAI_MODELS = {
 OPENAI_CACHE = os.path.expanduser("~/.cache/clip")
 
 
-class BackboneNotFoundError(FileNotFoundError):
-    pass
+class BackboneNotFoundError(UserError, FileNotFoundError):
+    """MODEL.BACKBONE.NAME names no known CLIP and no file; the message lists the valid names."""
 
 
 def load_clip(name, precision="fp32", device="cpu"):
@@ -80,7 +82,7 @@ def load_openai_checkpoint(path):
     if "state_dict" in state_dict and "visual.conv1.weight" not in state_dict:
         state_dict = {k.removeprefix("module."): v for k, v in state_dict["state_dict"].items()}
     if "token_embedding.weight" not in state_dict:
-        raise ValueError(f'"{path}" is not a CLIP checkpoint in OpenAI\'s layout (no "token_embedding.weight" key)')
+        raise ConfigError(f'"{path}" is not a CLIP checkpoint in OpenAI\'s layout (no "token_embedding.weight" key)')
     return build_model_from_openai_state_dict(dict(state_dict))
 
 
@@ -133,6 +135,15 @@ def clip_dtype(clip_model):
 def image_resolution(clip_model):
     size = clip_model.visual.image_size
     return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
+def check_input_size(size, clip_model):
+    """CLIP's positional embeddings fix the input resolution; a mismatch would fail deep in the encoder."""
+    expected = image_resolution(clip_model)
+    if tuple(size) != expected:
+        raise ConfigError(
+            f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set INPUT.SIZE {expected}"
+        )
 
 
 _tokenizer = open_clip.tokenizer.SimpleTokenizer()

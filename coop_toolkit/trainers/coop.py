@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from dasslite.config import allow_bool
 from dasslite.engine.build import TRAINER_REGISTRY
+from dasslite.errors import ConfigError
 
 from .clip_backbone import TextEncoder, count_tokens
 from .prompt_trainer import PromptTrainer, context_node, encode_images, init_context, register_class_prompts
@@ -30,7 +31,7 @@ class PromptLearner(nn.Module):
         super().__init__()
         opts = cfg.TRAINER[node]
         if opts.CLASS_TOKEN_POSITION not in CLASS_TOKEN_POSITIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"TRAINER.{node}.CLASS_TOKEN_POSITION must be one of {CLASS_TOKEN_POSITIONS}, "
                 f'got "{opts.CLASS_TOKEN_POSITION}"'
             )

@@ -5,6 +5,8 @@ import logging
 
 import torch
 
+from dasslite.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp16", "fp32", "amp", "bf16")
@@ -12,7 +14,7 @@ PRECISIONS = ("fp16", "fp32", "amp", "bf16")
 
 def check_precision(prec, key):
     if prec not in PRECISIONS:
-        raise ValueError(f'{key} must be one of {", ".join(PRECISIONS)}, got "{prec}"')
+        raise ConfigError(f'{key} must be one of {", ".join(PRECISIONS)}, got "{prec}"')
 
 
 def resolve_precision(prec, device, key):

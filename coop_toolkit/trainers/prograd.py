@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from dasslite.engine.build import TRAINER_REGISTRY
+from dasslite.errors import ConfigError
 
 from .clip_backbone import tokenize
 from .coop import CoOp, CustomCLIP, PromptLearner
@@ -50,7 +51,7 @@ class ProGradPromptLearner(PromptLearner):
         # word's token then stays in the fixed suffix. Kept, so their checkpoints mean the same here.
         n_words = len(words.split(" "))
         if opts.N_CTX < n_words:
-            raise ValueError(
+            raise ConfigError(
                 f"TRAINER.{node}.N_CTX ({opts.N_CTX}) is smaller than the {n_words} words of the initial "
                 f'prompt "{words}"; raise N_CTX or set CTX_INIT False'
             )
@@ -89,7 +90,7 @@ class ProGrad(CoOp):
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
         if cfg.LOSS.NAME != "prograd":
-            raise ValueError(f'ProGrad needs LOSS.NAME "prograd" (as its yamls set), got "{cfg.LOSS.NAME}"')
+            raise ConfigError(f'ProGrad needs LOSS.NAME "prograd" (as its yamls set), got "{cfg.LOSS.NAME}"')
 
     def build_custom_clip(self, classnames, clip_model):
         # The authors' teacher is a second CLIP, in fp32, loaded before the prompt learner is built.

@@ -18,11 +18,12 @@ import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from dasslite.engine.trainer import TrainerX
+from dasslite.errors import ConfigError
 from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
-from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, image_resolution, load_clip, tokenize
+from .clip_backbone import CONTEXT_LENGTH, check_input_size, clip_dtype, count_tokens, load_clip, tokenize
 from .precision import PRECISIONS, autocast_for, check_precision, resolve_precision
 
 __all__ = ["PRECISIONS", "autocast_for", "resolve_precision", "ClipTrainer", "PromptTrainer"]
@@ -51,7 +52,7 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
     """
     width = clip_model.ln_final.weight.shape[0]
     if ctx_init is True:
-        raise ValueError(
+        raise ConfigError(
             f"{key} is True (as in the KgCoOp / ProGrad yamls, whose trainers choose the words themselves); "
             f'this trainer needs the words, e.g. {key} "a photo of a", or False / "" for a random context'
         )
@@ -59,7 +60,7 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
         text = ctx_init.replace("_", " ")
         n_tokens = count_tokens(text)
         if n_tokens + 3 > CONTEXT_LENGTH:  # SOS, EOS and at least one class token must still fit
-            raise ValueError(
+            raise ConfigError(
                 f'{key} "{text}" has {n_tokens} tokens; at most {CONTEXT_LENGTH - 3} fit in CLIP\'s '
                 f"{CONTEXT_LENGTH}-token context. Use fewer words."
             )
@@ -70,7 +71,7 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
         logger.info(f'Initial context: "{text}"')
     else:
         if not 1 <= n_ctx <= CONTEXT_LENGTH - 3:
-            raise ValueError(f"N_CTX must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
+            raise ConfigError(f"N_CTX must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
         shape = (n_cls_csc, n_ctx, width) if n_cls_csc else (n_ctx, width)
         logger.info("Initializing class-specific contexts" if n_cls_csc else "Initializing a generic context")
         ctx = torch.empty(shape, dtype=clip_dtype(clip_model))
@@ -247,11 +248,3 @@ class PromptTrainer(ClipTrainer):
 
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
-
-
-def check_input_size(size, clip_model):
-    expected = image_resolution(clip_model)
-    if tuple(size) != expected:
-        raise ValueError(
-            f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set INPUT.SIZE {expected}"
-        )

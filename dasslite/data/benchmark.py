@@ -3,7 +3,7 @@ annotation files when absent), then the cached few-shot draw and the base/new cl
 
 A benchmark module sets the class attributes and, for a split file it may have to make, implements
 `make_split(rng)`; the order of random draws (split first, then few-shot) is fixed here, once.
-See docs/reference-behaviour.md, "Datasets: split files, few-shot sampling, base/new classes".
+See docs/reference-behaviour.md, "Dataset pipeline".
 """
 
 import os

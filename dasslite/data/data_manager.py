@@ -1,31 +1,21 @@
-"""Datasets -> torch DataLoaders (SPEC 2.6): the reference's loader table, plus DDP for training."""
+"""Datasets -> torch DataLoaders (docs/reference-behaviour.md, "Data loaders and transforms"): the reference's
+loader table, plus DDP for training."""
 
 import logging
 
 import torch
 import torchvision.transforms as T
-from PIL import Image, UnidentifiedImageError
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..utils.dist import get_world_size, is_dist
 from .build import build_dataset
+from .images import check_images, read_image
 from .samplers import build_sampler
 from .transforms import INTERPOLATION_MODES, build_transform
 
 logger = logging.getLogger(__name__)
-
-
-def read_image(path):
-    """The image at `path` as RGB; errors name the file (a corrupt download is the usual cause)."""
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except FileNotFoundError:
-        raise FileNotFoundError(f'Image file not found: "{path}"') from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise OSError(f'Cannot decode image "{path}" ({exc}); the file may be corrupt or truncated') from exc
 
 
 class DatasetWrapper(Dataset):
@@ -135,60 +125,45 @@ def build_data_loader(
 class DataManager:
     def __init__(self, cfg, custom_tfm_train=None, custom_tfm_test=None, dataset_wrapper=None):
         dataset = build_dataset(cfg)
+        if cfg.DATASET.CHECK_DATA:
+            self.check_data(cfg, dataset)
         tfm_train = self._transform(cfg, custom_tfm_train, True)
         tfm_test = self._transform(cfg, custom_tfm_test, False)
-        loaders = {"cfg": cfg, "dataset_wrapper": dataset_wrapper}
+
+        def loader(node, data_source, split, is_train):
+            per_domain = dict(n_domain=node.N_DOMAIN, n_ins=node.N_INS) if is_train else {}
+            return build_data_loader(
+                cfg,
+                sampler_type=node.SAMPLER,
+                data_source=data_source,
+                batch_size=node.BATCH_SIZE,
+                tfm=tfm_train if is_train else tfm_test,
+                is_train=is_train,
+                dataset_wrapper=dataset_wrapper,
+                split=split,
+                **per_domain,
+            )
+
         x, test = cfg.DATALOADER.TRAIN_X, cfg.DATALOADER.TEST
-        self.train_loader_x = build_data_loader(
-            sampler_type=x.SAMPLER,
-            data_source=dataset.train_x,
-            batch_size=x.BATCH_SIZE,
-            n_domain=x.N_DOMAIN,
-            n_ins=x.N_INS,
-            tfm=tfm_train,
-            is_train=True,
-            split="train_x",
-            **loaders,
-        )
-        self.train_loader_u = None
-        if dataset.train_u:
-            u = x if cfg.DATALOADER.TRAIN_U.SAME_AS_X else cfg.DATALOADER.TRAIN_U
-            self.train_loader_u = build_data_loader(
-                sampler_type=u.SAMPLER,
-                data_source=dataset.train_u,
-                batch_size=u.BATCH_SIZE,
-                n_domain=u.N_DOMAIN,
-                n_ins=u.N_INS,
-                tfm=tfm_train,
-                is_train=True,
-                split="train_u",
-                **loaders,
-            )
-        self.val_loader = None
-        if dataset.val:
-            self.val_loader = build_data_loader(
-                sampler_type=test.SAMPLER,
-                data_source=dataset.val,
-                batch_size=test.BATCH_SIZE,
-                tfm=tfm_test,
-                is_train=False,
-                split="val",
-                **loaders,
-            )
-        self.test_loader = build_data_loader(
-            sampler_type=test.SAMPLER,
-            data_source=dataset.test,
-            batch_size=test.BATCH_SIZE,
-            tfm=tfm_test,
-            is_train=False,
-            split="test",
-            **loaders,
-        )
+        u = x if cfg.DATALOADER.TRAIN_U.SAME_AS_X else cfg.DATALOADER.TRAIN_U
+        self.train_loader_x = loader(x, dataset.train_x, "train_x", True)
+        self.train_loader_u = loader(u, dataset.train_u, "train_u", True) if dataset.train_u else None
+        self.val_loader = loader(test, dataset.val, "val", False) if dataset.val else None
+        self.test_loader = loader(test, dataset.test, "test", False)
         self.dataset = dataset
         self.tfm_train, self.tfm_test = tfm_train, tfm_test
         self._num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
         if cfg.VERBOSE:
             self.show_dataset_summary(cfg)
+
+    @staticmethod
+    def check_data(cfg, dataset):
+        """DATASET.CHECK_DATA (train.py --check-data): decode every image of the splits once, up front."""
+        splits = [dataset.train_x, dataset.train_u, dataset.val, dataset.test]
+        paths = [d.impath for items in splits for d in items]
+        logger.info(f"Checking that the {len(paths):,} images of the splits can be read (DATASET.CHECK_DATA)")
+        checked = check_images(paths, cfg.DATALOADER.NUM_WORKERS)
+        logger.info(f"All {checked:,} images can be read")
 
     @staticmethod
     def _transform(cfg, custom, is_train):

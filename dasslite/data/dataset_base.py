@@ -1,4 +1,5 @@
-"""DatasetBase (Dassl's interface) and the pipeline every benchmark shares (SPEC 5.1).
+"""DatasetBase (Dassl's interface) and the pipeline every benchmark shares (docs/reference-behaviour.md,
+"Dataset pipeline").
 
 A dataset module only finds its folder and turns it into lists of Datum; the RNG, few-shot
 sampling, its cache and the base/new class split all live here, once.
@@ -9,12 +10,11 @@ import math
 import os
 import random
 
+from ..config import SUBSAMPLE_CHOICES
 from . import fewshot
 from .datum import Datum
 
 logger = logging.getLogger(__name__)
-
-SUBSAMPLE_CHOICES = ("all", "base", "new")
 
 
 def make_rng(cfg):
@@ -136,7 +136,8 @@ class DatasetBase:
 
 
 def fewshot_and_subsample(cfg, dataset_dir, train, val, test, rng):
-    """Steps 3-4 of SPEC 5.1: the cached few-shot draw, then the base/new class split.
+    """Steps 3-4 of docs/reference-behaviour.md, "Dataset pipeline": the cached few-shot draw, then the base/new
+    class split.
 
     `val=None` means the dataset has no val split of its own (ImageNet): only train is drawn, and
     the returned val is None for the caller to replace.

@@ -1,4 +1,5 @@
-"""Train/test image pipelines built from INPUT.TRANSFORMS names, in Dassl's order and log lines (SPEC 2.6)."""
+"""Train/test image pipelines built from INPUT.TRANSFORMS names, in Dassl's order and log lines
+(docs/reference-behaviour.md, "Data loaders and transforms")."""
 
 import logging
 import random

@@ -1,4 +1,5 @@
-"""Checkpoint files in the reference layout (SPEC 2.4), written atomically and read safely.
+"""Checkpoint files in the reference layout (docs/reference-behaviour.md, "Checkpoint files"), written
+atomically and read safely.
 
 Layout: <dir>/model.pth.tar-<epoch> (or model-best.pth.tar) and <dir>/checkpoint, a text file naming
 the last epoch checkpoint written (resume reads it). Files are torch.save'd dicts
@@ -10,9 +11,11 @@ import logging
 import os
 import pickle
 import re
+import zipfile
 
 import torch
 
+from ..errors import CheckpointError, UserError, UserFileNotFoundError
 from ..utils.io import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -21,8 +24,12 @@ BEST_FILE = "model-best.pth.tar"
 POINTER_FILE = "checkpoint"
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class UnsafeCheckpointError(UserError, pickle.UnpicklingError):
     """A checkpoint pickles a Python object outside the allowlist; it was not loaded."""
+
+
+class CheckpointKeysError(CheckpointError, KeyError):
+    """A checkpoint lacks keys the model has, or has keys it lacks (a KeyError, as before)."""
 
 
 def _plain_dict(*args):
@@ -77,13 +84,22 @@ def strip_module_prefix(state_dict):
 
 
 def load_checkpoint(path):
-    """torch.load with weights_only=True and the allowlist above; never falls back to full unpickling."""
+    """torch.load with weights_only=True and the allowlist above; never falls back to full unpickling.
+
+    Returns the checkpoint dict. A missing, empty, truncated, unsafe or non-dict file raises a
+    UserError naming the path and the fix.
+    """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'Checkpoint file not found: "{path}"')
+        raise UserFileNotFoundError(f'Checkpoint file not found: "{path}"')
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f'Checkpoint "{path}" is empty (0 bytes). {_corrupt_fix(path)}')
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):
+            msg = f'Checkpoint "{path}" is corrupt ({_last_line(str(exc))}). {_corrupt_fix(path)}'
+            raise CheckpointError(msg) from exc
         match = re.search(r"GLOBAL (\S+)", str(exc))
         blocked = match.group(1) if match else "an object torch's safe loader rejects"
         raise UnsafeCheckpointError(
@@ -92,6 +108,50 @@ def load_checkpoint(path):
             f"If you trust the file, re-save its tensors with plain torch.save. Loader said: "
             f"{_last_line(str(exc))}"
         ) from exc
+    except (EOFError, RuntimeError, ValueError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(
+            f'Checkpoint "{path}" is truncated or not a torch file ({type(exc).__name__}: '
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}). {_corrupt_fix(path)}"
+        ) from exc
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(
+            f'Checkpoint "{path}" holds a {type(ckpt).__name__}, not a checkpoint dict with a "state_dict" '
+            f"key. {_corrupt_fix(path)}"
+        )
+    return ckpt
+
+
+def _corrupt_fix(path):
+    return (
+        f"It was probably cut short by a killed copy or a full disk. Delete it and use another "
+        f'model.pth.tar-N from "{os.path.dirname(path) or "."}" (or train again).'
+    )
+
+
+def checked_state_dict(ckpt, path, key="state_dict"):
+    """ckpt[key] as a mapping of tensors, refusing one that is missing or holds NaN / inf values."""
+    state_dict = ckpt.get(key)
+    if not isinstance(state_dict, dict):
+        found = f"holds a {type(state_dict).__name__}" if key in ckpt else "is missing"
+        raise CheckpointError(
+            f'Checkpoint "{path}": key "{key}" {found}; a checkpoint is a dict whose "{key}" maps parameter '
+            f"names to tensors (keys found: {sorted(map(str, ckpt))[:10]}). Is it a file of this toolkit or "
+            f"of the original CoOp code?"
+        )
+    check_finite(state_dict, path)
+    return state_dict
+
+
+def check_finite(state_dict, path):
+    """Refuse NaN / inf in floating-point tensors: such weights evaluate to chance without a word."""
+    bad = [
+        k for k, v in state_dict.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
+    if bad:
+        raise CheckpointError(
+            f'Checkpoint "{path}" has NaN or infinite values in {", ".join(bad)}; the run that wrote it '
+            f"diverged. Use an earlier model.pth.tar-N, or train again (e.g. with a lower OPTIM.LR or PREC fp32)."
+        )
 
 
 def _last_line(text):
@@ -101,13 +161,30 @@ def _last_line(text):
 
 
 def read_pointer(model_dir):
-    """The checkpoint file named by model_dir/checkpoint, or None when there is none."""
+    """The checkpoint file named by model_dir/checkpoint, or None when there is none.
+
+    The pointer may only name a file in its own folder (no path separator, no "..").
+    """
     pointer = os.path.join(model_dir, POINTER_FILE)
     if not os.path.isfile(pointer):
         return None
-    with open(pointer) as f:
+    with open(pointer, encoding="utf-8", errors="replace") as f:
         name = f.read().strip()
-    return os.path.join(model_dir, name) if name else None
+    if not name:
+        return None
+    if name in (".", "..") or "/" in name or os.sep in name or (os.altsep and os.altsep in name):
+        raise CheckpointError(
+            f'Checkpoint pointer "{pointer}" names "{name}", which is not a file in its own folder; it must '
+            f"hold a bare file name such as model.pth.tar-10. Fix or delete the pointer."
+        )
+    path = os.path.join(model_dir, name)
+    if not os.path.isfile(path):
+        raise CheckpointError(
+            f'Checkpoint pointer "{pointer}" names "{name}", which does not exist there (files: '
+            f"{', '.join(list_checkpoints(model_dir)) or 'none'}). Write the name of an existing "
+            f"model.pth.tar-N into it, or delete it to train from scratch."
+        )
+    return path
 
 
 def list_checkpoints(model_dir):
@@ -124,7 +201,7 @@ def model_file_path(directory, name, epoch=None):
         present = list_checkpoints(model_dir)
         found = f"checkpoint files there: {', '.join(present)}" if present else f'no checkpoint files in "{model_dir}"'
         hint = " (pass --load-epoch N to load model.pth.tar-N)" if epoch is None and present else ""
-        raise FileNotFoundError(f'Model not found at "{path}"; {found}{hint}')
+        raise UserFileNotFoundError(f'Model not found at "{path}"; {found}{hint}')
     return path
 
 
@@ -150,7 +227,7 @@ def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer
     common = [k for k in state_dict if k in own]
     if state_dict and not common:
         origin = f' (it was saved by trainer "{trainer_name}")' if trainer_name else ""
-        raise ValueError(
+        raise CheckpointError(
             f'None of the keys in "{path}" match the model{origin}; the checkpoint is probably '
             f"from another trainer or model. Checkpoint keys: {sorted(state_dict)[:10]}; "
             f"model keys: {sorted(own)[:10]}"
@@ -162,7 +239,7 @@ def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer
     ]
     if mismatched:
         lines = "\n".join(f"  {k}: checkpoint {c}, model {m}" for k, c, m in mismatched)
-        raise ValueError(
+        raise CheckpointError(
             f'Shape mismatch loading "{path}" (was it trained with other settings, e.g. '
             f"another number of classes or context tokens?):\n{lines}"
         )
@@ -171,13 +248,13 @@ def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer
     if trainer_name and (missing or unexpected):
         # Our own checkpoints (they name their trainer) hold every learned key: a gap means the file
         # is from another trainer or model, and loading it would leave modules at their random init.
-        raise ValueError(
+        raise CheckpointError(
             f'Checkpoint "{path}" was saved by trainer "{trainer_name}" and does not match this '
             f"model: missing keys {missing}, unexpected keys {unexpected}. Evaluate it with "
             f"--trainer {trainer_name} and the settings it was trained with."
         )
     if strict and (missing or unexpected):
-        raise KeyError(
+        raise CheckpointKeysError(
             f'Checkpoint "{path}" does not match the model: missing keys {missing}, unexpected keys {unexpected}'
         )
     if missing:
@@ -185,3 +262,34 @@ def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer
     if unexpected:
         logger.warning(f"Keys in {path} that the model does not have (ignored): {unexpected}")
     module.load_state_dict(state_dict, strict=False)
+
+
+def load_pretrained_weights(module, path, ignore_keys=()):
+    """Warm-start `module` from `path` as Dassl's load_pretrained_weights does.
+
+    The file's "state_dict" (or the file itself when it is a plain state dict) is matched to the
+    module by key (after dropping a "module." prefix) and shape; matching tensors are loaded, the
+    rest is reported as discarded. `ignore_keys` are never loaded (state the module rebuilds itself).
+    """
+    ckpt = load_checkpoint(path)
+    state_dict = checked_state_dict(ckpt, path) if "state_dict" in ckpt else ckpt
+    check_finite(state_dict, path)
+    module = unwrap(module)
+    own = module.state_dict()
+    matched, discarded = {}, []
+    for k, v in strip_module_prefix(state_dict).items():
+        if k in own and k not in ignore_keys and hasattr(v, "shape") and v.shape == own[k].shape:
+            matched[k] = v
+        else:
+            discarded.append(k)
+    if not matched:
+        raise CheckpointError(
+            f'MODEL.INIT_WEIGHTS "{path}" has no tensor whose name and shape match the model '
+            f"(file keys: {sorted(state_dict)[:10]}; model keys: {sorted(own)[:10]}); it is from another "
+            f"trainer or was trained with other settings (e.g. N_CTX)."
+        )
+    module.load_state_dict(matched, strict=False)
+    logger.info(f'Successfully loaded pretrained weights from "{path}"')
+    if discarded:
+        logger.warning(f"Layers discarded due to unmatched keys or size: {discarded}")
+    return matched

@@ -14,6 +14,8 @@ import numpy as np
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..errors import ConfigError
+from ..log_format import END_OF_TRAINING
 from ..utils.dist import is_dist, is_main_process
 from ..utils.tools import format_seconds
 
@@ -162,7 +164,8 @@ class MetricPrinter(HookBase):
 
 
 class LRSchedulerHook(HookBase):
-    """Steps every registered scheduler once per epoch (the reference's per-epoch schedule).
+    """Steps every registered scheduler once per epoch (the reference's per-epoch schedule; docs/reference-behaviour.md,
+    "Optimizer and learning-rate schedule").
 
     Dassl has no such hook: its trainers call update_lr() (or sched.step()) on their last batch. A
     scheduler the trainer already stepped during the epoch is left alone, so a ported Dassl trainer
@@ -193,7 +196,7 @@ class BestValHook(HookBase):
     def before_train(self):
         t = self.trainer
         if t.val_loader is None:
-            raise ValueError(
+            raise ConfigError(
                 f'TEST.FINAL_MODEL is best_val but dataset "{t.cfg.DATASET.NAME}" has no val split; '
                 f"use TEST.FINAL_MODEL last_step (selecting on the test set would bias the result)"
             )
@@ -213,13 +216,22 @@ class BestValHook(HookBase):
 
 
 class PeriodicCheckpointer(HookBase):
-    """Saves model.pth.tar-<epoch+1> every TRAIN.CHECKPOINT_FREQ epochs (when > 0) and after the last."""
+    """Saves model.pth.tar-<epoch+1> after every epoch, so that a run always resumes from its last epoch.
+
+    TRAIN.CHECKPOINT_FREQ decides which files are kept: every N-th epoch (when > 0) and the last one.
+    Any other epoch's file is removed once the next epoch's file (and its pointer) is written.
+    """
 
     def after_epoch(self):
         t = self.trainer
-        freq = t.cfg.TRAIN.CHECKPOINT_FREQ
-        if (freq > 0 and (t.epoch + 1) % freq == 0) or t.epoch + 1 == t.max_epoch:
-            t.save_model(t.epoch, t.output_dir)
+        t.save_model(t.epoch, t.output_dir)
+        if t.epoch >= 1 and not self.kept(t.epoch):
+            t.remove_model_files(t.epoch, t.output_dir)
+
+    def kept(self, epoch):
+        """Whether model.pth.tar-<epoch> stays once later epochs are saved."""
+        freq = self.trainer.cfg.TRAIN.CHECKPOINT_FREQ
+        return (freq > 0 and epoch % freq == 0) or epoch == self.trainer.max_epoch
 
 
 class FinalTestHook(HookBase):
@@ -230,7 +242,7 @@ class FinalTestHook(HookBase):
 
     def after_train(self):
         t = self.trainer
-        logger.info("Finish training")
+        logger.info(END_OF_TRAINING)
         if not t.cfg.TEST.NO_TEST:
             if t.cfg.TEST.FINAL_MODEL == "best_val":
                 logger.info("Deploy the model with the best val performance")

@@ -1,4 +1,5 @@
-"""TrainerBase -> SimpleTrainer -> TrainerX with Dassl's method names (SPEC 2.3; docs/internals.md).
+"""TrainerBase -> SimpleTrainer -> TrainerX with Dassl's method names
+(docs/reference-behaviour.md, "Trainer lifecycle"; docs/internals.md).
 
 `train()` only loops over epochs and dispatches before/after events to hooks (hooks.py), which hold
 the behaviour: resume, metric printing, LR stepping, best-val selection, checkpointing, final test.
@@ -16,11 +17,22 @@ from tqdm import tqdm
 
 from ..config import check_cfg_values
 from ..data.data_manager import DataManager
+from ..errors import CheckpointError
 from ..evaluation import build_evaluator, write_metrics_json
 from ..utils.dist import get_world_size, is_main_process
 from ..utils.seed import get_rng_state, set_rng_state
 from . import hooks as H
-from .checkpoint import load_checkpoint, load_weights, model_file_path, read_pointer, save_checkpoint
+from .checkpoint import (
+    checked_state_dict,
+    load_checkpoint,
+    load_pretrained_weights,
+    load_weights,
+    model_file_path,
+    read_pointer,
+    save_checkpoint,
+)
+from .interrupt import TrainingInterrupted, stop_requested
+from .run_folder import writing
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +48,7 @@ class TrainerBase:
         self._writer = None
         self._trained = False  # becomes True once train() starts; metrics.json records eval-only runs
         self.weights_epoch = None  # the epoch count of the current weights (None: never trained / loaded)
+        self.saved_epoch = 0  # the epoch count of the last checkpoint written or resumed (what --resume continues)
 
     # ------------------------------------------------------------ registration
     def register_model(self, name="model", model=None, optim=None, sched=None):
@@ -76,6 +89,8 @@ class TrainerBase:
                 self.run_epoch()
                 self.weights_epoch = self.epoch + 1
                 self.after_epoch()
+                if epoch + 1 < self.max_epoch:  # a signal during the last epoch lets the run finish
+                    self.check_stop()
             self.after_train()
         finally:
             for hook in self._hooks:
@@ -95,6 +110,20 @@ class TrainerBase:
 
     def run_epoch(self):
         raise NotImplementedError
+
+    def check_stop(self):
+        """Raise TrainingInterrupted when a SIGINT / SIGTERM came in (see interrupt.py): a safe point."""
+        signum = stop_requested()
+        if signum is None:
+            return
+        where = f"the end of epoch {self.epoch + 1}/{self.max_epoch}"
+        if getattr(self, "batch_idx", None) is not None and self.batch_idx + 1 < getattr(self, "num_batches", 0):
+            where = f"epoch {self.epoch + 1}/{self.max_epoch}, batch {self.batch_idx + 1}/{self.num_batches}"
+        raise TrainingInterrupted(signum, where, self.saved_epoch)
+
+    def learns_parameters(self):
+        """True when a registered model has parameters that training updates (a run needs its weights)."""
+        return any(p.requires_grad for m in self._models.values() if m is not None for p in m.parameters())
 
     def forward_backward(self, batch):
         raise NotImplementedError
@@ -130,8 +159,21 @@ class TrainerBase:
                 "rng_state": get_rng_state(),
                 "hooks": self._hook_states(),
                 "meta": {"trainer": type(self).__name__, "model_name": name},
+                "config": self.cfg.dump() if getattr(self, "cfg", None) is not None else None,
             }
-            save_checkpoint(state, os.path.join(directory, name), is_best=is_best, model_name=model_name)
+            with writing(os.path.join(directory, name), directory):
+                save_checkpoint(state, os.path.join(directory, name), is_best=is_best, model_name=model_name)
+        if not is_best and not model_name:
+            self.saved_epoch = epoch + 1
+
+    def remove_model_files(self, epoch, directory):
+        """Delete directory/<name>/model.pth.tar-<epoch> of every model (rank 0 only)."""
+        if not is_main_process():
+            return
+        for name in self.get_model_names():
+            path = os.path.join(directory, name, f"model.pth.tar-{epoch}")
+            if os.path.isfile(path):
+                os.remove(path)
 
     def resume_model_if_exist(self, directory):
         """Load models, optimizers, schedulers, RNG and hook states from the `checkpoint` pointers.
@@ -147,15 +189,21 @@ class TrainerBase:
         for name, path in zip(names, paths):
             logger.info(f'Loading checkpoint from "{path}"')
             ckpt = load_checkpoint(path)
-            load_weights(self._models[name], ckpt["state_dict"], path, strict=True)
+            load_weights(self._models[name], checked_state_dict(ckpt, path), path, strict=True)
             if self._optims[name] is not None and ckpt.get("optimizer") is not None:
                 self._optims[name].load_state_dict(ckpt["optimizer"])
             if self._scheds[name] is not None and ckpt.get("scheduler") is not None:
                 self._scheds[name].load_state_dict(ckpt["scheduler"])
-            start_epoch = ckpt["epoch"]
+            start_epoch = ckpt.get("epoch")
+            if not isinstance(start_epoch, int) or start_epoch > self.max_epoch:
+                raise CheckpointError(
+                    f'Cannot resume "{path}": its "epoch" is {start_epoch!r}, not an epoch count within '
+                    f"OPTIM.MAX_EPOCH {self.max_epoch}. Set OPTIM.MAX_EPOCH to at least that epoch, or start "
+                    f"from scratch with --overwrite."
+                )
         self._restore_run_state(ckpt)
         logger.info(f"Previous epoch: {start_epoch}")
-        self.weights_epoch = start_epoch
+        self.weights_epoch = self.saved_epoch = start_epoch
         return start_epoch
 
     def _restore_run_state(self, ckpt):
@@ -181,7 +229,7 @@ class TrainerBase:
             trainer_name = (ckpt.get("meta") or {}).get("trainer")
             load_weights(
                 self._models[name],
-                ckpt["state_dict"],
+                checked_state_dict(ckpt, path),
                 path,
                 ignore_keys=self.checkpoint_ignore_keys,
                 trainer_name=trainer_name,
@@ -305,11 +353,20 @@ class SimpleTrainer(TrainerBase):
         self.cfg = cfg
         self.build_data_loader()
         self.build_model()
+        if cfg.MODEL.INIT_WEIGHTS:
+            self.init_weights(cfg.MODEL.INIT_WEIGHTS)
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
         self.register_hooks(self.build_hooks())
 
     def check_cfg(self, cfg):
         """Trainer-specific config checks; override (CoOp checks its PREC)."""
+
+    def init_weights(self, path):
+        """MODEL.INIT_WEIGHTS: warm-start every registered model (Dassl's load_pretrained_weights; the
+        keys in checkpoint_ignore_keys are rebuilt by the model from the current class names)."""
+        for name in self.get_model_names():
+            logger.info(f'Warm-starting {name} from MODEL.INIT_WEIGHTS "{path}"')
+            load_pretrained_weights(self._models[name], path, ignore_keys=self.checkpoint_ignore_keys)
 
     def build_hooks(self):
         hooks = [H.ResumeHook(), H.TensorboardHook(), H.MetricPrinter(), H.LRSchedulerHook()]
@@ -351,15 +408,17 @@ class SimpleTrainer(TrainerBase):
         results = self.evaluator.evaluate()
         for k, v in results.items():
             self.write_scalar(f"{split}/{k}", v, self.epoch)
+        metrics_path = os.path.join(self.output_dir, "metrics.json")
         if split == "test" and is_main_process():
-            write_metrics_json(
-                os.path.join(self.output_dir, "metrics.json"),
-                results,
-                self.cfg,
-                split=split,
-                epoch=self.weights_epoch,
-                eval_only=not self._trained,
-            )
+            with writing(metrics_path, self.output_dir):
+                write_metrics_json(
+                    metrics_path,
+                    results,
+                    self.cfg,
+                    split=split,
+                    epoch=self.weights_epoch,
+                    eval_only=not self._trained,
+                )
         return list(results.values())[0]
 
     def model_inference(self, input):
@@ -389,6 +448,8 @@ class TrainerX(SimpleTrainer):
             self.loss_summary = self.forward_backward(batch)
             self.batch_time = time.time() - end
             self._call_hooks("after_step")
+            if batch_idx + 1 < self.num_batches:  # after the last batch, train() checks once the epoch is saved
+                self.check_stop()
             end = time.time()
 
     def parse_batch_train(self, batch):

@@ -2,7 +2,7 @@
 
 The engine steps every scheduler once per epoch, so with CoOp's settings (cosine, one constant
 warmup epoch at 1e-5) epoch k runs at 1e-5 for k = 1 and 0.001 * (1 + cos(pi * (k - 2) / T)) after
-(SPEC 2.7).
+(docs/reference-behaviour.md, "Optimizer and learning-rate schedule").
 """
 
 import logging
@@ -10,6 +10,8 @@ import logging
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from ..config import WARMUP_TYPES
+from ..errors import ConfigError
 from ..registry import unknown_name_message
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,15 @@ class _BaseWarmupScheduler(LRScheduler):
         else:
             super().step(epoch)
 
+    def get_lr(self):
+        if self.last_epoch >= self.warmup_epoch:
+            return self.successor.get_last_lr()
+        return self.warmup_lr()
+
+    def warmup_lr(self):
+        """The LRs of a warm-up step (self.last_epoch < self.warmup_epoch)."""
+        raise NotImplementedError
+
     def state_dict(self):
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "successor")}
         state["successor"] = self.successor.state_dict()
@@ -58,9 +69,7 @@ class ConstantWarmupScheduler(_BaseWarmupScheduler):
         self.cons_lr = cons_lr
         super().__init__(optimizer, successor, warmup_epoch, last_epoch)
 
-    def get_lr(self):
-        if self.last_epoch >= self.warmup_epoch:
-            return self.successor.get_last_lr()
+    def warmup_lr(self):
         return [self.cons_lr for _ in self.base_lrs]
 
 
@@ -69,9 +78,7 @@ class LinearWarmupScheduler(_BaseWarmupScheduler):
         self.min_lr = min_lr
         super().__init__(optimizer, successor, warmup_epoch, last_epoch)
 
-    def get_lr(self):
-        if self.last_epoch >= self.warmup_epoch:
-            return self.successor.get_last_lr()
+    def warmup_lr(self):
         if self.last_epoch == 0:
             return [self.min_lr for _ in self.base_lrs]
         return [lr * self.last_epoch / self.warmup_epoch for lr in self.base_lrs]
@@ -80,13 +87,13 @@ class LinearWarmupScheduler(_BaseWarmupScheduler):
 def _single_stepsize(stepsize, max_epoch):
     if isinstance(stepsize, (list, tuple)):
         if len(stepsize) != 1:
-            raise ValueError(
+            raise ConfigError(
                 f"OPTIM.STEPSIZE {tuple(stepsize)}: single_step takes one step size; "
                 f"use OPTIM.LR_SCHEDULER multi_step for several milestones"
             )
         stepsize = stepsize[0]
     if not isinstance(stepsize, int):
-        raise TypeError(f"OPTIM.STEPSIZE must be an int for single_step, got {stepsize!r}")
+        raise ConfigError(f"OPTIM.STEPSIZE must be an int for single_step, got {stepsize!r}")
     return max_epoch if stepsize <= 0 else stepsize
 
 
@@ -97,14 +104,14 @@ def build_lr_scheduler(optimizer, optim_cfg):
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=optim_cfg.GAMMA)
     elif name == "multi_step":
         if not isinstance(optim_cfg.STEPSIZE, (list, tuple)):
-            raise TypeError(f"OPTIM.STEPSIZE must be a list of epochs for multi_step, got {optim_cfg.STEPSIZE!r}")
+            raise ConfigError(f"OPTIM.STEPSIZE must be a list of epochs for multi_step, got {optim_cfg.STEPSIZE!r}")
         scheduler = torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones=list(optim_cfg.STEPSIZE), gamma=optim_cfg.GAMMA
         )
     elif name == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=float(max_epoch))
     else:
-        raise ValueError(
+        raise ConfigError(
             unknown_name_message("LR scheduler", name, AVAILABLE_LR_SCHEDULERS, hint="(config key OPTIM.LR_SCHEDULER)")
         )
     if optim_cfg.WARMUP_EPOCH > 0:
@@ -120,6 +127,4 @@ def _wrap_warmup(optimizer, scheduler, optim_cfg):
         return ConstantWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_CONS_LR)
     if kind == "linear":
         return LinearWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_MIN_LR)
-    raise ValueError(
-        unknown_name_message("warmup type", kind, ("constant", "linear"), hint="(config key OPTIM.WARMUP_TYPE)")
-    )
+    raise ConfigError(unknown_name_message("warmup type", kind, WARMUP_TYPES, hint="(config key OPTIM.WARMUP_TYPE)"))

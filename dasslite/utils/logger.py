@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from ..errors import RunFolderError
 from .dist import is_main_process
 
 _HANDLER_TAG = "_dasslite_handler"  # marks our handlers so a second setup_logger replaces them
@@ -34,6 +35,26 @@ def _tagged(handler):
     return handler
 
 
+class StrictFileHandler(logging.FileHandler):
+    """A FileHandler that stops the run when log.txt cannot be written (logging's default prints the
+    error to stderr and goes on, leaving a log with holes that parsers would read as complete)."""
+
+    def handleError(self, record):
+        exc = sys.exc_info()[1]
+        reason = getattr(exc, "strerror", None) or exc
+        raise RunFolderError(
+            f'Cannot write the log "{self.baseFilename}": {reason}. The run stopped. Free disk space or make '
+            f"the folder writable, then rerun the same command with --resume "
+            f"{os.path.dirname(self.baseFilename)}: it continues from the last saved epoch."
+        ) from exc
+
+    def close(self):
+        try:
+            super().close()
+        except OSError:  # the failed write was reported when it happened; the buffer cannot be flushed
+            self.stream = None
+
+
 def setup_logger(output=None, resume=False):
     """Log INFO and above to stdout and, when `output` is given, to its log file.
 
@@ -53,5 +74,5 @@ def setup_logger(output=None, resume=False):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if os.path.exists(path) and not resume:
         os.replace(path, path + time.strftime("-%Y-%m-%d-%H-%M-%S"))
-    root.addHandler(_tagged(logging.FileHandler(path, mode="a", encoding="utf-8")))
+    root.addHandler(_tagged(StrictFileHandler(path, mode="a", encoding="utf-8")))
     return path

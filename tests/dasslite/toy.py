@@ -16,6 +16,7 @@ from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.engine.trainer import TrainerX
 from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
+from tests.helpers import set_keys
 
 CLASSNAMES = ["red", "green", "blue", "gray"]
 SPLITS = {"train": 8, "val": 2, "test": 4}  # images per class
@@ -92,13 +93,7 @@ def toy_cfg(root, output_dir, **opts):
     cfg.OPTIM.WARMUP_TYPE = "constant"
     cfg.TRAIN.PRINT_FREQ = 2
     cfg.TEST.FINAL_MODEL = "last_step"
-    for key, value in opts.items():
-        node = cfg
-        *parents, leaf = key.split("__")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return cfg
+    return set_keys(cfg, opts, sep="__")
 
 
 def params(trainer):

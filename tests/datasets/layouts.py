@@ -334,7 +334,7 @@ BUILDERS = {
     "UCF101": build_ucf101,
     "ImageFolder": build_imagefolder,
 }
-FOLDERS = {  # the dataset folder under DATASET.ROOT (SPEC 5.2)
+FOLDERS = {  # the dataset folder under DATASET.ROOT (docs/reference-behaviour.md, "Benchmark folders")
     "Caltech101": "caltech-101",
     "DescribableTextures": "dtd",
     "EuroSAT": "eurosat",

@@ -1,4 +1,4 @@
-"""The issue's acceptance check: `train.py --dataset-config-file configs/datasets/<name>.yaml` runs CoOp
+"""End to end on every benchmark: `train.py --dataset-config-file configs/datasets/<name>.yaml` runs CoOp
 for every dataset on its miniature layout (a tiny CLIP, one epoch), and so does a user's image folder."""
 
 import os

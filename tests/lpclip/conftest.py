@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.datasets.layouts import build_oxford_pets
+from tests.helpers import cpu_run_opts
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COLOURS = {
@@ -42,14 +43,7 @@ def extractor_command(data, feat, backbone, *extra):
         "--output-dir",
         str(feat),
         *extra,
-        "MODEL.BACKBONE.NAME",
-        backbone,
-        "DATALOADER.NUM_WORKERS",
-        "0",
-        "DATALOADER.TEST.BATCH_SIZE",
-        "8",
-        "USE_CUDA",
-        "False",
+        *cpu_run_opts(backbone),
     ]
 
 

@@ -99,5 +99,9 @@ def test_full_splits_are_forced(tmp_path, tiny_clip_path):
 
 def test_input_size_mismatch_is_explained(tmp_path, tiny_clip_path):
     cfg = _cfg(tmp_path, tmp_path / "f", tiny_clip_path, "INPUT.SIZE", "(160, 160)")
-    with pytest.raises(ValueError, match=r"INPUT.SIZE \(160, 160\).*\(224, 224\)"):
-        feat_extractor.check_input_size(cfg, load_clip(tiny_clip_path, "fp32"))
+    with pytest.raises(
+        ValueError,
+        match=r"INPUT.SIZE is \(160, 160\) but this CLIP backbone takes \(224, 224\) images; "
+        r"set INPUT.SIZE \(224, 224\)",
+    ):
+        feat_extractor.check_input_size(cfg.INPUT.SIZE, load_clip(tiny_clip_path, "fp32"))

@@ -164,31 +164,28 @@ def _write_features(folder, data, backbone="ViT-B/16", dataset="OxfordPets"):
         json.dump({"version": 1, "dataset": dataset, "backbone": backbone}, f)
 
 
+def probe_argv(dataset, feat, *shots_and_flags):
+    """linear_probe.py's arguments for a quick search: 2 bisection steps, 2 runs, the given shots (then flags)."""
+    return [
+        "--dataset",
+        dataset,
+        "--feature_dir",
+        str(feat),
+        "--num_step",
+        "2",
+        "--num_run",
+        "2",
+        "--shots",
+        *shots_and_flags,
+    ]
+
+
 def test_main_writes_reports_and_metrics_json(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     feat = tmp_path / "feats" / "clip_feat"
     _write_features(feat / "OxfordPets", feats(spread=0.5))
     out = tmp_path / "output"
-    assert (
-        lp.main(
-            [
-                "--dataset",
-                "OxfordPets",
-                "--feature_dir",
-                str(feat),
-                "--num_step",
-                "2",
-                "--num_run",
-                "2",
-                "--shots",
-                "1",
-                "2",
-                "--output-dir",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert lp.main(probe_argv("OxfordPets", feat, "1", "2", "--output-dir", str(out))) == 0
     summary = (tmp_path / "report" / "clip_feat_s2r2.txt").read_text().splitlines()
     assert [line.split(": ")[0] for line in summary] == [
         "OxfordPets, 1 Shot, Test acc stat",
@@ -222,20 +219,7 @@ def test_main_writes_reports_and_metrics_json(tmp_path, monkeypatch):
             assert len(probe["steps"]) == 2 and len(probe["train_indices"]) == 5 * shots
     # a second dataset appends to the same report, as the reference's "a+"
     _write_features(feat / "DescribableTextures", feats(spread=0.5), dataset="DescribableTextures")
-    lp.main(
-        [
-            "--dataset",
-            "DescribableTextures",
-            "--feature_dir",
-            str(feat),
-            "--num_step",
-            "2",
-            "--num_run",
-            "2",
-            "--shots",
-            "1",
-        ]
-    )
+    lp.main(probe_argv("DescribableTextures", feat, "1"))
     assert len((tmp_path / "report" / "clip_feat_s2r2.txt").read_text().splitlines()) == 3
 
 
@@ -277,19 +261,7 @@ def test_results_show_linear_probe_as_its_own_fewshot_table(pets_features, tmp_p
         [
             sys.executable,
             os.path.join(REPO, "lpclip", "linear_probe.py"),
-            "--dataset",
-            "OxfordPets",
-            "--feature_dir",
-            str(feat),
-            "--num_step",
-            "2",
-            "--num_run",
-            "2",
-            "--shots",
-            "1",
-            "2",
-            "--output-dir",
-            str(out),
+            *probe_argv("OxfordPets", feat, "1", "2", "--output-dir", str(out)),
             "--report-dir",
             str(tmp_path / "rep"),
         ],

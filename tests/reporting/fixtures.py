@@ -1,4 +1,4 @@
-"""Hand-made run folders: log.txt in the reference's format (SPEC 6) and metrics.json in ours."""
+"""Hand-made run folders: log.txt in the reference's format (docs/reference-behaviour.md, "Log file and result block") and metrics.json in ours."""
 
 import json
 import os

@@ -6,12 +6,14 @@ killed or several must run at once.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from tests.datasets.layouts import build_oxford_pets
+from tests.helpers import cpu_run_opts
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATASET_YAML = os.path.join(REPO, "configs", "datasets", "oxford_pets.yaml")
@@ -47,16 +49,9 @@ def train_argv(root, out, backbone, *opts, trainer="CoCoOp", seed=1, flags=()):
         "2",
         "DATASET.SUBSAMPLE_CLASSES",
         "base",
-        "MODEL.BACKBONE.NAME",
-        backbone,
-        "DATALOADER.NUM_WORKERS",
-        "0",
-        "DATALOADER.TEST.BATCH_SIZE",
-        "8",
         "OPTIM.MAX_EPOCH",
         "2",
-        "USE_CUDA",
-        "False",
+        *cpu_run_opts(backbone),
         *opts,
     ]
 
@@ -95,3 +90,49 @@ def run_train_py(argv, log_path, timeout=300):
 def files_under(path):
     """Every file below `path`, relative, as a set."""
     return {os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs}
+
+
+# CoOp with 2 fp32 context vectors in batches of 4
+COOP_OPTS = ("TRAINER.COOP.PREC", "fp32", "TRAINER.COOP.N_CTX", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "4")
+
+
+def coop_argv(root, out, backbone, *opts, flags=(), seed=1):
+    """train_argv for CoOp with COOP_OPTS, then `opts` (a later KEY wins)."""
+    return train_argv(root, out, backbone, *COOP_OPTS, *opts, trainer="CoOp", seed=seed, flags=flags)
+
+
+def eval_argv(root, out, model_dir, backbone, *opts, trainer="CoOp"):
+    return train_argv(
+        root,
+        out,
+        backbone,
+        "TRAINER.COOP.PREC",
+        "fp32",
+        "TRAINER.COCOOP.PREC",
+        "fp32",
+        *opts,
+        trainer=trainer,
+        flags=["--eval-only", "--model-dir", str(model_dir), "--load-epoch", "1"],
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_coop(tmp_path_factory, tiny_clip_path):
+    """A finished 1-epoch CoOp run (N_CTX 2), shared by several tests: copy it (copy_run) to change it."""
+    import train
+
+    base = tmp_path_factory.mktemp("coop_run")
+    root = base / "data"
+    build_oxford_pets(str(root))
+    out = base / "out"
+    train.main(coop_argv(root, out, tiny_clip_path, "OPTIM.MAX_EPOCH", "1"))
+    assert (out / "prompt_learner" / "model.pth.tar-1").is_file()
+    return str(root), out
+
+
+def copy_run(src, dst, finished=True):
+    """A copy of the run folder `src`; finished=False drops metrics.json, as a run killed before its test."""
+    shutil.copytree(src, dst)
+    if not finished:
+        os.remove(os.path.join(dst, "metrics.json"))
+    return dst

@@ -1,4 +1,4 @@
-"""Issue item 1: bad input gets a clear error naming the culprit and the fix, and leaves no half-written
+"""Bad input gets a clear error naming the culprit and the fix, and leaves no half-written
 output. Errors found while reading the config and looking up names come before train.py writes
 anything (the output folder is not even created); errors found while building the data or the model
 leave at most log.txt, never a checkpoint or metrics.json."""
@@ -12,7 +12,7 @@ import train
 from dasslite.registry import UnknownNameError
 from dasslite.utils.io import read_json
 
-from .conftest import train_argv
+from .conftest import eval_argv, train_argv
 
 
 def assert_nothing_written(out):
@@ -20,20 +20,31 @@ def assert_nothing_written(out):
 
 
 def assert_no_results(out):
-    """At most the log of the failed run: no checkpoint folder, no metrics.json."""
-    leftovers = set(os.listdir(out)) - {"log.txt"} if os.path.isdir(out) else set()
+    """At most the failed run's log and the folder's lock file: no checkpoint folder, no metrics.json."""
+    leftovers = set(os.listdir(out)) - {"log.txt", ".lock"} if os.path.isdir(out) else set()
     assert not leftovers, leftovers
 
 
-def test_unknown_config_key_names_the_closest_valid_key(tmp_path, pets_root, tiny_clip_path):
+def expect_rejected(tmp_path, pets_root, clip, error, match, *opts, check):
+    """train.main with these overrides raises `error` matching `match`; `check` then inspects the output folder."""
     out = tmp_path / "out"
-    with pytest.raises(
+    with pytest.raises(error, match=match):
+        train.main(train_argv(pets_root, out, clip, *opts))
+    check(out)
+
+
+def test_unknown_config_key_names_the_closest_valid_key(tmp_path, pets_root, tiny_clip_path):
+    expect_rejected(
+        tmp_path,
+        pets_root,
+        tiny_clip_path,
         KeyError,
-        match=r'Unknown config key "OPTIM.MAX_EPOCHS" in the command-line options\. '
+        r'Unknown config key "OPTIM.MAX_EPOCHS" in the command-line options\. '
         r'Did you mean "OPTIM.MAX_EPOCH"\?',
-    ):
-        train.main(train_argv(pets_root, out, tiny_clip_path, "OPTIM.MAX_EPOCHS", "3"))
-    assert_nothing_written(out)
+        "OPTIM.MAX_EPOCHS",
+        "3",
+        check=assert_nothing_written,
+    )
 
 
 def test_unknown_config_key_in_a_yaml_names_the_file(tmp_path, pets_root, tiny_clip_path):
@@ -52,14 +63,17 @@ def test_unknown_config_key_in_a_yaml_names_the_file(tmp_path, pets_root, tiny_c
 
 
 def test_value_of_the_wrong_type_names_the_key_and_the_expected_type(tmp_path, pets_root, tiny_clip_path):
-    out = tmp_path / "out"
-    with pytest.raises(
+    expect_rejected(
+        tmp_path,
+        pets_root,
+        tiny_clip_path,
         ValueError,
-        match=r"Wrong type for config key OPTIM.MAX_EPOCH in the command-line options: "
+        r"Wrong type for config key OPTIM.MAX_EPOCH in the command-line options: "
         r"expected int .* got str 'ten'",
-    ):
-        train.main(train_argv(pets_root, out, tiny_clip_path, "OPTIM.MAX_EPOCH", "ten"))
-    assert_nothing_written(out)
+        "OPTIM.MAX_EPOCH",
+        "ten",
+        check=assert_nothing_written,
+    )
 
 
 @pytest.mark.parametrize(
@@ -161,61 +175,20 @@ def test_ctx_init_with_more_words_than_the_context_allows_is_rejected(tmp_path, 
 
 
 def test_image_size_that_does_not_match_the_backbone_is_rejected(tmp_path, pets_root, tiny_clip_path):
-    out = tmp_path / "out"
-    with pytest.raises(
+    expect_rejected(
+        tmp_path,
+        pets_root,
+        tiny_clip_path,
         ValueError,
-        match=r"INPUT.SIZE is \(192, 192\) but this CLIP backbone takes \(224, 224\) "
+        r"INPUT.SIZE is \(192, 192\) but this CLIP backbone takes \(224, 224\) "
         r"images; set INPUT.SIZE \(224, 224\)",
-    ):
-        train.main(train_argv(pets_root, out, tiny_clip_path, "INPUT.SIZE", "(192, 192)"))
-    assert_no_results(out)
+        "INPUT.SIZE",
+        "(192, 192)",
+        check=assert_no_results,
+    )
 
 
 # ---------------------------------------------------------------- checkpoints given to --eval-only
-
-
-@pytest.fixture(scope="module")
-def trained_coop(tmp_path_factory, tiny_clip_path):
-    """A finished 1-epoch CoOp run (N_CTX 2) to load from."""
-    from tests.datasets.layouts import build_oxford_pets
-
-    base = tmp_path_factory.mktemp("coop_run")
-    root = base / "data"
-    build_oxford_pets(str(root))
-    out = base / "out"
-    train.main(
-        train_argv(
-            root,
-            out,
-            tiny_clip_path,
-            "OPTIM.MAX_EPOCH",
-            "1",
-            "TRAINER.COOP.PREC",
-            "fp32",
-            "TRAINER.COOP.N_CTX",
-            "2",
-            "DATALOADER.TRAIN_X.BATCH_SIZE",
-            "4",
-            trainer="CoOp",
-        )
-    )
-    assert (out / "prompt_learner" / "model.pth.tar-1").is_file()
-    return str(root), out
-
-
-def eval_argv(root, out, model_dir, backbone, *opts, trainer="CoOp"):
-    return train_argv(
-        root,
-        out,
-        backbone,
-        "TRAINER.COOP.PREC",
-        "fp32",
-        "TRAINER.COCOOP.PREC",
-        "fp32",
-        *opts,
-        trainer=trainer,
-        flags=["--eval-only", "--model-dir", str(model_dir), "--load-epoch", "1"],
-    )
 
 
 def test_checkpoint_folder_without_the_expected_files_is_named(tmp_path, trained_coop, tiny_clip_path):

@@ -1,4 +1,4 @@
-"""Issue item 2: crash safety. Checkpoints are written to a temp file and renamed, and carry the optimizer,
+"""Crash safety. Checkpoints are written to a temp file and renamed, and carry the optimizer,
 scheduler, epoch and every RNG state; a run SIGKILLed mid-epoch and restarted with --resume ends with the
 same learned prompt (bit for bit on CPU) and the same test accuracy as an uninterrupted run."""
 

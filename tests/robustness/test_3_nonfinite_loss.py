@@ -1,4 +1,4 @@
-"""Issue item 3: training stops at the first NaN/inf loss with an error naming epoch and batch and the likely
+"""Training stops at the first NaN/inf loss with an error naming epoch and batch and the likely
 cause (fp16), and the last good checkpoint stays intact."""
 
 import os

@@ -1,4 +1,4 @@
-"""Issue item 4: several runs (different seeds) started at once on the same dataset root and output parent
+"""Several runs (different seeds) started at once on the same dataset root and output parent
 folder finish correctly, and split and few-shot cache files are never seen half-written."""
 
 import json
@@ -10,6 +10,7 @@ from dasslite.data import fewshot, splits
 from dasslite.data.datum import Datum
 from dasslite.utils.io import read_json
 from tests.datasets.layouts import build_oxford_pets
+from tests.helpers import QUICK_COOP_OPTS
 
 from .conftest import files_under, start_train_py, train_argv
 
@@ -26,12 +27,7 @@ def test_concurrent_runs_on_one_root_and_output_parent_all_finish(tmp_path, tiny
             root,
             parent / f"seed{seed}",
             tiny_clip_path,
-            "OPTIM.MAX_EPOCH",
-            "1",
-            "TRAINER.COOP.PREC",
-            "fp32",
-            "TRAINER.COOP.N_CTX",
-            "2",
+            *QUICK_COOP_OPTS,
             "DATALOADER.TRAIN_X.BATCH_SIZE",
             "2",
             trainer="CoOp",

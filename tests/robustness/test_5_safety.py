@@ -1,5 +1,6 @@
-"""Issue item 5: checkpoints are loaded with weights_only=True; no pickle from a dataset folder is ever loaded;
-archives are never extracted without path filtering; output paths come only from the config."""
+"""Unsafe files are never trusted: checkpoints are loaded with weights_only=True; no pickle from a
+dataset folder is ever loaded; archives are never extracted without path filtering; output paths come
+only from the config."""
 
 import ast
 import os

@@ -1,4 +1,4 @@
-"""Issue item 6: a run whose output folder already holds a finished run refuses to overwrite it unless told
+"""A run whose output folder already holds a finished run refuses to overwrite it unless told
 to (--overwrite); an unfinished (killed) run's folder is resumed; the protocol scripts skip finished runs."""
 
 import json

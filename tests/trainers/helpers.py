@@ -3,7 +3,12 @@
 from coop_toolkit import trainers
 from coop_toolkit.trainers.clip_backbone import load_clip
 from dasslite.config import get_cfg_default
+from tests.helpers import set_keys
 
+# A CoCoOp prompt learner's state dict: the context, the frozen prompt buffers and the Meta-Net.
+COCOOP_STATE_KEYS = {"ctx", "token_prefix", "token_suffix"} | {
+    f"meta_net.linear{i}.{p}" for i in (1, 2) for p in ("weight", "bias")
+}
 CLASSNAMES = ["abyssinian", "american_bulldog", "beagle", "great_pyrenees", "yorkshire_terrier"]
 
 
@@ -13,13 +18,7 @@ def make_cfg(backbone, **opts):
     trainers.extend_cfg(cfg)
     cfg.MODEL.BACKBONE.NAME = backbone
     cfg.TRAINER.COOP.PREC = cfg.TRAINER.COCOOP.PREC = "fp32"
-    for key, value in opts.items():
-        node = cfg
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return cfg
+    return set_keys(cfg, opts)
 
 
 def clip_fp32(path):

@@ -5,7 +5,7 @@ import torch
 
 from coop_toolkit.trainers.clip_backbone import TextEncoder
 from coop_toolkit.trainers.cocoop import CustomCLIP
-from tests.trainers.helpers import CLASSNAMES, clip_fp32, make_cfg
+from tests.trainers.helpers import CLASSNAMES, COCOOP_STATE_KEYS, clip_fp32, make_cfg
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +43,7 @@ def test_meta_net_shapes_and_state_dict_keys(model):
     pl = model.prompt_learner
     assert pl.meta_net.linear1.weight.shape == (32 // 16, 32)  # vis_dim 32 -> 2 -> ctx width 64
     assert pl.meta_net.linear2.weight.shape == (64, 2)
-    assert set(pl.state_dict()) == {
-        "ctx",
-        "token_prefix",
-        "token_suffix",
-        "meta_net.linear1.weight",
-        "meta_net.linear1.bias",
-        "meta_net.linear2.weight",
-        "meta_net.linear2.bias",
-    }
+    assert set(pl.state_dict()) == COCOOP_STATE_KEYS
 
 
 @pytest.mark.parametrize("chunk", [0, 3])

@@ -1,4 +1,7 @@
-"""Dataset names: output folder names and DATASET.NAME values -> the papers' row names."""
+"""The benchmarks' names: output / config folder names and DATASET.NAME values -> the papers' row names.
+
+Pure Python (no torch), so results.py and the linear probe both read it cheaply.
+"""
 
 # Paper row name -> (output folder name as in configs/datasets/<name>.yaml, DATASET.NAME).
 _DATASETS = {

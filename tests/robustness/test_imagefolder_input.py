@@ -1,0 +1,132 @@
+"""ImageFolder skips empty class folders (with a warning naming them) before labels
+are given, so labels are always 0..K-1; skips hidden folders with a warning; reads class folders with
+spaces from classnames.txt; and 16-bit and float images are scaled to 8 bits, not clipped."""
+
+import contextlib
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms as T
+from PIL import Image
+
+from dasslite.data.build import build_dataset
+from dasslite.data.data_manager import DatasetWrapper
+from dasslite.data.images import read_image
+from tests.datasets.conftest import make_cfg
+from tests.datasets.layouts import build_imagefolder, write_image, write_text
+
+
+def build(tmp_path, caplog=None, **kw):
+    with caplog.at_level(logging.WARNING) if caplog else contextlib.nullcontext():
+        return build_dataset(make_cfg(tmp_path, "ImageFolder", **kw))
+
+
+def labels_of(ds):
+    return sorted({d.label for items in (ds.train_x, ds.val, ds.test) for d in items})
+
+
+@pytest.mark.parametrize("empty", ["aardvark", "dog_empty", "zzz"])  # first, mid-list, last
+def test_imagefolder_empty_class_folder_is_skipped_before_labels_are_given(tmp_path, caplog, empty):
+    build_imagefolder(str(tmp_path), classnames=False)
+    os.makedirs(tmp_path / "train" / empty)
+    write_text(str(tmp_path / "train" / empty / "README.txt"), ["no images here"])
+    os.makedirs(tmp_path / "test" / empty)  # empty in test too: fine
+    ds = build(tmp_path, caplog)
+    assert str(tmp_path / "train" / empty) in caplog.text and "without images" in caplog.text
+    assert ds.classnames == ["cat", "dog_breed", "zebra"] and labels_of(ds) == [0, 1, 2]
+    assert ds.num_classes == 3
+
+
+def test_imagefolder_empty_class_folder_with_test_images_is_refused(tmp_path):
+    build_imagefolder(str(tmp_path), classnames=False)
+    os.makedirs(tmp_path / "train" / "okapi")
+    write_image(str(tmp_path / "test" / "okapi" / "t.jpg"))
+    with pytest.raises(ValueError, match=r'class "okapi" has no images in train/'):
+        build(tmp_path)
+
+
+def test_imagefolder_classnames_file_may_name_a_skipped_empty_folder(tmp_path):
+    build_imagefolder(str(tmp_path))
+    os.makedirs(tmp_path / "train" / "dodo")
+    write_text(str(tmp_path / "classnames.txt"), ["dog_breed dog", "cat house cat", "dodo dodo", "zebra zebra"])
+    assert build(tmp_path).classnames == ["house cat", "dog", "zebra"]
+
+
+def test_imagefolder_hidden_folder_is_skipped_with_a_warning(tmp_path, caplog):
+    build_imagefolder(str(tmp_path))
+    write_image(str(tmp_path / "train" / ".ipynb_checkpoints" / "x.jpg"))
+    write_image(str(tmp_path / "test" / ".cache" / "x.jpg"))
+    ds = build(tmp_path, caplog)
+    assert str(tmp_path / "train" / ".ipynb_checkpoints") in caplog.text
+    assert str(tmp_path / "test" / ".cache") in caplog.text and "hidden" in caplog.text
+    assert ds.classnames == ["house cat", "dog", "zebra"]
+    assert not any("/." in d.impath for items in (ds.train_x, ds.val, ds.test) for d in items)
+
+
+def _folders_with_spaces(tmp_path, lines):
+    for folder in ("sea lion", "sea", "ice cream"):
+        for i in range(5):
+            write_image(str(tmp_path / "train" / folder / f"{i}.jpg"))
+        write_image(str(tmp_path / "test" / folder / "t.jpg"))
+    write_text(str(tmp_path / "classnames.txt"), lines)
+
+
+def test_imagefolder_class_folder_with_spaces_named_in_classnames_file(tmp_path):
+    _folders_with_spaces(tmp_path, ["ice cream soft serve", "sea\tthe sea", "sea lion\tsea lion"])
+    assert build(tmp_path).classnames == ["soft serve", "the sea", "sea lion"]  # folders sorted
+
+
+def test_imagefolder_ambiguous_classnames_line_asks_for_a_tab(tmp_path):
+    _folders_with_spaces(tmp_path, ["ice cream ice cream", "sea the sea", "sea lion seal"])
+    with pytest.raises(
+        ValueError, match=r"classnames.txt, line 3: .*separate the folder from the class name with a tab"
+    ):
+        build(tmp_path)
+
+
+def _save(tmp_path, name, array, **kw):
+    path = str(tmp_path / name)
+    Image.fromarray(array).save(path, **kw)
+    return path
+
+
+def gray(path):
+    return np.asarray(read_image(path))[..., 0].astype(int)
+
+
+RAMP = np.arange(256).reshape(16, 16)
+
+
+@pytest.mark.parametrize(
+    "name, array",
+    [
+        ("ramp16.png", (RAMP * 257).astype(np.uint16)),  # 16-bit PNG (mode I;16)
+        ("ramp32.tif", (RAMP * 257).astype(np.int32)),  # 32-bit integer holding 16-bit data (mode I)
+        ("rampf.tif", (RAMP / 255.0).astype(np.float32)),  # float in 0..1 (mode F)
+    ],
+)
+def test_high_bit_depth_images_are_scaled_to_8_bits_not_clipped(tmp_path, name, array):
+    path = _save(tmp_path, name, array)
+    assert Image.open(path).mode in ("I;16", "I", "F")
+    np.testing.assert_array_equal(gray(path), RAMP)  # 0..max -> 0..255, the ramp kept
+
+
+def test_float_and_wide_integer_images_out_of_range_are_stretched(tmp_path):
+    wide = gray(_save(tmp_path, "wide.tif", (RAMP * 100_000 - 3).astype(np.int32)))
+    hdr = gray(_save(tmp_path, "hdr.tif", (RAMP * 4.0 - 100).astype(np.float32)))
+    for g in (wide, hdr):
+        assert g.min() == 0 and g.max() == 255 and len(np.unique(g)) == 256
+
+
+def test_imagefolder_16_bit_images_reach_the_batch_unclipped(tmp_path):
+    build_imagefolder(str(tmp_path))
+    dark = np.full((16, 16), 20000, dtype=np.uint16)  # clipped to 8 bits it would be white
+    _save(tmp_path / "test" / "cat", "dark16.png", dark)
+    cfg = make_cfg(tmp_path, "ImageFolder")
+    ds = build_dataset(cfg)
+    index = next(i for i, d in enumerate(ds.test) if d.impath.endswith("dark16.png"))
+    img = DatasetWrapper(cfg, ds.test, transform=T.ToTensor())[index]["img"]
+    assert torch.allclose(img, torch.full_like(img, round(20000 / 257) / 255))
