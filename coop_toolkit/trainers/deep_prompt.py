@@ -23,8 +23,9 @@ from .prompted_encoders import PromptedTextEncoder, check_depth, check_vision_pr
 
 logger = logging.getLogger(__name__)
 
-# What the towers receive: text prompt embeddings (n_cls, L, width) with the first layer's context in
-# place, the text deep prompts, the image tower's appended prompt and its deep prompts.
+# What the towers receive: text() -> the text prompt embeddings (n_cls, L, width) with the first layer's
+# context in place (called only when the class features are not cached), the text deep prompts, the
+# image tower's appended prompt and its deep prompts.
 Prompts = namedtuple("Prompts", "text text_deep vision_first vision_deep")
 
 # Our name of a prompt tensor -> the authors' (their prompts are parameters of their CLIP's modules).
@@ -122,14 +123,14 @@ class DeepPromptCLIP(nn.Module):
     def prompts(self):
         learner = self.prompt_learner
         return Prompts(
-            learner.text_prompts(),
+            learner.text_prompts,
             list(self.text_prompts.deep),
             self.vision_prompts.first,
             list(self.vision_prompts.deep),
         )
 
     def encode_text(self, prompts):
-        features = self.text_encoder(prompts.text, self.prompt_learner.token_ids, deep_prompts=prompts.text_deep)
+        features = self.text_encoder(prompts.text(), self.prompt_learner.token_ids, deep_prompts=prompts.text_deep)
         return features / features.norm(dim=-1, keepdim=True)
 
     def text_features(self, prompts):

@@ -40,7 +40,7 @@ class MultiModalPromptLearner(ClassPromptLearner):
     def all_prompts(self):
         deep_text = list(self.compound_prompts_text)
         deep_vision = [proj(p) for proj, p in zip(self.compound_prompt_projections, deep_text)]
-        return Prompts(self.text_prompts(), deep_text, self.proj(self.ctx), deep_vision)
+        return Prompts(self.text_prompts, deep_text, self.proj(self.ctx), deep_vision)
 
 
 class MaPLeCLIP(DeepPromptCLIP):
