@@ -19,6 +19,7 @@ import torch
 
 import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
 from coop_toolkit.config import merge_run_config
+from coop_toolkit.run_record import write_run_record
 from coop_toolkit.trainers.clip_backbone import check_backbone_name
 from dasslite.config import check_cfg_values
 from dasslite.data.build import DATASET_REGISTRY
@@ -32,7 +33,7 @@ from dasslite.errors import ConfigError, UserError, UserFileNotFoundError
 from dasslite.optim.lr_scheduler import AVAILABLE_LR_SCHEDULERS
 from dasslite.optim.optimizer import AVAILABLE_OPTIMIZERS
 from dasslite.registry import UnknownNameError, unknown_name_message
-from dasslite.utils.dist import destroy_distributed, init_distributed, is_main_process
+from dasslite.utils.dist import describe_distributed, destroy_distributed, init_distributed, is_main_process
 from dasslite.utils.io import atomic_write, read_json
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
@@ -247,6 +248,8 @@ def run(args, cfg, argv, notes=()):
         logger.warning(note)
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
+    if describe_distributed():
+        logger.info(describe_distributed())
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
     if is_main_process():  # other ranks log warnings only; collecting env info takes seconds
@@ -262,6 +265,9 @@ def run(args, cfg, argv, notes=()):
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
     if is_main_process():  # once data, model and weights are built: a run that fails there leaves no config
         save_config(cfg)
+        # the rest of a self-contained run folder: class names, backbone, preprocessing (coop_toolkit/run_record.py)
+        eval_only = {"model_dir": args.model_dir, "load_epoch": args.load_epoch} if args.eval_only else {}
+        write_run_record(trainer, **eval_only)
     if args.eval_only:
         trainer.test()
     elif not args.no_train:

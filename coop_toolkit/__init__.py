@@ -3,8 +3,24 @@
 `coop_toolkit.trainers` registers the trainers and `coop_toolkit.datasets` the datasets with the engine
 when imported. The package is installed, so it imports from any folder, and its `datasets` subpackage
 never shadows Hugging Face's `datasets`.
+
+The Python API (coop_toolkit/api.py) is re-exported here and imported on first use, so that
+`import coop_toolkit` itself loads neither torch nor CLIP: `coop_toolkit.load_run(RUN_DIR)`,
+`coop_toolkit.zero_shot(classnames, backbone)`, `coop_toolkit.get_cfg(...)`, `coop_toolkit.train(cfg)`.
 """
 
-from dasslite import __version__
+_API = ("load_run", "zero_shot", "get_cfg", "train", "find_images", "Run", "Prediction")
 
-__all__ = ["__version__"]
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    if name == "__version__":
+        from dasslite import __version__
+
+        return __version__
+    raise AttributeError(f"module 'coop_toolkit' has no attribute '{name}'")

@@ -103,6 +103,8 @@ def test_two_processes_learn_what_one_learns(tmp_path, pets_root, tiny_clip_path
         runs[nproc] = out
         log = (out / "log.txt").read_text()
         assert log.count("epoch [2/2] summary") == 1  # rank 0 alone writes the log
+        assert log.count(f"Distributed: world size {nproc}, backend gloo") == 1
+        assert (out / "run.json").is_file() and list((out / "tensorboard").glob("events.out.tfevents.*"))
     one, two = learned(runs[1]), learned(runs[2])
     assert sorted(one) == sorted(two) and "ctx" in one
     if trainer == "CoCoOp":

@@ -141,7 +141,9 @@ def test_short_run_lowers_the_loss_on_a_learnable_task(data_root, tiny_clip_path
     )
     losses = [
         float(x)
-        for x in re.findall(r"^epoch \[\d+/8\] summary: loss ([\d.]+)", open(tmp_path / "log.txt").read(), flags=re.M)
+        for x in re.findall(
+            r"^\[[\d-]+ [\d:]+\] epoch \[\d+/8\] summary: loss ([\d.]+)", open(tmp_path / "log.txt").read(), flags=re.M
+        )
     ]
     assert len(losses) == 8
     assert losses[-1] < 0.5 * losses[0]

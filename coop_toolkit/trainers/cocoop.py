@@ -15,6 +15,7 @@ from dasslite.config import allow_bool
 from dasslite.engine.build import TRAINER_REGISTRY
 
 from .clip_backbone import TextEncoder
+from .precision import autocast_for
 from .prompt_trainer import PromptTrainer, context_node, encode_images, init_context, register_class_prompts
 
 # Prompts per text-encoder pass when TEXT_CHUNK_SIZE is 0 (auto): bounds activation memory to about
@@ -90,7 +91,8 @@ class CustomCLIP(nn.Module):
         image_features = encode_images(self.image_encoder, image, self.text_encoder.dtype)
         return self.logits(image_features)
 
-    def logits(self, image_features):
+    def text_features(self, image_features):
+        """L2-normalised class text features (B, n_cls, embed_dim), one set per image."""
         learner = self.prompt_learner
         token_ids = learner.token_ids
         length = self.text_encoder.used_length(token_ids)
@@ -101,8 +103,11 @@ class CustomCLIP(nn.Module):
             prompts.flatten(0, 1), token_ids.repeat(batch, 1), chunk_size=self.chunk_size, checkpoint=self.checkpoint
         )
         text = text.float().view(batch, n_cls, -1)
-        text = text / text.norm(dim=-1, keepdim=True)
+        return text / text.norm(dim=-1, keepdim=True)
+
+    def logits(self, image_features):
         # Image i is scored only against its own class prompts.
+        text = self.text_features(image_features)
         return self.logit_scale.exp() * torch.einsum("bd,bcd->bc", image_features, text)
 
 
@@ -111,6 +116,14 @@ class CoCoOp(PromptTrainer):
     """Conditional Context Optimization: learns `prompt_learner.ctx` and `prompt_learner.meta_net`."""
 
     config_node = "COCOOP"
+    image_conditioned = True
+
+    @torch.no_grad()
+    def class_features(self, image_features=None):
+        if image_features is None:
+            raise ValueError("CoCoOp's class text features depend on the image: pass image_features (B, embed_dim)")
+        with autocast_for(self.prec, self.device):
+            return self.model.text_features(image_features.to(self.device)).float()
 
     @classmethod
     def add_config(cls, cfg):

@@ -18,6 +18,7 @@ from dasslite.errors import ConfigError
 
 from .authors_init import replay_clip_construction
 from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
+from .precision import autocast_for
 from .prompt_trainer import PromptTrainer, encode_images, register_class_prompts
 from .prompted_encoders import PromptedTextEncoder, check_depth, check_vision_prompts, prompted_image_features
 
@@ -195,3 +196,19 @@ class DeepPromptTrainer(PromptTrainer):
 
     def saved_module(self):
         return self.model
+
+    # The features API of prompt_trainer.py: PromptTrainer, through the prompted towers.
+    @property
+    def frozen_image_encoder(self):
+        prompts = self.model.prompts()
+        return prompts.vision_first is None and not prompts.vision_deep
+
+    @torch.no_grad()
+    def image_features(self, image):
+        with autocast_for(self.prec, self.device):
+            return self.model.image_features(image.to(self.device), self.model.prompts()).float()
+
+    @torch.no_grad()
+    def class_features(self, image_features=None):
+        with autocast_for(self.prec, self.device):
+            return self.model.text_features(self.model.prompts()).float()

@@ -140,6 +140,10 @@ class ClipTrainer(TrainerX):
 class PromptTrainer(ClipTrainer):
     model_name = "prompt_learner"  # the engine's name for saved_module(): OUTPUT_DIR/<model_name>/model.pth.tar-N
     checkpoint_ignore_keys = ("token_prefix", "token_suffix")  # rebuilt from the current class names
+    # The features API (coop_toolkit/api.py, export.py): logits = logit_scale() * image @ class features.
+    # True when the class text features depend on the image (CoCoOp), so no fixed classifier exists.
+    image_conditioned = False
+    frozen_image_encoder = True  # image features are frozen CLIP's, so open_clip alone reproduces them
 
     # ------------------------------------------------------------ what the method declares
     def build_custom_clip(self, classnames, clip_model):
@@ -248,3 +252,18 @@ class PromptTrainer(ClipTrainer):
 
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
+
+    @torch.no_grad()
+    def image_features(self, image):
+        """L2-normalised fp32 features (B, embed_dim) of the frozen image encoder."""
+        with autocast_for(self.prec, self.device):
+            return encode_images(self.model.image_encoder, image.to(self.device), self.model.text_encoder.dtype)
+
+    @torch.no_grad()
+    def class_features(self, image_features=None):
+        """L2-normalised fp32 class text features (n_cls, embed_dim); image-conditioned: (B, n_cls, embed_dim)."""
+        with autocast_for(self.prec, self.device):
+            return self.model.text_features().float()
+
+    def logit_scale(self):
+        return self.model.logit_scale.detach().exp().float()

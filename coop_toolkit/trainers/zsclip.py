@@ -40,9 +40,23 @@ class ZeroshotCLIP(ClipTrainer):
 
     @torch.no_grad()
     def model_inference(self, image):
+        return self.logit_scale() * self.image_features(image) @ self.text_features.t()
+
+    # The features API of coop_toolkit/trainers/prompt_trainer.py: PromptTrainer.
+    image_conditioned = False
+    frozen_image_encoder = True
+    learns_nothing = True  # no checkpoint to load; any backbone may stand in for the recorded one
+
+    @torch.no_grad()
+    def image_features(self, image):
         with autocast_for(self.prec, self.device):
-            features = encode_images(self.clip_model.visual, image.to(self.device), clip_dtype(self.clip_model))
-        return self.clip_model.logit_scale.exp().float() * features @ self.text_features.t()
+            return encode_images(self.clip_model.visual, image.to(self.device), clip_dtype(self.clip_model))
+
+    def class_features(self, image_features=None):
+        return self.text_features
+
+    def logit_scale(self):
+        return self.clip_model.logit_scale.detach().exp().float()
 
     def forward_backward(self, batch):
         raise RuntimeError(f"{type(self).__name__} has nothing to train: run it with --eval-only")

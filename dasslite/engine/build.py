@@ -1,7 +1,8 @@
 """The trainer registry and build_trainer.
 
 Contract: ``@TRAINER_REGISTRY.register()`` on a TrainerX subclass registers it under its class name,
-which users select with TRAINER.NAME (--trainer). The class is constructed with the frozen cfg.
+which users select with TRAINER.NAME (--trainer). The class is constructed with the frozen cfg, and
+with `classnames` when the model is to be built for a class list instead of the dataset's.
 """
 
 import logging
@@ -12,7 +13,7 @@ logger = logging.getLogger(__name__)
 TRAINER_REGISTRY = Registry("TRAINER")
 
 
-def build_trainer(cfg):
+def build_trainer(cfg, classnames=None):
     name = cfg.TRAINER.NAME
     if name not in TRAINER_REGISTRY:
         raise UnknownNameError(
@@ -21,4 +22,6 @@ def build_trainer(cfg):
             )
         )
     logger.info(f"Loading trainer: {name}")
-    return TRAINER_REGISTRY.get(name)(cfg)
+    if classnames is None:
+        return TRAINER_REGISTRY.get(name)(cfg)
+    return TRAINER_REGISTRY.get(name)(cfg, classnames=classnames)

@@ -16,6 +16,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from ..config import check_cfg_values
+from ..data.class_list import ClassList
 from ..data.data_manager import DataManager
 from ..errors import CheckpointError
 from ..evaluation import build_evaluator, write_metrics_json
@@ -312,8 +313,10 @@ class TrainerBase:
     def init_writer(self, log_dir):
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is not a dependency
-            logger.debug("tensorboard is not installed; no event files are written")
+        except ImportError:  # a dependency of the toolkit; a bare engine install may lack it
+            logger.warning(
+                f"tensorboard is not installed, so no event files are written to {log_dir}: pip install tensorboard"
+            )
             return
         if self._writer is None:
             logger.info(f"Initialize tensorboard (log_dir={log_dir})")
@@ -339,9 +342,13 @@ def project_conflicting(a_grad, b_grad, lambda_=1):
 
 
 class SimpleTrainer(TrainerBase):
-    """A trainer built from a config: data, model (build_model), evaluator and the standard hooks."""
+    """A trainer built from a config: data, model (build_model), evaluator and the standard hooks.
 
-    def __init__(self, cfg):
+    With `classnames` (label order) no dataset is read: the model is built for those classes and the
+    trainer has no loaders, which is what predicting from a run folder needs (data/class_list.py).
+    """
+
+    def __init__(self, cfg, classnames=None):
         super().__init__()
         check_cfg_values(cfg)
         self.check_cfg(cfg)
@@ -351,7 +358,10 @@ class SimpleTrainer(TrainerBase):
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
         self.output_dir = cfg.OUTPUT_DIR
         self.cfg = cfg
-        self.build_data_loader()
+        if classnames is None:
+            self.build_data_loader()
+        else:
+            self.use_class_list(ClassList(classnames))
         self.build_model()
         if cfg.MODEL.INIT_WEIGHTS:
             self.init_weights(cfg.MODEL.INIT_WEIGHTS)
@@ -381,6 +391,12 @@ class SimpleTrainer(TrainerBase):
         self.num_classes, self.num_source_domains = dm.num_classes, dm.num_source_domains
         self.lab2cname = dm.lab2cname
         self.dm = dm
+
+    def use_class_list(self, class_list):
+        self.train_loader_x = self.train_loader_u = self.val_loader = self.test_loader = None
+        self.num_classes, self.num_source_domains = class_list.num_classes, class_list.num_source_domains
+        self.lab2cname = class_list.lab2cname
+        self.dm = class_list
 
     def build_model(self):
         raise NotImplementedError(

@@ -51,6 +51,16 @@ def init_distributed(use_cuda=True):
     return True
 
 
+def describe_distributed():
+    """The log line of a torchrun run ("Distributed: world size 2, backend gloo, ..."), or None."""
+    if not is_dist():
+        return None
+    return (
+        f"Distributed: world size {get_world_size()}, backend {dist.get_backend()}, "
+        f"DATALOADER.TRAIN_X.BATCH_SIZE is the global batch"
+    )
+
+
 def destroy_distributed():
     """Leave the process group (after a successful run), as torch asks of every process that joined."""
     if is_dist():

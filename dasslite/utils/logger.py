@@ -1,11 +1,13 @@
 """Logging to the console and OUTPUT_DIR/log.txt with the `logging` module (no stdout swapping).
 
-Lines are written bare ("%(message)s") so log.txt reads like the reference's, whose parsers key on
-lines such as `* accuracy: 91.8%`, `=> result` and `Finish training`.
+Every line starts with its time, `[YYYY-MM-DD HH:MM:SS] `, except the lines that result parsers key on
+(the evaluator's `=> result` block of `* name: value` lines, and `Finish training`): those stay bare, so
+the original code's parse_test_res.py, which compares whole lines, still reads log.txt.
 """
 
 import logging
 import os
+import re
 import sys
 import time
 
@@ -29,9 +31,27 @@ def _remove_our_handlers(root):
             handler.close()
 
 
+# Messages whose lines parsers compare whole (parse_test_res.py, reporting/runs.py): the evaluator's
+# "=> result" and "=> per-class result" blocks, "* name: value" lines and the end-of-training signal.
+_PARSED_LINE = re.compile(r"=> |\* |Finish(ed)? training$")
+
+
+class TimestampFormatter(logging.Formatter):
+    """`[2026-01-31 12:00:00] message`; a line that result parsers read stays bare."""
+
+    def __init__(self):
+        super().__init__("[%(asctime)s] %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+
+    def format(self, record):
+        message = record.getMessage()
+        if _PARSED_LINE.match(message):
+            return message
+        return super().format(record)
+
+
 def _tagged(handler):
     setattr(handler, _HANDLER_TAG, True)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(TimestampFormatter())
     return handler
 
 

@@ -84,13 +84,13 @@ def test_training_run_outputs(trained):
 
     log = (out / "log.txt").read_text()
     assert re.search(
-        r"^epoch \[2/4\] batch \[2/4\] time \d\.\d{3} \(\d\.\d{3}\) data \d\.\d{3} \(\d\.\d{3}\) "
+        r"^\[[\d-]+ [\d:]+\] epoch \[2/4\] batch \[2/4\] time \d\.\d{3} \(\d\.\d{3}\) data \d\.\d{3} \(\d\.\d{3}\) "
         r"loss \d\.\d{4} \(\d\.\d{4}\) acc [\d.]+ \([\d.]+\) lr 5\.0000e-02 eta \d:\d\d:\d\d$",
         log,
         re.M,
     )
     assert "epoch [1/4] batch [2/4]" in log and "epoch [1/4] batch [1/4]" not in log  # PRINT_FREQ 2
-    assert re.search(r"^epoch \[4/4\] summary: loss [\d.]+ acc [\d.]+ lr ", log, re.M)
+    assert re.search(r"^\[[\d-]+ [\d:]+\] epoch \[4/4\] summary: loss [\d.]+ acc [\d.]+ lr ", log, re.M)
     tail = log[log.index("Finish training") :]
     expected = [
         "Finish training",

@@ -1,5 +1,6 @@
 import logging
 import random
+import re
 
 import numpy as np
 import torch
@@ -10,6 +11,9 @@ from dasslite.utils.seed import get_rng_state, set_random_seed, set_rng_state
 from dasslite.utils.tools import collect_env_info, format_seconds
 
 log = logging.getLogger("dasslite.test")
+
+
+STAMP = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] "
 
 
 def test_logger_writes_plain_lines_without_duplicates(tmp_path, capsys):
@@ -29,16 +33,30 @@ def test_new_run_moves_old_log_aside_and_resume_appends(tmp_path):
     assert len(kept) == 1 and (tmp_path / kept[0]).read_text() == "old run\n"
     setup_logger(str(tmp_path), resume=True)
     log.info("resumed")
-    assert (tmp_path / "log.txt").read_text() == "new run\nresumed\n"
+    assert re.fullmatch(f"{STAMP}new run\n{STAMP}resumed\n", (tmp_path / "log.txt").read_text())
 
 
 def test_logger_file_path_and_console_only(tmp_path):
     assert setup_logger(str(tmp_path / "custom.log")) == str(tmp_path / "custom.log")
     log.info("x")
-    assert (tmp_path / "custom.log").read_text() == "x\n"
+    assert re.fullmatch(f"{STAMP}x\n", (tmp_path / "custom.log").read_text())
     assert setup_logger(None) is None
     log.info("console only")
-    assert (tmp_path / "custom.log").read_text() == "x\n"
+    assert re.fullmatch(f"{STAMP}x\n", (tmp_path / "custom.log").read_text())
+
+
+def test_log_lines_carry_timestamps_except_the_lines_result_parsers_read(tmp_path, capsys):
+    setup_logger(str(tmp_path))
+    log.info("epoch [1/2] batch [1/4] loss 1.0")
+    log.info("Finish training")
+    log.info("=> result\n* total: 10\n* accuracy: 50.0%")
+    text = (tmp_path / "log.txt").read_text()
+    assert re.fullmatch(
+        f"{STAMP}epoch \\[1/2\\] batch \\[1/4\\] loss 1.0\nFinish training\n=> result\n"
+        r"\* total: 10\n\* accuracy: 50.0%\n",
+        text,
+    )
+    assert capsys.readouterr().out == text
 
 
 def draws():
@@ -71,4 +89,4 @@ def test_other_ranks_log_warnings_only(tmp_path, capsys, monkeypatch):
     setup_logger(None)
     log.info("from rank 1")
     log.warning("rank 1 warning")
-    assert capsys.readouterr().out == "rank 1 warning\n"
+    assert re.fullmatch(f"{STAMP}rank 1 warning\n", capsys.readouterr().out)

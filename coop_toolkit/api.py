@@ -1,0 +1,279 @@
+"""Use a trained prompt from Python: load a run folder, predict, get features; train with a config.
+
+    import coop_toolkit as ct
+    run = ct.load_run("output/my_run")                # config.yaml + run.json + checkpoints
+    for p in run.predict(["a.jpg", "more_images/"], topk=3):
+        print(p.path, p.topk)                          # [(class name, probability), ...]
+    logits = run.logits(pil_images_or_tensors)         # (N, n_classes)
+    image_features = run.image_features(images)        # L2-normalised (N, embed_dim)
+    text_features = run.text_features()                # (n_classes, embed_dim); CoCoOp: per image
+
+    cfg = ct.get_cfg(trainer="CoOp", config_file="configs/trainers/CoOp/vit_b16_ep50.yaml",
+                     dataset_config_file="configs/datasets/imagefolder.yaml",
+                     opts=["DATASET.ROOT", "my_images", "OUTPUT_DIR", "output/my_run"])
+    run = ct.train(cfg)                                # what train.py does; returns the loaded run
+
+The model is built by the trainer's own `build_model()` (any registered trainer) for the recorded
+class names (`build_trainer(cfg, classnames=...)`, no dataset folder is read), then its checkpoint is
+loaded. Images go through the recorded test-time preprocessing (coop_toolkit/run_record.py).
+"""
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import open_clip
+import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from PIL import Image
+from tqdm import tqdm
+from yacs.config import CfgNode as CN
+
+from dasslite.config import merge_from_list_checked
+from dasslite.data.data_manager import read_image
+from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
+from dasslite.engine.checkpoint import list_checkpoints
+from dasslite.engine.run_lock import RunLock
+from dasslite.utils.io import atomic_write
+from dasslite.utils.logger import setup_logger
+from dasslite.utils.seed import set_random_seed
+
+from . import run_record as rr
+from .config import merge_run_config
+from .datasets.imagefolder import IMG_EXTENSIONS
+from .trainers.clip_backbone import OPENAI_MODELS, load_clip
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    """One image's result: `topk` is [(class name, probability), ...], most probable first."""
+
+    path: str | None
+    label: int
+    classname: str
+    probability: float
+    topk: list = field(default_factory=list)
+
+
+def get_cfg(trainer="", config_file="", dataset_config_file="", opts=()):
+    """The unfrozen config train.py would merge from these files, `--trainer` and KEY VALUE `opts`."""
+    args = SimpleNamespace(dataset_config_file=dataset_config_file, config_file=config_file, opts=list(opts))
+    return merge_run_config(args, lambda cfg: cfg.TRAINER.update(NAME=trainer or cfg.TRAINER.NAME))
+
+
+def train(cfg):
+    """Train (or, for a zero-shot trainer, evaluate) as `python train.py` does; returns the loaded Run.
+
+    Writes OUTPUT_DIR/{log.txt, config.yaml, run.json, metrics.json} and the checkpoints.
+    """
+    import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
+
+    if not cfg.OUTPUT_DIR:
+        raise ValueError("OUTPUT_DIR is empty; set it (opts=['OUTPUT_DIR', 'output/my_run']) to get a run folder")
+    cfg.freeze()
+    lock = RunLock(cfg.OUTPUT_DIR)  # one run per folder, as train.py
+    lock.acquire()
+    try:
+        if cfg.SEED >= 0:
+            set_random_seed(cfg.SEED)
+        setup_logger(cfg.OUTPUT_DIR, resume=os.path.isdir(cfg.OUTPUT_DIR))
+        trainer = build_trainer(cfg)
+        with atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yaml")) as f:
+            f.write(cfg.dump())
+        rr.write_run_record(trainer)
+        if getattr(trainer, "learns_nothing", False):
+            trainer.test()
+        else:
+            trainer.train()
+    finally:
+        lock.release()
+    return load_run(cfg.OUTPUT_DIR, device=trainer.device)
+
+
+def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None):
+    """A Run from a run folder alone (config.yaml, run.json, checkpoints); the dataset is not needed.
+
+    `load_epoch`: model.pth.tar-N to load (default: the model the run reported: model-best.pth.tar
+    under TEST.FINAL_MODEL best_val, else the last epoch saved). `backbone`: where the recorded CLIP
+    weights are now (a file must have the recorded sha256; a zero-shot run takes any backbone).
+    `classnames`: classify into these classes instead (prompts that are not class-specific transfer).
+    """
+    record = rr.read_run_record(run_dir)
+    cfg = run_config(run_dir)
+    trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+    learned = not getattr(trainer_cls, "learns_nothing", False)
+    cfg.MODEL.BACKBONE.NAME = rr.resolve_backbone(record["backbone"], backbone, learned=learned)
+    names = list(classnames) if classnames is not None else record["classnames"]
+    trainer = _build(cfg, names, device)
+    if learned:
+        model_dir = rr.weights_dir(run_dir, record)
+        epoch = load_epoch if load_epoch is not None else default_epoch(cfg, record, model_dir, trainer)
+        trainer.load_model(model_dir, epoch=epoch)
+    return Run(trainer, record["preprocess"], names, record=record)
+
+
+def run_config(run_dir):
+    """The run's config.yaml over today's defaults. The nodes of trainers not registered here (a plugin
+    that was imported at training time) are left out: only the run's own trainer's node matters."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'"{path}" not found: "{run_dir}" is not a complete run folder')
+    cfg = get_cfg()
+    with open(path) as f:
+        loaded = CN.load_cfg(f)
+    for node in [k for k in loaded.get("TRAINER", {}) if k not in cfg.TRAINER]:
+        logger.info(f"{path}: TRAINER.{node} belongs to a trainer that is not registered here; left out")
+        del loaded.TRAINER[node]
+    pairs = [item for key, value in flat_items(loaded) for item in (key, value)]
+    merge_from_list_checked(cfg, pairs, where=f'config.yaml of the run "{path}"')
+    return cfg
+
+
+def flat_items(node, prefix=""):
+    for key, value in node.items():
+        if isinstance(value, CN):
+            yield from flat_items(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None):
+    """A zero-shot CLIP Run without a run folder: hand-written prompts ("a photo of a {}." unless
+    `dataset_name` has its own template) for `classnames`, on `backbone` (MODEL.BACKBONE.NAME)."""
+    cfg = get_cfg(trainer=trainer)
+    cfg.DATASET.NAME = dataset_name
+    cfg.MODEL.BACKBONE.NAME = backbone
+    # CLIP's own test-time preprocessing at the backbone's resolution
+    cfg.INPUT.SIZE = clip_image_size(backbone)
+    cfg.INPUT.INTERPOLATION = "bicubic"
+    cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = list(OPENAI_DATASET_MEAN), list(OPENAI_DATASET_STD)
+    cfg.INPUT.TRANSFORMS = ["normalize"]
+    merge_from_list_checked(cfg, list(opts))
+    built = _build(cfg, list(classnames), device)
+    return Run(built, rr.preprocess_record(cfg), list(classnames), record=None)
+
+
+def clip_image_size(backbone):
+    """(H, W) that CLIP `backbone` takes; from open_clip's model config when it has one (no weights read)."""
+    name = OPENAI_MODELS[backbone][0] if backbone in OPENAI_MODELS else backbone.partition(":")[0]
+    config = None if os.path.isfile(os.path.expanduser(backbone)) else open_clip.get_model_config(name)
+    if config is not None:
+        size = config["vision_cfg"]["image_size"]
+    else:
+        size = load_clip(backbone).visual.image_size
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
+def _build(cfg, classnames, device):
+    cfg.USE_CUDA = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
+    cfg.freeze()
+    with torch.random.fork_rng(devices=[]):  # a prompt's random init is drawn, then overwritten
+        trainer = build_trainer(cfg, classnames=classnames)
+    trainer.set_model_mode("eval")
+    return trainer
+
+
+def default_epoch(cfg, record, model_dir, trainer):
+    """The epoch of the weights the run reported (None = model-best.pth.tar)."""
+    recorded = (record.get("weights") or {}).get("epoch")
+    if recorded is not None:
+        return recorded
+    if cfg.TEST.FINAL_MODEL == "best_val":
+        return None
+    name = trainer.get_model_names()[0]
+    epochs = [int(f.rsplit("-", 1)[1]) for f in list_checkpoints(os.path.join(model_dir, name)) if "tar-" in f]
+    return max(epochs) if epochs else None
+
+
+def find_images(paths):
+    """Image files of `paths` (files, and folders searched recursively), folders' files in sorted order."""
+    found = []
+    for path in paths:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found += [os.path.join(folder, f) for f in sorted(files) if f.lower().endswith(IMG_EXTENSIONS)]
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            raise FileNotFoundError(f'"{path}" is neither an image file nor a folder')
+    return found
+
+
+class Run:
+    """A trained (or zero-shot) model ready to classify images into `classnames`."""
+
+    def __init__(self, trainer, preprocess, classnames, record=None):
+        self.trainer = trainer
+        self.classnames = list(classnames)
+        self.preprocess_record = preprocess
+        self.preprocess = rr.build_preprocess(preprocess)
+        self.record = record
+
+    @property
+    def device(self):
+        return self.trainer.device
+
+    def to_batch(self, images):
+        """PIL images, paths, (3, H, W) / (B, 3, H, W) preprocessed tensors -> one (B, 3, H, W) tensor."""
+        if isinstance(images, torch.Tensor):
+            return images.unsqueeze(0) if images.dim() == 3 else images
+        if isinstance(images, (str, os.PathLike, Image.Image)):
+            images = [images]
+        tensors = []
+        for image in images:
+            if isinstance(image, (str, os.PathLike)):
+                image = read_image(os.fspath(image))
+            if isinstance(image, Image.Image):
+                image = self.preprocess(image.convert("RGB"))
+            tensors.append(image.unsqueeze(0) if image.dim() == 3 else image)
+        return torch.cat(tensors)
+
+    @torch.no_grad()
+    def logits(self, images):
+        """(N, n_classes) logits, exactly what the trainer computed in its test loop."""
+        return self.trainer.model_inference(self.to_batch(images).to(self.device)).float().cpu()
+
+    def image_features(self, images):
+        """L2-normalised image features (N, embed_dim)."""
+        return self.trainer.image_features(self.to_batch(images)).cpu()
+
+    def text_features(self, image_features=None):
+        """L2-normalised class text features (n_classes, embed_dim); for an image-conditioned trainer
+        (CoCoOp) pass image features and get (N, n_classes, embed_dim)."""
+        if image_features is not None:
+            image_features = image_features.to(self.device)
+        return self.trainer.class_features(image_features).cpu()
+
+    def logit_scale(self):
+        return float(self.trainer.logit_scale())
+
+    def predict(self, images, topk=1, batch_size=None, progress=False):
+        """A Prediction per image (paths and folders are expanded to their image files)."""
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            images = list(images)
+        elif isinstance(images, (str, os.PathLike, Image.Image, torch.Tensor)):
+            images = [images]
+        images = list(images)
+        if any(isinstance(i, (str, os.PathLike)) for i in images):
+            images = [p for i in images for p in (find_images([i]) if isinstance(i, (str, os.PathLike)) else [i])]
+        batch_size = batch_size or self.trainer.cfg.DATALOADER.TEST.BATCH_SIZE
+        k = min(topk, len(self.classnames))
+        results = []
+        bar = tqdm(total=len(images), desc="predict", unit="img", file=sys.stderr, disable=not progress)
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            probs = self.logits(chunk).softmax(dim=-1)
+            values, indices = probs.topk(k, dim=-1)
+            for item, vals, idxs in zip(chunk, values.tolist(), indices.tolist()):
+                path = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
+                top = [(self.classnames[i], v) for i, v in zip(idxs, vals)]
+                results.append(Prediction(path, idxs[0], top[0][0], vals[0], top))
+            bar.update(len(chunk))
+        bar.close()
+        return results
