@@ -3,7 +3,7 @@
 #   1. the tests marked `cuda` (tests/test_cuda.py: every trainer under PREC fp16 / amp / bf16,
 #      checkpoint + eval-only, torchrun with nccl);
 #   2. benchmarks/speed.py's rows in fp16 at ViT-B/16 sizes, ours against the reference computation,
-#      with issue 14's targets;
+#      with the speed-up each row must reach (benchmarks/gpu_report.py: TARGETS);
 #   3. the projected compute time of the base-to-new tables, ours and the reference's.
 # Writes the Markdown table to $OUT_MD (default benchmarks/gpu_check_result.md) and prints it; the full
 # logs go beside it (*_tests.log, *_report.log).

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import projection  # noqa: E402
 import speed  # noqa: E402
 
-# issue 14's targets on one GPU in fp16 at ViT-B/16 sizes: (what, method, classes, batch, column, at least)
+# Speed-ups to reach on one GPU in fp16 at ViT-B/16 sizes: (what, method, classes, batch, column, at least)
 TARGETS = [
     ("CoCoOp training, batch 1, 50 classes", "CoCoOp", 50, 1, "train speed-up", 3.0),
     ("CoCoOp evaluation, 1000 classes", "CoCoOp", 1000, 1, "eval speed-up", 4.0),

@@ -50,7 +50,7 @@ def _replace(x, prompt, start):
 
 def authors_text(model, prompts):
     enc = model.text_encoder
-    x = prompts.text.to(enc.dtype) + enc.positional_embedding.to(enc.dtype)
+    x = prompts.text().to(enc.dtype) + enc.positional_embedding.to(enc.dtype)
     mask = torch.full((x.shape[1], x.shape[1]), float("-inf"), device=x.device).triu_(1)
     for k, block in enumerate(enc.transformer.resblocks):
         if 1 <= k <= len(prompts.text_deep):

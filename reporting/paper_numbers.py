@@ -187,7 +187,7 @@ METHOD = {
 # ------------------------------------------------------------ deep vision-language prompting
 # Base-to-new (same protocol as the CoCoOp table) as the successors' READMEs print it: MaPLe README
 # (MaPLe, VPT, deep language prompting, IVLP 2+2 ctx), PromptSRC README (PromptSRC, IVLP 4+4 ctx);
-# per-dataset MaPLe / PromptSRC rows as reprinted by later papers (the project's PAPER_TABLES.md, 1e).
+# per-dataset MaPLe / PromptSRC rows as reprinted by later papers.
 _DEEP_SOURCE = (
     "MaPLe README (MaPLe, VPT, language prompting, IVLP 2+2) and PromptSRC README (PromptSRC, IVLP 4+4), "
     "ViT-B/16, 16 shots; per-dataset rows as reprinted by later papers"

@@ -33,8 +33,8 @@ CONFIG_FOR = {
     "ZeroshotCLIP2": "configs/trainers/CoOp/vit_b16.yaml",
 }
 DATASET_CONFIG = "configs/datasets/oxford_pets.yaml"
-# Bound on max |logits - fp32 logits| / max(1, max |fp32 logits|) per PREC. fp16 and amp: the 1e-2 that
-# issue 14 asks for, relative to the largest logit because the logit scale multiplies every rounding
+# Bound on max |logits - fp32 logits| / max(1, max |fp32 logits|) per PREC. fp16 and amp: the 1e-2 this
+# toolkit promises, relative to the largest logit because the logit scale multiplies every rounding
 # (14 for the tiny CLIP, 100 for OpenAI's). bf16 keeps 8 significant bits to fp16's 11: 8x wider.
 LOGIT_TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "amp": 1e-2, "bf16": 8e-2}
 STEPS = 4  # training steps per check; up to MAX_STEPS while nothing has changed yet

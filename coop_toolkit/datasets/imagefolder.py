@@ -18,6 +18,7 @@ from dasslite.data.build import DATASET_REGISTRY
 from dasslite.data.dataset_base import DatasetBase, dataset_root, fewshot_and_subsample, make_rng
 from dasslite.data.datum import Datum
 from dasslite.data.splits import listdir_nohidden, split_trainval
+from dasslite.errors import DataError, UserFileNotFoundError
 
 logger = logging.getLogger(__name__)
 ANCHOR = "imagefolder"
@@ -37,7 +38,7 @@ def _parse_line(line, known):
         return folder.strip(), name.strip()
     matches = [f for f in known if line == f or line.startswith(f + " ")]
     if len(matches) > 1:
-        raise ValueError(
+        raise DataError(
             f'the line "{line}" could name the class folders {" or ".join(repr(m) for m in matches)}; '
             f"separate the folder from the class name with a tab"
         )
@@ -54,7 +55,7 @@ def read_classnames_file(path, folders, skipped=()):
         lines = [line.strip() for line in f if line.strip()]
     known = list(folders) + list(skipped)
     if not len(folders) <= len(lines) <= len(known):
-        raise ValueError(
+        raise DataError(
             f"{path} has {len(lines)} non-empty lines but train/ has {len(folders)} class "
             f"folders with images; write one line `<folder> <class name>` per class folder."
         )
@@ -63,16 +64,16 @@ def read_classnames_file(path, folders, skipped=()):
         try:
             folder, name = _parse_line(line, known)
         except ValueError as e:
-            raise ValueError(f"{path}, line {number}: {e}.") from None
+            raise DataError(f"{path}, line {number}: {e}.") from None
         if folder not in known:
             unknown.append(f'line {number} ("{line}") names "{folder}", which is not a class folder of train/')
         elif folder in names:
-            raise ValueError(f'{path}, line {number}: the class folder "{folder}" is named twice.')
+            raise DataError(f'{path}, line {number}: the class folder "{folder}" is named twice.')
         names[folder] = name
     unlisted = [f for f in folders if not names.get(f)]
     if unlisted or unknown:
         missing = [f"it gives no class name for the class folder(s) {', '.join(unlisted[:5])}"] if unlisted else []
-        raise ValueError(
+        raise DataError(
             f"{path}: {'; '.join(missing + unknown[:5])}. Write one line `<folder> <class name>` per "
             f"class folder (a tab between them when the folder name has spaces)."
         )
@@ -115,13 +116,13 @@ class ImageFolder(DatasetBase):
         self.dataset_dir = dataset_root(cfg)
         train_dir = os.path.join(self.dataset_dir, "train")
         if not os.path.isdir(train_dir):
-            raise FileNotFoundError(
+            raise UserFileNotFoundError(
                 f'ImageFolder: "{train_dir}" not found. DATASET.ROOT must be the folder holding '
                 f"train/<class>/*.jpg and test/<class>/*.jpg; see DATASETS.md#{ANCHOR}."
             )
         folders, self.empty = train_classes(train_dir)
         if not folders:
-            raise FileNotFoundError(f"{train_dir} has no class folders with images; see DATASETS.md#{ANCHOR}.")
+            raise UserFileNotFoundError(f"{train_dir} has no class folders with images; see DATASETS.md#{ANCHOR}.")
         names_file = os.path.join(self.dataset_dir, "classnames.txt")
         if os.path.exists(names_file):
             names = read_classnames_file(names_file, folders, self.empty)
@@ -137,7 +138,7 @@ class ImageFolder(DatasetBase):
             logger.info("No val/ folder: holding out 20% of each train/ class as val")
             train, val = split_trainval(train, rng=random.Random(VAL_SPLIT_SEED))
         if not os.path.isdir(os.path.join(self.dataset_dir, "test")):
-            raise FileNotFoundError(
+            raise UserFileNotFoundError(
                 f'ImageFolder: "{os.path.join(self.dataset_dir, "test")}" not found; '
                 f"put test images in test/<class>/ (see DATASETS.md#{ANCHOR})."
             )
@@ -153,7 +154,7 @@ class ImageFolder(DatasetBase):
             class_dir = os.path.join(split_dir, folder)
             files = image_files(class_dir)
             if folder not in self.folder2label and (files or folder not in self.empty):
-                raise ValueError(
+                raise DataError(
                     f'{class_dir}: class "{folder}" has no images in train/; every class of '
                     f"{split}/ must also be a class of train/, with images there."
                 )
@@ -161,7 +162,7 @@ class ImageFolder(DatasetBase):
                 label, classname = self.folder2label[folder], self.names[folder]
                 items.extend(Datum(impath=os.path.join(class_dir, f), label=label, classname=classname) for f in files)
         if not items:
-            raise FileNotFoundError(
+            raise UserFileNotFoundError(
                 f"{split_dir} holds no images ({', '.join(IMG_EXTENSIONS)}); see DATASETS.md#{ANCHOR}."
             )
         return items

@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 from open_clip.transformer import VisionTransformer
 
+from dasslite.errors import ConfigError
+
 from .authors_init import replay_clip_construction
 from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
 from .precision import autocast_for
@@ -22,8 +24,9 @@ from .prompted_encoders import PromptedTextEncoder, check_depth, check_vision_pr
 
 logger = logging.getLogger(__name__)
 
-# What the towers receive: text prompt embeddings (n_cls, L, width) with the first layer's context in
-# place, the text deep prompts, the image tower's appended prompt and its deep prompts.
+# What the towers receive: text() -> the text prompt embeddings (n_cls, L, width) with the first layer's
+# context in place (called only when the class features are not cached), the text deep prompts, the
+# image tower's appended prompt and its deep prompts.
 Prompts = namedtuple("Prompts", "text text_deep vision_first vision_deep")
 
 # Our name of a prompt tensor -> the authors' (their prompts are parameters of their CLIP's modules).
@@ -56,12 +59,12 @@ def first_context(clip_model, n_ctx, ctx_init, key):
     if ctx_init and n_ctx <= 4:
         text = ctx_init.replace("_", " ")
         if count_tokens(text) < n_ctx:
-            raise ValueError(f'{key} "{text}" has {count_tokens(text)} tokens, fewer than the {n_ctx} context tokens')
+            raise ConfigError(f'{key} "{text}" has {count_tokens(text)} tokens, fewer than the {n_ctx} context tokens')
         with torch.no_grad():
             ctx = clip_model.token_embedding(tokenize([text]))[0, 1 : 1 + n_ctx].float()
         return ctx, text
     if not 1 <= n_ctx <= CONTEXT_LENGTH - 3:
-        raise ValueError(f"the number of text context tokens must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
+        raise ConfigError(f"the number of text context tokens must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
     ctx = nn.init.normal_(
         torch.empty(n_ctx, clip_model.ln_final.weight.shape[0], dtype=clip_dtype(clip_model)), std=0.02
     )
@@ -121,14 +124,14 @@ class DeepPromptCLIP(nn.Module):
     def prompts(self):
         learner = self.prompt_learner
         return Prompts(
-            learner.text_prompts(),
+            learner.text_prompts,
             list(self.text_prompts.deep),
             self.vision_prompts.first,
             list(self.vision_prompts.deep),
         )
 
     def encode_text(self, prompts):
-        features = self.text_encoder(prompts.text, self.prompt_learner.token_ids, deep_prompts=prompts.text_deep)
+        features = self.text_encoder(prompts.text(), self.prompt_learner.token_ids, deep_prompts=prompts.text_deep)
         return features / features.norm(dim=-1, keepdim=True)
 
     def text_features(self, prompts):

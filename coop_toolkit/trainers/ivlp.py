@@ -7,6 +7,7 @@ PROMPT_DEPTH_VISION 0 it is deep language prompting only (configs/trainers/IVLP/
 from yacs.config import CfgNode as CN
 
 from dasslite.engine.build import TRAINER_REGISTRY
+from dasslite.errors import ConfigError
 
 from .deep_prompt import ClassPromptLearner, DeepPromptCLIP, DeepPrompts, DeepPromptTrainer
 
@@ -14,7 +15,7 @@ from .deep_prompt import ClassPromptLearner, DeepPromptCLIP, DeepPrompts, DeepPr
 def build_vl_clip(trainer, opts, node, classnames, clip_model, model_class=DeepPromptCLIP):
     """IVLP's model (also PromptSRC's): the towers' prompts as the authors' CLIP draws them, then ctx."""
     if opts.PROMPT_DEPTH_TEXT < 1:
-        raise ValueError(f"TRAINER.{node}.PROMPT_DEPTH_TEXT must be >= 1; for vision prompts only use the VPT trainer")
+        raise ConfigError(f"TRAINER.{node}.PROMPT_DEPTH_TEXT must be >= 1; for vision prompts only use the VPT trainer")
     first, vision_deep, text_deep = trainer.replay_authors_init(
         clip_model,
         vision=(opts.N_CTX_VISION, opts.PROMPT_DEPTH_VISION),

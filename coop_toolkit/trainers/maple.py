@@ -11,6 +11,7 @@ import torch.nn as nn
 from yacs.config import CfgNode as CN
 
 from dasslite.engine.build import TRAINER_REGISTRY
+from dasslite.errors import ConfigError
 
 from .deep_prompt import ClassPromptLearner, DeepPromptCLIP, DeepPromptTrainer, Prompts
 from .prompted_encoders import check_depth, vision_width
@@ -23,7 +24,7 @@ class MultiModalPromptLearner(ClassPromptLearner):
     def __init__(self, cfg, classnames, clip_model):
         opts = cfg.TRAINER.MAPLE
         if opts.PROMPT_DEPTH < 1:
-            raise ValueError(f"TRAINER.MAPLE.PROMPT_DEPTH must be >= 1 (1 = shallow MaPLe), got {opts.PROMPT_DEPTH}")
+            raise ConfigError(f"TRAINER.MAPLE.PROMPT_DEPTH must be >= 1 (1 = shallow MaPLe), got {opts.PROMPT_DEPTH}")
         super().__init__(clip_model, classnames, opts.N_CTX, opts.CTX_INIT, "TRAINER.MAPLE.CTX_INIT")
         text_w, image_w = clip_model.ln_final.weight.shape[0], vision_width(clip_model.visual)
         # Draw order as in the authors' code: proj, the text prompts, then one map copied to every layer.
@@ -39,7 +40,7 @@ class MultiModalPromptLearner(ClassPromptLearner):
     def all_prompts(self):
         deep_text = list(self.compound_prompts_text)
         deep_vision = [proj(p) for proj, p in zip(self.compound_prompt_projections, deep_text)]
-        return Prompts(self.text_prompts(), deep_text, self.proj(self.ctx), deep_vision)
+        return Prompts(self.text_prompts, deep_text, self.proj(self.ctx), deep_vision)
 
 
 class MaPLeCLIP(DeepPromptCLIP):

@@ -17,10 +17,12 @@ and a no-grad image encoder) does not come through here.
 import torch
 from open_clip.transformer import VisionTransformer
 
+from dasslite.errors import ConfigError
+
 from .clip_backbone import TextEncoder
 
 
-class UnsupportedBackboneError(ValueError):
+class UnsupportedBackboneError(ConfigError):
     pass
 
 
@@ -72,7 +74,7 @@ def deep_injector(deep_prompts, start):
 def check_depth(depth, transformer, key):
     layers = len(transformer.resblocks)
     if not 0 <= depth <= layers:
-        raise ValueError(f"{key} is {depth}; this backbone's tower has {layers} layers, so use 0..{layers}")
+        raise ConfigError(f"{key} is {depth}; this backbone's tower has {layers} layers, so use 0..{layers}")
 
 
 class PromptedTextEncoder(TextEncoder):

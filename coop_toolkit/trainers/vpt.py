@@ -8,6 +8,7 @@ PREC says and rounds the prompts to fp16 where they enter the image tower; both 
 from yacs.config import CfgNode as CN
 
 from dasslite.engine.build import TRAINER_REGISTRY
+from dasslite.errors import ConfigError
 
 from .deep_prompt import DeepPromptCLIP, DeepPrompts, DeepPromptTrainer, Prompts
 from .handwritten import handwritten_class_features
@@ -60,7 +61,7 @@ class VPT(DeepPromptTrainer):
     def build_custom_clip(self, classnames, clip_model):
         opts = self.opts
         if opts.PROMPT_DEPTH_VISION < 1:
-            raise ValueError(f"TRAINER.VPT.PROMPT_DEPTH_VISION must be >= 1, got {opts.PROMPT_DEPTH_VISION}")
+            raise ConfigError(f"TRAINER.VPT.PROMPT_DEPTH_VISION must be >= 1, got {opts.PROMPT_DEPTH_VISION}")
         first, deep, _ = self.replay_authors_init(clip_model, vision=(opts.N_CTX_VISION, opts.PROMPT_DEPTH_VISION))
         clip_model.to(self.device)  # the class features are computed once, on the device that runs
         return VPTCLIP(clip_model, DeepPrompts(first, deep), classnames, self.prec)

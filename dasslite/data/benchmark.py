@@ -8,6 +8,7 @@ See docs/reference-behaviour.md, "Dataset pipeline".
 
 import os
 
+from ..errors import UserFileNotFoundError
 from .dataset_base import DatasetBase, fewshot_and_subsample, make_rng, require_dataset_dir, require_path
 from .splits import read_and_split_data, read_or_make_split
 
@@ -52,7 +53,7 @@ class FolderSplitDataset(SplitDataset):
 
     def make_split(self, rng):
         if not os.path.isdir(self.image_dir):
-            raise FileNotFoundError(
+            raise UserFileNotFoundError(
                 f'{self.split_file} is absent and so is the image folder "{self.image_dir}" to make it '
                 f"from. See DATASETS.md#{self.anchor}."
             )

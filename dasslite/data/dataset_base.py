@@ -11,6 +11,7 @@ import os
 import random
 
 from ..config import SUBSAMPLE_CHOICES
+from ..errors import DataError, UserFileNotFoundError
 from . import fewshot
 from .datum import Datum
 
@@ -30,7 +31,7 @@ def make_rng(cfg):
 def dataset_root(cfg):
     root = cfg.DATASET.ROOT
     if not root:
-        raise ValueError(
+        raise DataError(
             "DATASET.ROOT is empty: pass --root /path/to/datasets (the folder that holds "
             "every dataset, see DATASETS.md)."
         )
@@ -42,7 +43,7 @@ def require_dataset_dir(cfg, folder, anchor):
     root = dataset_root(cfg)
     path = os.path.join(root, folder)
     if not os.path.isdir(path):
-        raise FileNotFoundError(
+        raise UserFileNotFoundError(
             f'{cfg.DATASET.NAME}: dataset folder not found: expected "{path}" (the folder "{folder}" '
             f'under DATASET.ROOT="{root}"). Prepare it as described in DATASETS.md#{anchor}.'
         )
@@ -52,7 +53,7 @@ def require_dataset_dir(cfg, folder, anchor):
 def require_path(path, what, anchor):
     """Fail early, naming a file or folder the dataset needs and where its layout is described."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f'{what} not found: expected "{path}". See DATASETS.md#{anchor}.')
+        raise UserFileNotFoundError(f'{what} not found: expected "{path}". See DATASETS.md#{anchor}.')
     return path
 
 
@@ -115,7 +116,7 @@ class DatasetBase:
     def subsample_classes(*args, subsample="all"):
         """Keep the base (first ceil(n/2) sorted labels of args[0]) or new half, relabelled 0..m-1."""
         if subsample not in SUBSAMPLE_CHOICES:
-            raise ValueError(
+            raise DataError(
                 f'DATASET.SUBSAMPLE_CLASSES must be one of {", ".join(SUBSAMPLE_CHOICES)}; got "{subsample}".'
             )
         if subsample == "all":

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from ..errors import UserError
+from ..errors import UserError, UserFileNotFoundError
 
 CHECK_CHUNK = 1024  # images handed to the decoding threads at a time
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
@@ -45,7 +45,7 @@ def read_image(path):
                 img = to_8bit(img)
             return img.convert("RGB")
     except FileNotFoundError:
-        raise FileNotFoundError(f'Image file not found: "{path}"') from None
+        raise UserFileNotFoundError(f'Image file not found: "{path}"') from None
     except PermissionError as e:
         raise ImageReadError(
             f'Cannot read image "{path}": permission denied ({e.strerror}); give this user read access to it'

@@ -9,7 +9,7 @@ import logging
 import os
 from collections import OrderedDict
 
-from ..errors import UserError
+from ..errors import DataError, UserFileNotFoundError
 from ..utils.io import read_json, write_json
 from .datum import Datum
 
@@ -46,12 +46,12 @@ def check_images_exist(items, source, fix):
     if missing:
         listed = "\n  ".join(missing[:MAX_LISTED])
         more = f"\n  ... and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
-        raise FileNotFoundError(
+        raise UserFileNotFoundError(
             f"{len(missing)} of the {len(items)} images named by {source} do not exist, e.g.:\n  {listed}{more}\n{fix}"
         )
 
 
-class SplitFileError(UserError, ValueError):
+class SplitFileError(DataError):
     """A split file that cannot be trusted: names the file, the split and the entry at fault."""
 
 
@@ -180,7 +180,7 @@ def split_trainval(trainval, p_val=0.2, *, rng):
     for label, idxs in tracker.items():
         n_val = round(len(idxs) * p_val)
         if n_val <= 0:
-            raise ValueError(
+            raise DataError(
                 f'Class "{trainval[idxs[0]].classname}" (label {label}) has {len(idxs)} training '
                 f"image(s): too few to hold out {p_val:.0%} of them for validation."
             )
@@ -209,7 +209,7 @@ def read_and_split_data(image_dir, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=
         rng.shuffle(images)
         n_train, n_val = round(len(images) * p_trn), round(len(images) * p_val)
         if n_train <= 0 or n_val <= 0 or len(images) - n_train - n_val <= 0:
-            raise ValueError(
+            raise DataError(
                 f"{category_dir} has {len(images)} image(s): too few for a "
                 f"{p_trn:.0%}/{p_val:.0%}/{1 - p_trn - p_val:.0%} train/val/test split."
             )

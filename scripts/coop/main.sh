@@ -1,5 +1,5 @@
 #!/bin/bash
-# CoOp few-shot training (COOP.md), seeds 1 2 3 (or $SEEDS):
+# CoOp few-shot training (the original repository's COOP.md), seeds 1 2 3 (or $SEEDS):
 #   bash scripts/coop/main.sh DATASET CFG CTP NCTX SHOTS CSC
 #   e.g. bash scripts/coop/main.sh caltech101 rn50_ep50 end 16 1 False
 # TRAINER (default CoOp) may name another method with CoOp's TRAINER.COOP options.

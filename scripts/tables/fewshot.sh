@@ -1,5 +1,6 @@
 #!/bin/bash
-# CoOp paper few-shot curves: CoOp on 11 datasets x shots 1 2 4 8 16 x seeds, with COOP.md's configs:
+# CoOp paper few-shot curves: CoOp on 11 datasets x shots 1 2 4 8 16 x seeds, with the configs of the original
+# repository's COOP.md:
 # 1 shot ${CFG_PREFIX}_ep50, 2 and 4 shots ${CFG_PREFIX}_ep100, 8 and 16 shots ${CFG_PREFIX} (200
 # epochs); ImageNet ${CFG_PREFIX}_ep50 for every shot count. CFG_PREFIX defaults to rn50 (vit_b16 also
 # has all three). The variant: NCTX (16), CSC (False), CTP (end).

@@ -114,7 +114,7 @@ def test_transfer_tables(tmp_path):
 
 
 def test_fewshot_table_merges_the_recipe_configs(tmp_path):
-    # COOP.md's recipe: 1 shot rn50_ep50, 16 shots rn50, ImageNet rn50_ep50: one table, shots as columns.
+    # The original COOP.md recipe: 1 shot rn50_ep50, 16 shots rn50, ImageNet rn50_ep50: one table, shots as columns.
     root = tmp_path / "output"
     variant = "nctx16_cscFalse_ctpend"
     for dataset, cfg, shots, accuracy in (

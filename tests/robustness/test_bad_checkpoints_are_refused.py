@@ -1,4 +1,4 @@
-"""Issue 10 part 7: an empty, truncated, non-dict or foreign checkpoint, and one with NaN or inf in a learned
+"""An empty, truncated, non-dict or foreign checkpoint, and one with NaN or inf in a learned
 tensor, is refused naming the path, the key and the fix; the `checkpoint` pointer may only name a file in
 its own folder; temp files left by a killed write are removed when the next run starts."""
 

@@ -1,4 +1,4 @@
-"""Issue 10 part 13: config files are YAML read with a safe loader (anything else is refused unread); YAML
+"""Config files are YAML read with a safe loader (anything else is refused unread); YAML
 syntax errors and non-mapping files name the file; values are checked before anything is written; a flag
 after the KEY VALUE overrides is refused."""
 

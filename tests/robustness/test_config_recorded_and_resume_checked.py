@@ -1,4 +1,4 @@
-"""Issue 10 part 4: every run folder records its full config and its checkpoints carry it; --resume refuses
+"""Every run folder records its full config and its checkpoints carry it; --resume refuses
 a folder trained with settings that change what is learned, allows a larger MAX_EPOCH with a warning, and
 refuses a checkpoint past MAX_EPOCH and a folder that does not exist."""
 

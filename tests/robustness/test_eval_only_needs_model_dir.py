@@ -1,4 +1,4 @@
-"""Issue 10 part 5: --eval-only with a trainer that learns parameters needs --model-dir (else it would
+"""--eval-only with a trainer that learns parameters needs --model-dir (else it would
 evaluate the untrained prompt and mark the run finished); a zero-shot trainer does not."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Issue 10 part 8: a full disk or an unwritable output folder stops the run with an error that names the
+"""A full disk or an unwritable output folder stops the run with an error that names the
 path and says that --resume continues; when log.txt cannot be written the run stops at once."""
 
 import errno

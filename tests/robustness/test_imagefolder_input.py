@@ -15,6 +15,7 @@ from PIL import Image
 from dasslite.data.build import build_dataset
 from dasslite.data.data_manager import DatasetWrapper
 from dasslite.data.images import read_image
+from dasslite.errors import DataError
 from tests.datasets.conftest import make_cfg
 from tests.datasets.layouts import build_imagefolder, write_image, write_text
 
@@ -44,7 +45,7 @@ def test_imagefolder_empty_class_folder_with_test_images_is_refused(tmp_path):
     build_imagefolder(str(tmp_path), classnames=False)
     os.makedirs(tmp_path / "train" / "okapi")
     write_image(str(tmp_path / "test" / "okapi" / "t.jpg"))
-    with pytest.raises(ValueError, match=r'class "okapi" has no images in train/'):
+    with pytest.raises(DataError, match=r'class "okapi" has no images in train/'):
         build(tmp_path)
 
 

@@ -1,4 +1,4 @@
-"""Issue 10 part 6: MODEL.INIT_WEIGHTS warm-starts the learned modules (Dassl's load_pretrained_weights:
+"""MODEL.INIT_WEIGHTS warm-starts the learned modules (Dassl's load_pretrained_weights:
 tensors matched by name and shape, the rest reported as discarded); a path that does not exist is an
 error naming it, raised before anything is written."""
 

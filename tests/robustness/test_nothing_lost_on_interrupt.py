@@ -1,4 +1,4 @@
-"""Issue 10 part 3: nothing lost on an interrupt. Every epoch leaves a resumable checkpoint whatever
+"""Nothing lost on an interrupt. Every epoch leaves a resumable checkpoint whatever
 TRAIN.CHECKPOINT_FREQ keeps; SIGINT / SIGTERM stop at the end of the current batch with one line giving
 the command that resumes; the resumed run ends equal to the uninterrupted one."""
 

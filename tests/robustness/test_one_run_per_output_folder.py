@@ -1,4 +1,4 @@
-"""Issue 10 part 2: one run per output folder. A run holds an exclusive lock on OUTPUT_DIR/.lock; a second
+"""One run per output folder. A run holds an exclusive lock on OUTPUT_DIR/.lock; a second
 run refuses naming the holder; a lock left by a dead process is taken over."""
 
 import fcntl

@@ -1,4 +1,4 @@
-"""Issue 10 part 1: --overwrite starts from scratch; it never resumes the folder's old checkpoint."""
+"""--overwrite starts from scratch; it never resumes the folder's old checkpoint."""
 
 import os
 

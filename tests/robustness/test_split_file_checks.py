@@ -9,6 +9,7 @@ import pytest
 
 from dasslite.data.build import build_dataset
 from dasslite.data.splits import SplitFileError
+from dasslite.errors import UserError
 from tests.datasets.conftest import make_cfg
 from tests.datasets.layouts import build_oxford_pets
 
@@ -33,6 +34,7 @@ def pets_split(tmp_path):
 def refused(tmp_path, *fragments):
     with pytest.raises(SplitFileError) as info:
         build_dataset(make_cfg(tmp_path, "OxfordPets"))
+    assert isinstance(info.value, UserError)  # train.py prints it as one `error:` line
     for fragment in fragments:
         assert fragment in str(info.value), str(info.value)
     return str(info.value)

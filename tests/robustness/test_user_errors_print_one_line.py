@@ -1,4 +1,4 @@
-"""Issue 10 part 14: user errors (every named error) print one `error: ...` message and exit non-zero
+"""User errors (every named error) print one `error: ...` message and exit non-zero
 without a Python traceback; --debug shows the traceback."""
 
 import os
