@@ -26,15 +26,14 @@ from dasslite.data.build import DATASET_REGISTRY
 from dasslite.data.transforms import AVAILABLE_TRANSFORMS
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.interrupt import TrainingInterrupted, stop_on_signals
-from dasslite.engine.resume_check import check_resume
-from dasslite.engine.run_folder import clear_for_overwrite, remove_temp_files, writing
+from dasslite.engine.run_folder import prepare_output_dir, save_config
 from dasslite.engine.run_lock import RunLock
 from dasslite.errors import ConfigError, UserError, UserFileNotFoundError
 from dasslite.optim.lr_scheduler import AVAILABLE_LR_SCHEDULERS
 from dasslite.optim.optimizer import AVAILABLE_OPTIMIZERS
 from dasslite.registry import UnknownNameError, unknown_name_message
 from dasslite.utils.dist import describe_distributed, destroy_distributed, init_distributed, is_main_process
-from dasslite.utils.io import atomic_write, read_json
+from dasslite.utils.io import read_json
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
 from dasslite.utils.tools import collect_env_info
@@ -197,7 +196,7 @@ def main(argv=None):
     if lock is not None:
         lock.acquire()
     try:
-        notes = prepare_output_dir(args, cfg)
+        notes = prepare_output_dir(cfg, args.overwrite, args.eval_only) if is_main_process() else []
         if lock is not None:
             notes.insert(0, lock.stale_lock_message())
         run(args, cfg, argv, notes)
@@ -219,22 +218,6 @@ def check_run_flags(args, cfg):
             f'--resume "{args.resume}": no such folder. Give the output folder of the run to continue, or drop '
             f"--resume to start a new run."
         )
-
-
-def prepare_output_dir(args, cfg):
-    """Holding the folder's lock: drop dead writes' temp files, clear it for --overwrite, and check
-    that what it holds may be resumed, all before this run writes anything there. Returns the lines to
-    log as warnings once the log is open."""
-    if not is_main_process():
-        return []
-    notes = [remove_temp_files(cfg.OUTPUT_DIR)]
-    if args.overwrite:
-        notes.append(clear_for_overwrite(cfg.OUTPUT_DIR))
-    if not args.eval_only:
-        trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
-        node = getattr(trainer_cls, "config_node", None) or cfg.TRAINER.NAME.upper()
-        notes += check_resume(cfg, cfg.RESUME or cfg.OUTPUT_DIR, trainer_node=node)
-    return notes
 
 
 def run(args, cfg, argv, notes=()):
@@ -289,13 +272,6 @@ def resume_command(argv, args, cfg):
     if not args.resume:
         flags += ["--resume", cfg.OUTPUT_DIR]
     return shlex.join(["python", "train.py", *flags, *(args.opts or [])])
-
-
-def save_config(cfg):
-    """OUTPUT_DIR/config.yaml: the full merged config of this run (reloadable with merge_from_file)."""
-    path = os.path.join(cfg.OUTPUT_DIR, "config.yaml")
-    with writing(path, cfg.OUTPUT_DIR), atomic_write(path) as f:
-        f.write(cfg.dump())
 
 
 def log_args_and_config(args, cfg):

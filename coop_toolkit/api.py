@@ -35,8 +35,8 @@ from dasslite.config import merge_from_list_checked
 from dasslite.data.data_manager import read_image
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.checkpoint import list_checkpoints
+from dasslite.engine.run_folder import prepare_output_dir, save_config
 from dasslite.engine.run_lock import RunLock
-from dasslite.utils.io import atomic_write
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
 
@@ -78,12 +78,14 @@ def train(cfg):
     lock = RunLock(cfg.OUTPUT_DIR)  # one run per folder, as train.py
     lock.acquire()
     try:
+        notes = [lock.stale_lock_message(), *prepare_output_dir(cfg)]
         if cfg.SEED >= 0:
             set_random_seed(cfg.SEED)
         setup_logger(cfg.OUTPUT_DIR, resume=os.path.isdir(cfg.OUTPUT_DIR))
+        for note in filter(None, notes):
+            logger.warning(note)
         trainer = build_trainer(cfg)
-        with atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yaml")) as f:
-            f.write(cfg.dump())
+        save_config(cfg)
         rr.write_run_record(trainer)
         if getattr(trainer, "learns_nothing", False):
             trainer.test()

@@ -6,7 +6,10 @@ import os
 import re
 
 from ..errors import RunFolderError
+from ..utils.io import atomic_write
+from .build import TRAINER_REGISTRY
 from .checkpoint import BEST_FILE, POINTER_FILE
+from .resume_check import check_resume
 
 # dasslite/utils/io.py atomic_write's temp files: ".<target name>.<random>.tmp" beside the target
 TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
@@ -63,3 +66,24 @@ def writing(path, output_dir):
             f'Cannot write "{path}": {exc.strerror or exc}. Free disk space or make the folder writable, then '
             f"rerun the same command with --resume {output_dir}: it continues from the last saved epoch."
         ) from exc
+
+
+def prepare_output_dir(cfg, overwrite=False, eval_only=False):
+    """Holding the folder's lock: drop dead writes' temp files, clear it for --overwrite, and check
+    that what it holds may be resumed, all before this run writes anything there. Returns the lines to
+    log as warnings once the log is open."""
+    notes = [remove_temp_files(cfg.OUTPUT_DIR)]
+    if overwrite:
+        notes.append(clear_for_overwrite(cfg.OUTPUT_DIR))
+    if not eval_only:
+        trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+        node = getattr(trainer_cls, "config_node", None) or cfg.TRAINER.NAME.upper()
+        notes += check_resume(cfg, cfg.RESUME or cfg.OUTPUT_DIR, trainer_node=node)
+    return notes
+
+
+def save_config(cfg):
+    """OUTPUT_DIR/config.yaml: the full merged config of this run (reloadable with merge_from_file)."""
+    path = os.path.join(cfg.OUTPUT_DIR, "config.yaml")
+    with writing(path, cfg.OUTPUT_DIR), atomic_write(path) as f:
+        f.write(cfg.dump())
