@@ -1,7 +1,8 @@
 """speed.py's rows for MaPLe, IVLP, VPT and PromptSRC: ours against the authors' computation.
 
-The authors' computation, written plainly on the same modules and weights: the text tower runs all 77
-positions, every deep prompt goes in by concatenating the sequence around it, the class text features
+The authors' computation, written plainly on the same modules and weights: the towers run sequence-first
+(L, N, D) as OpenAI's CLIP in their code does, the text tower runs all 77 positions, every deep prompt
+goes in by concatenating the sequence around it, the class text features
 are recomputed at every training step and every evaluation batch; PromptSRC adds the frozen image
 tower's pass and its regularising terms. Ours trims the text to the longest end-of-text position and
 computes the class features once per evaluation. The image tower is the same computation in both.
@@ -14,6 +15,7 @@ from coop_toolkit import trainers
 from coop_toolkit.trainers.deep_prompt import DeepPromptTrainer
 from coop_toolkit.trainers.ivlp import IVLP
 from coop_toolkit.trainers.maple import MaPLe
+from coop_toolkit.trainers.prompted_encoders import sequence_first
 from coop_toolkit.trainers.promptsrc import PromptSRC, promptsrc_losses
 from coop_toolkit.trainers.vpt import VPT
 from dasslite.config import get_cfg_default
@@ -43,20 +45,32 @@ def build(trainer_class):
 
 
 def _replace(x, prompt, start):
-    """x (N, L, D) with positions start..start+n replaced by the prompt, by concatenation."""
+    """Sequence-first x (L, N, D) with positions start..start+n replaced by the prompt, by concatenation."""
     n = prompt.shape[0]
-    return torch.cat([x[:, :start], prompt.to(x.dtype).expand(x.shape[0], -1, -1), x[:, start + n :]], dim=1)
+    return torch.cat([x[:start], prompt.to(x.dtype).unsqueeze(1).expand(-1, x.shape[1], -1), x[start + n :]])
+
+
+def _sequence_first_blocks(transformer, x, replace, mask=None):
+    """The blocks over batch-first x, run as the authors' (OpenAI's) CLIP runs them: x.permute(1, 0, 2)
+    to (L, N, D) and attention built sequence-first; replace(k, x) puts block k's prompt in."""
+    x = x.permute(1, 0, 2)
+    with sequence_first(transformer) as batch_first:
+        assert not batch_first, "this backbone's attention cannot run sequence-first"
+        for k, block in enumerate(transformer.resblocks):
+            x = block(replace(k, x), attn_mask=mask)
+    return x.permute(1, 0, 2)
 
 
 def authors_text(model, prompts):
     enc = model.text_encoder
     x = prompts.text().to(enc.dtype) + enc.positional_embedding.to(enc.dtype)
     mask = torch.full((x.shape[1], x.shape[1]), float("-inf"), device=x.device).triu_(1)
-    for k, block in enumerate(enc.transformer.resblocks):
-        if 1 <= k <= len(prompts.text_deep):
-            x = _replace(x, prompts.text_deep[k - 1], 1)
-        x = block(x, attn_mask=mask)
-    x = enc.ln_final(x)
+    deep = prompts.text_deep
+
+    def replace(k, x):
+        return _replace(x, deep[k - 1], 1) if 1 <= k <= len(deep) else x
+
+    x = enc.ln_final(_sequence_first_blocks(enc.transformer, x, replace, mask))
     x = x[torch.arange(x.shape[0]), model.prompt_learner.token_ids.argmax(-1)] @ enc.text_projection
     return x / x.norm(dim=-1, keepdim=True)
 
@@ -67,11 +81,11 @@ def authors_image(visual, images, first=None, deep=()):
     x = x + visual.positional_embedding.to(x.dtype)
     if first is not None:
         x = torch.cat([x, first.to(x.dtype).expand(x.shape[0], -1, -1)], dim=1)
-    x = visual.ln_pre(x)
-    for k, block in enumerate(visual.transformer.resblocks):
-        if 1 <= k <= len(deep):
-            x = _replace(x, deep[k - 1], x.shape[1] - deep[k - 1].shape[0])
-        x = block(x)
+
+    def replace(k, x):
+        return _replace(x, deep[k - 1], x.shape[0] - deep[k - 1].shape[0]) if 1 <= k <= len(deep) else x
+
+    x = _sequence_first_blocks(visual.transformer, visual.ln_pre(x), replace)
     x = visual.ln_post(x[:, 0]) @ visual.proj
     return x / x.norm(dim=-1, keepdim=True)
 
