@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import dataclasses
 import os
+import statistics
 import sys
 import time
 from typing import Callable
@@ -330,18 +331,31 @@ def measure(case, clip_model, device, repeats, prec="fp32"):
     row = {"method": case.name, "classes": case.classes, "batch": case.batch, "max |logit diff|": diff}
     row["max |logit|"] = reference.abs().max().item()
     train = {"reference": case.reference_step or ce_step(impls["reference"]), "ours": case.step or ce_step(model)}
+    steps = interleaved_steps(train, model, images, labels, optim, device, repeats, prec)
     for name, forward in impls.items():
-        model.train()
-        train_step(train[name], model, images, labels, optim, device, prec)  # warm-up
-        steps = [train_step(train[name], model, images, labels, optim, device, prec) for _ in range(repeats)]
-        times, mem = zip(*steps)
-        model.eval()
+        times, mem = zip(*steps[name])
         row[f"{name} s/img"] = min(times)
         row[f"{name} eval img/s"] = eval_rate(forward, eval_images, device, prec)
         row[f"{name} MB"] = max(mem) / 2**20
     row["train speed-up"] = row["reference s/img"] / row["ours s/img"]
+    ratios = sorted(r[0] / o[0] for r, o in zip(steps["reference"], steps["ours"]))
+    row["train speed-up median [range]"] = f"{statistics.median(ratios):.2f} [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
     row["eval speed-up"] = row["ours eval img/s"] / row["reference eval img/s"]
     return row
+
+
+def interleaved_steps(train, model, images, labels, optim, device, repeats, prec):
+    """{name: [(s/img, memory)] * repeats}: the implementations' training steps alternate (the order
+    flips each repeat), so a load change on a shared machine hits both alike."""
+    model.train()
+    for step in train.values():
+        train_step(step, model, images, labels, optim, device, prec)  # warm-up
+    steps = {name: [] for name in train}
+    for r in range(repeats):
+        for name in list(train)[:: 1 if r % 2 == 0 else -1]:
+            steps[name].append(train_step(train[name], model, images, labels, optim, device, prec))
+    model.eval()
+    return steps
 
 
 def select_cases(cases, methods=None, names=None, batches=None, classes=None):
