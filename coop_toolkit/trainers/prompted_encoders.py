@@ -60,9 +60,10 @@ def sequence_first(transformer, general_path=True):
     A batch-first nn.MultiheadAttention transposes its input to (L, N, D) before the input projection.
     On its general path (gradients recorded, a mask, training) F.linear then gets a non-contiguous
     input and a frozen weight, and multiplies each of the L positions separately against the whole
-    weight (a batched product) instead of one matrix product: at ViT-B/16 sizes that is most of a
-    training step's attention time. Sequence-first input reaches it contiguous. Eval without
-    gradients (`general_path` False) keeps batch-first and nn.MultiheadAttention's fused path.
+    weight (a batched product) instead of one matrix product, about twice as slow: at ViT-B/16 sizes
+    on a CPU a training step took 1.1-1.25x longer (benchmarks/README.md). Sequence-first input
+    reaches it contiguous; the results are bit-identical. Eval without gradients (`general_path`
+    False) keeps batch-first and nn.MultiheadAttention's fused path.
     """
     attentions = [getattr(block, "attn", None) for block in transformer.resblocks]
     switch = (
