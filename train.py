@@ -32,7 +32,13 @@ from dasslite.errors import ConfigError, UserError, UserFileNotFoundError
 from dasslite.optim.lr_scheduler import AVAILABLE_LR_SCHEDULERS
 from dasslite.optim.optimizer import AVAILABLE_OPTIMIZERS
 from dasslite.registry import UnknownNameError, unknown_name_message
-from dasslite.utils.dist import describe_distributed, destroy_distributed, init_distributed, is_main_process
+from dasslite.utils.dist import (
+    describe_distributed,
+    destroy_distributed,
+    init_distributed,
+    is_main_process,
+    wait_for_other_processes,
+)
 from dasslite.utils.io import read_json
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
@@ -262,6 +268,9 @@ def run(args, cfg, argv, notes=()):
                 f"Stopped by {stop} (last saved: epoch {stop.saved_epoch}); resume with: "
                 f"{resume_command(argv, args, cfg)}"
             )
+            # Under torchrun all ranks stopped here together; once one exits, torchrun ends the others
+            # (SIGTERM), so none leaves before rank 0 has written that line.
+            wait_for_other_processes()
             sys.exit(stop.exit_code)
 
 
