@@ -37,6 +37,7 @@ from dasslite.utils.dist import (
     destroy_distributed,
     init_distributed,
     is_main_process,
+    launched_by_torchrun,
     wait_for_other_processes,
 )
 from dasslite.utils.io import read_json
@@ -276,11 +277,20 @@ def run(args, cfg, argv, notes=()):
 
 def resume_command(argv, args, cfg):
     """The command line that continues this run: the same arguments with --resume OUTPUT_DIR added (and
-    without --overwrite)."""
+    without --overwrite), under torchrun with as many processes when this run had them."""
     flags = [f for f in argv[: len(argv) - len(args.opts or [])] if f != "--overwrite"]  # it would start over
     if not args.resume:
         flags += ["--resume", cfg.OUTPUT_DIR]
-    return shlex.join(["python", "train.py", *flags, *(args.opts or [])])
+    return shlex.join([*launcher(), "train.py", *flags, *(args.opts or [])])
+
+
+def launcher():
+    """`python`, or the torchrun options that start as many processes as this run has (one node)."""
+    if not launched_by_torchrun():
+        return ["python"]
+    per_node = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
+    nodes = int(os.environ["WORLD_SIZE"]) // int(per_node)
+    return ["torchrun", *(["--nnodes", str(nodes)] if nodes > 1 else []), "--nproc_per_node", per_node]
 
 
 def log_args_and_config(args, cfg):

@@ -55,8 +55,8 @@ def test_sigterm_to_one_rank_stops_all_at_the_same_batch(tmp_path, pets_root, ti
     assert len(lines) == 1 and lines[0].startswith("Stopped by SIGTERM at epoch 2/3, batch 1/3 (last saved: epoch 1)")
 
     command = shlex.split(lines[0].split("; resume with: ")[1])
-    assert command[:2] == ["python", "train.py"]
-    proc = torchrun("train.py", command[2:])
+    assert command[:4] == ["torchrun", "--nproc_per_node", "2", "train.py"]
+    proc = torchrun("train.py", command[4:])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Previous epoch: 1" in (cut / "log.txt").read_text()
     a = load_checkpoint(str(whole / "prompt_learner" / "model.pth.tar-3"))["state_dict"]["ctx"]
