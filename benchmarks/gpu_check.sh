@@ -10,18 +10,30 @@
 # Without CUDA it says so, runs the same steps on the CPU with a tiny CLIP (the cuda tests' CPU twins
 # instead of the cuda tests) and exits 0 when they pass.
 #   bash benchmarks/gpu_check.sh
-# Needs only the repository: it runs `pip install -e ".[test]"` when a dependency is missing.
+# Needs only the repository: when a dependency is missing it runs `pip install -e ".[test]"`, or, on a
+# machine with no package index, installs from the wheels that benchmarks/gpu_wheels.sh fetched into
+# $WHEELS (default .whl/) beforehand.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python}
 OUT_MD=${OUT_MD:-benchmarks/gpu_check_result.md}
 TESTS_LOG=${OUT_MD%.md}_tests.log
 REPORT_LOG=${OUT_MD%.md}_report.log
+WHEELS=${WHEELS:-.whl}  # benchmarks/gpu_wheels.sh's folder, for a machine with no package index
 export HF_HUB_OFFLINE=1
 
 if ! $PYTHON -c "import coop_toolkit, open_clip, pytest, tabulate, yacs" 2>/dev/null; then
-    echo "== installing the repository and its test dependencies"
-    $PYTHON -m pip install -q -e ".[test]" || { echo "pip install -e '.[test]' failed" >&2; exit 2; }
+    if [ -d "$WHEELS" ]; then  # a machine without a package index: the wheels gpu_wheels.sh fetched
+        echo "== installing the repository from the wheels in $WHEELS (no package index)"
+        $PYTHON -m pip install -q --no-index --find-links "$WHEELS" --no-build-isolation -e . \
+            || { echo "pip install --no-index --find-links $WHEELS -e . failed: a dependency the image lacks is" \
+                "missing from $WHEELS; add it to benchmarks/gpu_wheels.sh" >&2; exit 2; }
+        $PYTHON -c "import pytest" 2>/dev/null || { echo "pytest is missing and $WHEELS has none" >&2; exit 2; }
+    else
+        echo "== installing the repository and its test dependencies"
+        $PYTHON -m pip install -q -e ".[test]" || { echo "pip install -e '.[test]' failed (no package index? \
+fetch the wheels with benchmarks/gpu_wheels.sh where one is reachable and bring $WHEELS along)" >&2; exit 2; }
+    fi
 fi
 
 if $PYTHON -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
@@ -51,7 +63,8 @@ timeout ${LIMITS[1]} $PYTHON benchmarks/gpu_report.py "${REPORT[@]}" \
 report_rc=$?
 if [ $report_rc -ne 0 ]; then
     tail -40 "$REPORT_LOG"
-    echo "== the report failed (exit ${report_rc}); its log: $REPORT_LOG" >&2
+    [ -f "$OUT_MD" ] && { echo; cat "$OUT_MD"; echo "== what it measured before it stopped is in $OUT_MD"; }
+    echo "== the report failed (exit ${report_rc}$([ $report_rc -eq 124 ] && echo ': out of time')); its log: $REPORT_LOG" >&2
 else
     echo
     cat "$OUT_MD"

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import projection  # noqa: E402
 import speed  # noqa: E402
+import speed_deep  # noqa: E402
 
 # Speed-ups to reach on one GPU in fp16 at ViT-B/16 sizes: (what, method, classes, batch, column, at least)
 TARGETS = [
@@ -77,12 +78,14 @@ def target_lines(rows, prec):
     return lines
 
 
-def case_for(trainer):
-    """speed.py's builders of ours and of the reference for `trainer` (its first row in CASES)."""
-    for case in speed.CASES:
-        if case.name == trainer:
-            return case
-    return None
+def case_for(trainer, config_file=""):
+    """speed.py's builders of ours and of the reference for `trainer` (its first row in CASES). Given
+    the config the table runs, a deep-prompt method is built with its prompt lengths and depths, which
+    set its cost; the CoOp family's context length barely changes a 77-token pass and is left alone."""
+    case = next((c for c in speed.CASES if c.name == trainer), None)
+    if case is not None and config_file and trainer in speed_deep.TRAINERS:
+        case = dataclasses.replace(case, build=speed_deep.build(speed_deep.TRAINERS[trainer], config_file))
+    return case
 
 
 def measure_step_times(case, protocol, clip_model, device, prec, repeats, eval_batch=None):
@@ -115,20 +118,14 @@ def merged_rows(trainer, ours, reference):
     return rows
 
 
-def projection_tables(clip_model, device, prec, repeats, eval_batch=None):
-    """Per-trainer totals and per-dataset hours of the base-to-new tables, and the trainers left out."""
-    summary, details, skipped = [], [], []
-    for trainer in projection.BASE2NEW_CONFIGS:
-        case = case_for(trainer)
-        if case is None:
-            skipped.append(trainer)
-            continue
-        protocol = projection.read_protocol(trainer, "caltech101")
-        times = measure_step_times(case, protocol, clip_model, device, prec, repeats, eval_batch)
-        rows = merged_rows(trainer, *(projection.project_table(trainer, times[i]) for i in ("ours", "reference")))
-        details += rows[:-1]
-        summary.append(rows[-1])
-    return summary, details, skipped
+def project_trainer(trainer, clip_model, device, prec, repeats, eval_batch=None):
+    """Rows of hours per dataset and the total for `trainer`'s base-to-new table, or None without a case."""
+    case = case_for(trainer, projection.config_path(trainer, "caltech101"))
+    if case is None:
+        return None
+    protocol = projection.read_protocol(trainer, "caltech101")
+    times = measure_step_times(case, protocol, clip_model, device, prec, repeats, eval_batch)
+    return merged_rows(trainer, *(projection.project_table(trainer, times[i]) for i in ("ours", "reference")))
 
 
 def header(args, device, prec):
@@ -160,7 +157,13 @@ def projection_section(summary, details, skipped):
     return out + ["<details><summary>Per dataset</summary>", "", table, "", "</details>", ""]
 
 
-def build_report(args):
+# The last line of a report written midway: what a run stopped by its time limit leaves behind.
+STOPPED_HERE = "(the report stopped here: the run did not finish)"
+
+
+def build_report(args, write=lambda text: None):
+    """The Markdown report; `write` gets the report so far after each measurement, so a run stopped by
+    its time limit still leaves its figures."""
     device = torch.device(args.device)
     prec = speed.resolve_precision(args.prec, device, "--prec")
     torch.manual_seed(0)
@@ -169,15 +172,28 @@ def build_report(args):
     for case in speed.select_cases(speed.CASES, args.methods):
         rows.append(speed.measure(case, clip_model, device, args.repeats, prec))
         print(speed.format_rows(rows[-1:]), flush=True)
+        write("\n".join(speed_section(args, device, prec, rows) + [STOPPED_HERE]))
+    out = speed_section(args, device, prec, rows)
+    summary, details, skipped = [], [], []
+    for trainer in projection.BASE2NEW_CONFIGS:
+        table = project_trainer(trainer, clip_model, device, prec, args.repeats, args.eval_batch)
+        if table is None:
+            skipped.append(trainer)
+            continue
+        details, summary = details + table[:-1], summary + table[-1:]
+        print(f"projected {trainer}: {table[-1]['ours h']:.3g} h against {table[-1]['reference h']:.3g} h", flush=True)
+        write("\n".join(out + projection_section(summary, details, skipped) + [STOPPED_HERE]))
+    return "\n".join(out + projection_section(summary, details, skipped))
+
+
+def speed_section(args, device, prec, rows):
     out = [f"### GPU check: {header(args, device, prec)}", ""]
     if args.tests:
         out += [f"Tests: `{args.tests}`", ""]
     out += ["Training seconds per image, evaluation images per second, memory (MB; peak allocated on CUDA,"]
     out += ["saved activations on CPU), ours against the reference computation in the same run:", ""]
     memory = "peak" if device.type == "cuda" else "saved"
-    out += [speed_table(rows, memory), "", "Targets:", "", *target_lines(rows, prec), ""]
-    out += projection_section(*projection_tables(clip_model, device, prec, args.repeats, args.eval_batch))
-    return "\n".join(out)
+    return out + [speed_table(rows, memory), "", "Targets:", "", *target_lines(rows, prec), ""]
 
 
 def parse_args(argv=None):
@@ -195,12 +211,16 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    report = build_report(args)
+    report = build_report(args, write=lambda text: write_report(args.out, text))
     print(report)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report)
+    write_report(args.out, report)
     return report
+
+
+def write_report(path, text):
+    if path:
+        with open(path, "w") as f:
+            f.write(text + "\n")
 
 
 if __name__ == "__main__":

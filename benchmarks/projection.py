@@ -64,9 +64,18 @@ DATASETS = [
 
 # Trainer -> (its config for ten datasets, its config for ImageNet) as scripts/tables/base2new.sh runs
 # them (configs/trainers/<trainer>/<name>.yaml). A method adds its line here.
+# The successors' configs are the ones their authors' base-to-new scripts run (ProGrad's runs
+# rn50_ep100: its 100 epochs at batch 32 are projected at ViT-B/16 sizes, as the re-run in the KgCoOp
+# paper's table is).
 BASE2NEW_CONFIGS = {
     "CoOp": ("vit_b16_ctxv1", "vit_b16_ep50_ctxv1"),
     "CoCoOp": ("vit_b16_c4_ep10_batch1_ctxv1", "vit_b16_c4_ep10_batch1_ctxv1"),
+    "KgCoOp": ("vit_b16_ep100_ctxv1", "vit_b16_ep100_ctxv1"),
+    "ProGrad": ("rn50_ep100", "rn50_ep100"),
+    "MaPLe": ("vit_b16_c2_ep5_batch4_2ctx", "vit_b16_c2_ep5_batch4_2ctx"),
+    "IVLP": ("vit_b16_c2_ep5_batch4_2+2ctx", "vit_b16_c2_ep5_batch4_2+2ctx"),
+    "VPT": ("vit_b16_c2_ep5_batch4_4", "vit_b16_c2_ep5_batch4_4"),
+    "PromptSRC": ("vit_b16_c2_ep20_batch4_4+4ctx", "vit_b16_c2_ep20_batch4_4+4ctx"),
 }
 
 
@@ -77,14 +86,18 @@ class Protocol:
     test_batch: int
 
 
+def config_path(trainer, dataset):
+    """The shipped config (configs/trainers/<trainer>/<name>.yaml) the table runs for `dataset`."""
+    config = BASE2NEW_CONFIGS[trainer][1 if dataset == "imagenet" else 0]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(repo, "configs", "trainers", trainer, f"{config}.yaml")
+
+
 def read_protocol(trainer, dataset):
     """Epochs, training batch and test batch of the shipped config the table runs for `dataset`."""
     import train
 
-    config = BASE2NEW_CONFIGS[trainer][1 if dataset == "imagenet" else 0]
-    path = os.path.join("configs", "trainers", trainer, f"{config}.yaml")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cfg = train.setup_cfg(train.parse_args(["--config-file", os.path.join(repo, path)]))
+    cfg = train.setup_cfg(train.parse_args(["--config-file", config_path(trainer, dataset)]))
     return Protocol(cfg.OPTIM.MAX_EPOCH, cfg.DATALOADER.TRAIN_X.BATCH_SIZE, cfg.DATALOADER.TEST.BATCH_SIZE)
 
 

@@ -19,12 +19,15 @@ from coop_toolkit.trainers.vpt import VPT
 from dasslite.config import get_cfg_default
 
 
-def build(trainer_class):
-    """build(clip_model, classnames) -> the method's model as its trainer builds it (default config)."""
+def build(trainer_class, config_file=""):
+    """build(clip_model, classnames) -> the method's model as its trainer builds it, from its default
+    config or, given `config_file`, from that yaml's prompt lengths and depths."""
 
     def make(clip_model, classnames):
         cfg = get_cfg_default()
         trainers.extend_cfg(cfg)
+        if config_file:
+            cfg.merge_from_file(config_file)
         node = cfg.TRAINER[trainer_class.config_node]
         node.PREC = "fp32"  # the benchmark's --prec runs the CLIP it is given
         layers = len(clip_model.transformer.resblocks)
@@ -113,11 +116,14 @@ def authors_reference(model, images):
     return authors_logits(model, images)[0]
 
 
+TRAINERS = {"MaPLe": MaPLe, "IVLP": IVLP, "VPT": VPT, "PromptSRC": PromptSRC}
+
+
 def deep_cases():
     """The keyword arguments of the Case rows speed.py adds (the authors' batch size, 4)."""
     rows = [
         dict(name=name, build=build(cls), reference=authors_reference, batch=4, classes=100)
-        for name, cls in (("MaPLe", MaPLe), ("IVLP", IVLP), ("VPT", VPT), ("PromptSRC", PromptSRC))
+        for name, cls in TRAINERS.items()
     ]
     rows[-1].update(step=promptsrc_step, reference_step=authors_promptsrc_step)
     return rows

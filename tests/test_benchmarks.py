@@ -146,3 +146,39 @@ def test_speed_fp16_clip_is_the_one_load_clip_gives(tiny_clip_path):
     assert sorted(ours) == sorted(loaded)
     assert all(ours[k].dtype == loaded[k].dtype and torch.equal(ours[k], loaded[k]) for k in ours)
     assert ours["visual.conv1.weight"].dtype == torch.float16
+
+
+def test_every_method_with_a_speed_case_is_projected_with_its_authors_config(tiny_clip_path):
+    """The tables of CoOp, CoCoOp and the successors, each from the config its base-to-new script runs."""
+    from coop_toolkit.trainers.clip_backbone import load_clip
+
+    assert set(projection.BASE2NEW_CONFIGS) == {case.name for case in speed.CASES}
+    for trainer in projection.BASE2NEW_CONFIGS:
+        assert os.path.isfile(projection.config_path(trainer, "imagenet")), trainer
+    assert projection.read_protocol("PromptSRC", "dtd") == Protocol(epochs=20, batch=4, test_batch=100)
+    assert projection.read_protocol("VPT", "dtd") == Protocol(epochs=5, batch=4, test_batch=100)
+    assert projection.read_protocol("KgCoOp", "dtd").epochs == 100
+    # a deep-prompt method's cost is set by its prompts: VPT's config has 8 tokens in every image layer
+    case = gpu_report.case_for("VPT", projection.config_path("VPT", "dtd"))
+    clip_model = load_clip(tiny_clip_path, "fp32")
+    layers = len(clip_model.visual.transformer.resblocks)
+    model = case.build(clip_model, ["a", "b"])
+    assert model.vision_prompts.first.shape[0] == 8 and len(model.vision_prompts.deep) == layers - 1
+    default = gpu_report.case_for("VPT").build(load_clip(tiny_clip_path, "fp32"), ["a", "b"])
+    assert default.vision_prompts.first.shape[0] == 2 and len(default.vision_prompts.deep) == 0
+
+
+def test_report_is_written_after_each_measurement(monkeypatch):
+    """A GPU run stopped by its time limit still leaves the figures it measured."""
+    monkeypatch.setattr(speed, "measure", fake_measure)
+    monkeypatch.setattr(speed, "build_clip", lambda tiny, prec, device: None)
+    monkeypatch.setattr(projection, "DATASETS", projection.DATASETS[:2])
+    written = []
+    args = gpu_report.parse_args(["--device", "cpu", "--tiny", "--methods", "CoOp", "CoCoOp"])
+    report = gpu_report.build_report(args, write=written.append)
+    speed_rows = len(speed.select_cases(speed.CASES, ["CoOp", "CoCoOp"]))
+    assert len(written) == speed_rows + len(projection.BASE2NEW_CONFIGS)
+    assert all(text.endswith(gpu_report.STOPPED_HERE) for text in written)
+    assert "| CoCoOp " in written[0] and "Projected" not in written[speed_rows - 1]
+    assert "| PromptSRC" in written[-1] and gpu_report.STOPPED_HERE not in report
+    assert report == written[-1][: -len(gpu_report.STOPPED_HERE) - 1]
