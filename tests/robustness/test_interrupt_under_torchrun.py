@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 
+import pytest
 import torch
 
 from dasslite.engine.checkpoint import load_checkpoint, read_pointer
@@ -26,11 +27,19 @@ WORKER = os.path.join(REPO, "tests", "robustness", "torchrun_worker.py")
 
 
 def torchrun(script, argv, **env):
-    """2 processes (gloo on the CPU); a run that hangs fails on the timeout instead of blocking the suite."""
-    env = {**subprocess_env(), **env}
+    """2 processes (gloo on the CPU). A job that hangs fails the test at the timeout: torchrun then gets
+    SIGTERM and kills its workers (each in a session of its own) after its shutdown timeout, here 5 s."""
+    env = {**subprocess_env(), "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "5", **env}
     env.pop("MASTER_PORT", None)
     cmd = [*torchrun_argv(2), script, *argv]
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=150)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(f"the torchrun job hung (a rank left waiting in a collective):\n{(out + err)[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def test_sigterm_to_one_rank_stops_all_at_the_same_batch(tmp_path, pets_root, tiny_clip_path):
