@@ -285,7 +285,8 @@ def resume_command(argv, args, cfg):
 
 
 def launcher():
-    """`python`, or the torchrun options that start as many processes as this run has (one node)."""
+    """`python`, or torchrun options for as many processes as this run has (with several nodes, add
+    your rendezvous options)."""
     if not launched_by_torchrun():
         return ["python"]
     per_node = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
