@@ -15,39 +15,20 @@ import os
 import shlex
 import sys
 
-import torch
-
 import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
 from coop_toolkit.config import merge_run_config
-from coop_toolkit.run_record import write_run_record
-from coop_toolkit.trainers.clip_backbone import check_backbone_name
-from dasslite.config import check_cfg_values
-from dasslite.data.build import DATASET_REGISTRY
-from dasslite.data.transforms import AVAILABLE_TRANSFORMS
+from coop_toolkit.launch import FinishedRunError, RunPlan, Spelling, launch, report_stop
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
-from dasslite.engine.interrupt import TrainingInterrupted, stop_on_signals
-from dasslite.engine.run_folder import prepare_output_dir, save_config
-from dasslite.engine.run_lock import RunLock
-from dasslite.errors import ConfigError, UserError, UserFileNotFoundError
-from dasslite.optim.lr_scheduler import AVAILABLE_LR_SCHEDULERS
-from dasslite.optim.optimizer import AVAILABLE_OPTIMIZERS
-from dasslite.registry import UnknownNameError, unknown_name_message
-from dasslite.utils.dist import (
-    describe_distributed,
-    destroy_distributed,
-    init_distributed,
-    is_main_process,
-    launched_by_torchrun,
-    wait_for_other_processes,
-)
-from dasslite.utils.io import read_json
-from dasslite.utils.logger import setup_logger
-from dasslite.utils.seed import set_random_seed
+from dasslite.engine.interrupt import TrainingInterrupted
+from dasslite.errors import ConfigError, UserError
+from dasslite.utils.dist import destroy_distributed, launched_by_torchrun
 from dasslite.utils.tools import collect_env_info
 
 logger = logging.getLogger("train")
 
 
+# how coop_toolkit/launch.py's errors name this command line's options
+FLAGS = Spelling(overwrite="--overwrite", resume="--resume", output_dir="--output-dir")
 UNUSED = "unused: accepted so the original's command lines run; it sets {key}, which no CLIP trainer reads"
 
 
@@ -162,89 +143,32 @@ def setup_cfg(args):
     return cfg
 
 
-def check_names(cfg):
-    """Look up every name the run will need before anything is written, so that a typo fails without
-    creating the output folder (later errors, found while building data or model, leave only log.txt)."""
-    check_cfg_values(cfg)
-    lookups = [
-        ("trainer", cfg.TRAINER.NAME, TRAINER_REGISTRY.registered_names(), "TRAINER.NAME / flag --trainer"),
-        ("dataset", cfg.DATASET.NAME, DATASET_REGISTRY.registered_names(), "DATASET.NAME"),
-        ("optimizer", cfg.OPTIM.NAME, AVAILABLE_OPTIMIZERS, "OPTIM.NAME"),
-        ("LR scheduler", cfg.OPTIM.LR_SCHEDULER, AVAILABLE_LR_SCHEDULERS, "OPTIM.LR_SCHEDULER"),
-    ]
-    if not cfg.INPUT.NO_TRANSFORM:
-        lookups += [
-            ("transform", name, AVAILABLE_TRANSFORMS, "INPUT.TRANSFORMS / flag --transforms")
-            for name in cfg.INPUT.TRANSFORMS
-        ]
-    for kind, name, choices, key in lookups:
-        if name not in choices:
-            raise UnknownNameError(unknown_name_message(kind, name, choices, hint=f"(config key {key})"))
-    check_backbone_name(cfg.MODEL.BACKBONE.NAME)
-
-
-def finished_run_in(output_dir):
-    """True when output_dir/metrics.json says the run finished (what the protocol scripts skip on)."""
-    try:
-        return read_json(os.path.join(output_dir, "metrics.json")).get("finished") is True
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def main(argv=None):
     """Run train.py with `argv`; user errors are raised (cli() prints them as one line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     cfg = setup_cfg(args)
-    check_names(cfg)
-    check_run_flags(args, cfg)
-    init_distributed(use_cuda=cfg.USE_CUDA)  # torchrun: join the process group (README: Multi-GPU)
-    lock = RunLock(cfg.OUTPUT_DIR) if is_main_process() else None  # one run per folder; rank 0 holds it
-    if lock is not None:
-        lock.acquire()
-    try:
-        notes = prepare_output_dir(cfg, args.overwrite, args.eval_only) if is_main_process() else []
-        if lock is not None:
-            notes.insert(0, lock.stale_lock_message())
-        run(args, cfg, argv, notes)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def check_run_flags(args, cfg):
-    if args.overwrite and args.resume:
-        raise ConfigError("--overwrite starts from scratch and --resume continues a run: pass one of them.")
-    if finished_run_in(cfg.OUTPUT_DIR) and not args.overwrite:
-        sys.exit(
-            f'error: "{cfg.OUTPUT_DIR}" already holds a finished run (metrics.json). Choose another '
-            f"--output-dir, or pass --overwrite to replace its results."
-        )
-    if args.resume and not os.path.isdir(args.resume):
-        raise UserFileNotFoundError(
-            f'--resume "{args.resume}": no such folder. Give the output folder of the run to continue, or drop '
-            f"--resume to start a new run."
-        )
-
-
-def run(args, cfg, argv, notes=()):
-    if cfg.SEED >= 0:
-        set_random_seed(cfg.SEED)
-    setup_logger(
-        cfg.OUTPUT_DIR if is_main_process() else None,
-        resume=not args.overwrite and (bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR)),
+    plan = RunPlan(
+        overwrite=args.overwrite,
+        resume=args.resume,
+        eval_only=args.eval_only,
+        model_dir=args.model_dir,
+        load_epoch=args.load_epoch,
+        no_train=args.no_train,
     )
-    for note in filter(None, notes):
-        logger.warning(note)
-    if cfg.SEED >= 0:
-        logger.info(f"Setting fixed seed: {cfg.SEED}")
-    if describe_distributed():
-        logger.info(describe_distributed())
-    if torch.cuda.is_available() and cfg.USE_CUDA:
-        torch.backends.cudnn.benchmark = True
-    if is_main_process():  # other ranks log warnings only; collecting env info takes seconds
-        log_args_and_config(args, cfg)
+    try:
+        launch(
+            cfg, plan, FLAGS, build=lambda cfg: build(args, cfg), log_header=lambda cfg: log_args_and_config(args, cfg)
+        )
+    except FinishedRunError as exc:
+        sys.exit(f"error: {exc}")
+    except TrainingInterrupted as stop:
+        report_stop(logger, stop, resume_command(argv, args, cfg))
+        sys.exit(stop.exit_code)
 
+
+def build(args, cfg):
+    """The trainer; with --eval-only, loaded with the weights of --model-dir at --load-epoch."""
     trainer = build_trainer(cfg)
     if args.eval_only:
         if not args.model_dir and not cfg.MODEL.INIT_WEIGHTS and trainer.learns_parameters():
@@ -253,26 +177,7 @@ def run(args, cfg, argv, notes=()):
                 f"output folder of the training run), else the untrained initialisation would be evaluated."
             )
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
-    if is_main_process():  # once data, model and weights are built: a run that fails there leaves no config
-        save_config(cfg)
-        # the rest of a self-contained run folder: class names, backbone, preprocessing (coop_toolkit/run_record.py)
-        eval_only = {"model_dir": args.model_dir, "load_epoch": args.load_epoch} if args.eval_only else {}
-        write_run_record(trainer, **eval_only)
-    if args.eval_only:
-        trainer.test()
-    elif not args.no_train:
-        try:
-            with stop_on_signals():
-                trainer.train()
-        except TrainingInterrupted as stop:
-            logger.info(
-                f"Stopped by {stop} (last saved: epoch {stop.saved_epoch}); resume with: "
-                f"{resume_command(argv, args, cfg)}"
-            )
-            # Under torchrun all ranks stopped here together; once one exits, torchrun ends the others
-            # (SIGTERM), so none leaves before rank 0 has written that line.
-            wait_for_other_processes()
-            sys.exit(stop.exit_code)
+    return trainer
 
 
 def resume_command(argv, args, cfg):

@@ -12,6 +12,7 @@
                      dataset_config_file="configs/datasets/imagefolder.yaml",
                      opts=["DATASET.ROOT", "my_images", "OUTPUT_DIR", "output/my_run"])
     run = ct.train(cfg)                                # what train.py does; returns the loaded run
+    run = ct.train(cfg, overwrite=True)                # start over; resume=True continues a stopped run
 
 The model is built by the trainer's own `build_model()` (any registered trainer) for the recorded
 class names (`build_trainer(cfg, classnames=...)`, no dataset folder is read), then its checkpoint is
@@ -35,14 +36,12 @@ from dasslite.config import merge_from_list_checked
 from dasslite.data.data_manager import read_image
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.checkpoint import list_checkpoints
-from dasslite.engine.run_folder import prepare_output_dir, save_config
-from dasslite.engine.run_lock import RunLock
-from dasslite.utils.logger import setup_logger
-from dasslite.utils.seed import set_random_seed
+from dasslite.engine.interrupt import TrainingInterrupted
 
 from . import run_record as rr
 from .config import merge_run_config
 from .datasets.imagefolder import IMG_EXTENSIONS
+from .launch import RunPlan, Spelling, check_names, launch, report_stop
 from .trainers.clip_backbone import OPENAI_MODELS, load_clip
 
 logger = logging.getLogger(__name__)
@@ -65,35 +64,51 @@ def get_cfg(trainer="", config_file="", dataset_config_file="", opts=()):
     return merge_run_config(args, lambda cfg: cfg.TRAINER.update(NAME=trainer or cfg.TRAINER.NAME))
 
 
-def train(cfg):
+def train(cfg, overwrite=False, resume=False):
     """Train (or, for a zero-shot trainer, evaluate) as `python train.py` does; returns the loaded Run.
 
-    Writes OUTPUT_DIR/{log.txt, config.yaml, run.json, metrics.json} and the checkpoints.
+    Writes OUTPUT_DIR/{log.txt, config.yaml, run.json, metrics.json} and the checkpoints. A folder that
+    holds a finished run is refused (FinishedRunError, a UserError) unless `overwrite=True`, which
+    starts from scratch: the folder's checkpoints and metrics.json are removed first (train.py
+    --overwrite). `resume=True` continues the run in OUTPUT_DIR (RESUME when set) from its last saved
+    epoch and fails if there is no such folder (train.py --resume); an unfinished run there is continued
+    without it too. Ctrl-C or SIGTERM while training (in the main thread) stops at the end of the
+    current batch and raises TrainingStopped (a dasslite TrainingInterrupted) naming the epoch saved;
+    `train(cfg, resume=True)` continues from it and ends as an uninterrupted run would.
     """
     import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
 
     if not cfg.OUTPUT_DIR:
         raise ValueError("OUTPUT_DIR is empty; set it (opts=['OUTPUT_DIR', 'output/my_run']) to get a run folder")
     cfg.freeze()
-    lock = RunLock(cfg.OUTPUT_DIR)  # one run per folder, as train.py
-    lock.acquire()
+    check_names(cfg)  # before the trainer's class is looked up
+    test_only = getattr(TRAINER_REGISTRY.get(cfg.TRAINER.NAME), "learns_nothing", False)
+    plan = RunPlan(overwrite=overwrite, resume=(cfg.RESUME or cfg.OUTPUT_DIR) if resume else "", eval_only=test_only)
     try:
-        notes = [lock.stale_lock_message(), *prepare_output_dir(cfg)]
-        if cfg.SEED >= 0:
-            set_random_seed(cfg.SEED)
-        setup_logger(cfg.OUTPUT_DIR, resume=os.path.isdir(cfg.OUTPUT_DIR))
-        for note in filter(None, notes):
-            logger.warning(note)
-        trainer = build_trainer(cfg)
-        save_config(cfg)
-        rr.write_run_record(trainer)
-        if getattr(trainer, "learns_nothing", False):
-            trainer.test()
-        else:
-            trainer.train()
-    finally:
-        lock.release()
+        trainer = launch(cfg, plan, KEYWORDS)
+    except TrainingInterrupted as stop:
+        report_stop(logger, stop, RESUME_CALL)
+        raise TrainingStopped(stop, cfg.OUTPUT_DIR) from None
     return load_run(cfg.OUTPUT_DIR, device=trainer.device)
+
+
+# how coop_toolkit/launch.py's errors name train()'s options
+KEYWORDS = Spelling(overwrite="overwrite=True", resume="resume=True", output_dir="OUTPUT_DIR")
+RESUME_CALL = "coop_toolkit.train(cfg, resume=True)"
+
+
+class TrainingStopped(TrainingInterrupted):
+    """train() stopped by SIGINT / SIGTERM: `saved_epoch` is the epoch `train(cfg, resume=True)` continues from."""
+
+    def __init__(self, stop, output_dir):
+        super().__init__(stop.signum, stop.where, stop.saved_epoch)
+        self.output_dir = output_dir
+
+    def __str__(self):
+        return (
+            f'Training in "{self.output_dir}" stopped by {super().__str__()} (last saved: epoch {self.saved_epoch}); '
+            f"{RESUME_CALL} continues from there."
+        )
 
 
 def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None):
