@@ -11,6 +11,7 @@ from coop_toolkit.trainers.coop import CoOp
 from coop_toolkit.trainers.kgcoop import KgCoOp
 from coop_toolkit.trainers.prograd import ProGrad
 from coop_toolkit.trainers.zsclip import ZeroshotCLIP, ZeroshotCLIP2
+from tests.precision_matrix import copy_learned_state
 from tests.trainers.helpers import bare_trainer, batch_of, make_cfg
 
 OPTS = {
@@ -37,6 +38,9 @@ def test_fp16_clip_step_with_fp32_learned_parameters(trainer_cls, tiny_clip_path
     assert half.model.image_encoder.conv1.weight.dtype == torch.float16
     learned = set(half.learned_parameters())
     assert all(p.dtype == torch.float32 for p in half.learned_parameters().values())
+    # The same learned values in both: a random context drawn in fp16 need not equal one drawn in fp32
+    # (torch 2.11's CPU normal_ differs by dtype), and only the precision of CLIP is compared here.
+    copy_learned_state(full, half)
     images = batch_of(n=2)["img"]
     with torch.no_grad():
         diff = (half.model_inference(images) - full.model_inference(images)).abs().max().item()
