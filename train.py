@@ -11,16 +11,17 @@ Config merge order (coop_toolkit/config.py): engine defaults -> trainers' nodes 
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 
 import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
 from coop_toolkit.config import merge_run_config
-from coop_toolkit.launch import FinishedRunError, RunPlan, Spelling, launch, stopped_line
+from coop_toolkit.launch import FinishedRunError, RunPlan, Spelling, launch, report_stop
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.interrupt import TrainingInterrupted
 from dasslite.errors import ConfigError, UserError
-from dasslite.utils.dist import destroy_distributed
+from dasslite.utils.dist import destroy_distributed, launched_by_torchrun
 from dasslite.utils.tools import collect_env_info
 
 logger = logging.getLogger("train")
@@ -162,7 +163,7 @@ def main(argv=None):
     except FinishedRunError as exc:
         sys.exit(f"error: {exc}")
     except TrainingInterrupted as stop:
-        logger.info(stopped_line(stop, resume_command(argv, args, cfg)))
+        report_stop(logger, stop, resume_command(argv, args, cfg))
         sys.exit(stop.exit_code)
 
 
@@ -181,11 +182,21 @@ def build(args, cfg):
 
 def resume_command(argv, args, cfg):
     """The command line that continues this run: the same arguments with --resume OUTPUT_DIR added (and
-    without --overwrite)."""
+    without --overwrite), under torchrun with as many processes when this run had them."""
     flags = [f for f in argv[: len(argv) - len(args.opts or [])] if f != "--overwrite"]  # it would start over
     if not args.resume:
         flags += ["--resume", cfg.OUTPUT_DIR]
-    return shlex.join(["python", "train.py", *flags, *(args.opts or [])])
+    return shlex.join([*launcher(), "train.py", *flags, *(args.opts or [])])
+
+
+def launcher():
+    """`python`, or torchrun options for as many processes as this run has (with several nodes, add
+    your rendezvous options)."""
+    if not launched_by_torchrun():
+        return ["python"]
+    per_node = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
+    nodes = int(os.environ["WORLD_SIZE"]) // int(per_node)
+    return ["torchrun", *(["--nnodes", str(nodes)] if nodes > 1 else []), "--nproc_per_node", per_node]
 
 
 def log_args_and_config(args, cfg):

@@ -41,7 +41,7 @@ from dasslite.engine.interrupt import TrainingInterrupted
 from . import run_record as rr
 from .config import merge_run_config
 from .datasets.imagefolder import IMG_EXTENSIONS
-from .launch import RunPlan, Spelling, check_names, launch, stopped_line
+from .launch import RunPlan, Spelling, check_names, launch, report_stop
 from .trainers.clip_backbone import OPENAI_MODELS, load_clip
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def train(cfg, overwrite=False, resume=False):
     try:
         trainer = launch(cfg, plan, KEYWORDS)
     except TrainingInterrupted as stop:
-        logger.info(stopped_line(stop, RESUME_CALL))
+        report_stop(logger, stop, RESUME_CALL)
         raise TrainingStopped(stop, cfg.OUTPUT_DIR) from None
     return load_run(cfg.OUTPUT_DIR, device=trainer.device)
 

@@ -26,7 +26,7 @@ from dasslite.errors import ConfigError, RunFolderError, UserFileNotFoundError
 from dasslite.optim.lr_scheduler import AVAILABLE_LR_SCHEDULERS
 from dasslite.optim.optimizer import AVAILABLE_OPTIMIZERS
 from dasslite.registry import UnknownNameError, unknown_name_message
-from dasslite.utils.dist import describe_distributed, init_distributed, is_main_process
+from dasslite.utils.dist import describe_distributed, init_distributed, is_main_process, wait_for_other_processes
 from dasslite.utils.io import read_json
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
@@ -175,3 +175,10 @@ def run(cfg, plan, trainer):
 def stopped_line(stop, how_to_resume):
     """The log line of a run stopped by a signal: where, the epoch saved, and how to continue."""
     return f"Stopped by {stop} (last saved: epoch {stop.saved_epoch}); resume with: {how_to_resume}"
+
+
+def report_stop(log, stop, how_to_resume):
+    """Log the stopped line (rank 0 writes the log) and return once every process has got here: under
+    torchrun all of them stopped at the same batch, and once one exits torchrun ends the others (SIGTERM)."""
+    log.info(stopped_line(stop, how_to_resume))
+    wait_for_other_processes()

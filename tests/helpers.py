@@ -1,5 +1,8 @@
 """Small builders shared by test packages (fixtures live in the conftest.py files)."""
 
+import os
+import sys
+
 
 def cpu_run_opts(backbone):
     """KEY VALUE overrides of every short CPU run in the tests: the tiny CLIP, no workers, small test batches."""
@@ -28,3 +31,23 @@ def set_keys(cfg, opts, sep="."):
 
 # 1-epoch fp32 CoOp with two context vectors: the quickest run that trains and writes a checkpoint.
 QUICK_COOP_OPTS = ("OPTIM.MAX_EPOCH", "1", "TRAINER.COOP.PREC", "fp32", "TRAINER.COOP.N_CTX", "2")
+
+
+def torchrun_argv(nproc):
+    """The start of a torchrun command line; --standalone picks a free rendezvous port (unset MASTER_PORT)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+
+
+def signal_at(signum, epoch, batch, setattr=setattr):
+    """Deliver `signum` to this process after batch `batch` of epoch `epoch` (both 1-based), as a scheduler
+    would mid-training. In-process tests pass pytest's monkeypatch.setattr so the hook is restored after."""
+    from dasslite.engine import hooks as H
+
+    after_step = H.MetricPrinter.after_step
+
+    def deliver(self):
+        after_step(self)
+        if (self.trainer.epoch + 1, self.trainer.batch_idx + 1) == (epoch, batch):
+            os.kill(os.getpid(), signum)
+
+    setattr(H.MetricPrinter, "after_step", deliver)

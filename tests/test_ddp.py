@@ -10,12 +10,12 @@ a plain `python train.py` run draws another order (RandomSampler), so it is not 
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
 
 from .datasets.layouts import build_oxford_pets
+from .helpers import torchrun_argv
 
 REPO = os.path.join(os.path.dirname(__file__), "..")
 CONFIGS = {
@@ -35,12 +35,7 @@ def torchrun(nproc, trainer, root, clip_path, out, batch_size=4, use_cuda=False,
     """train.py under torchrun (gloo on the CPU; nccl with use_cuda on a GPU machine)."""
     config, prec_key = CONFIGS[trainer]
     cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        str(nproc),
+        *torchrun_argv(nproc),
         "train.py",
         "--root",
         root,
@@ -77,7 +72,7 @@ def torchrun(nproc, trainer, root, clip_path, out, batch_size=4, use_cuda=False,
         "OPTIM.LR",
         "0.002",
     ]
-    # --standalone picks a free rendezvous port; OMP_NUM_THREADS=1 keeps 2 processes on 2 cores.
+    # OMP_NUM_THREADS=1 keeps 2 processes on 2 cores.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.path.abspath(REPO), **(env or {})}
     env.pop("MASTER_PORT", None)
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)

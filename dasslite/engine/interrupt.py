@@ -2,7 +2,9 @@
 
 While `stop_on_signals()` is active, the first SIGINT / SIGTERM only records a request; the trainer
 checks it after each batch (TrainerBase.check_stop) and raises TrainingInterrupted there, so no
-checkpoint is ever cut short. A second signal acts at once (the default behaviour is restored).
+checkpoint is ever cut short. Under torchrun the ranks combine their requests there, so a signal to
+any one of them stops all at the same batch. A second signal acts at once (the default behaviour is
+restored).
 """
 
 import contextlib

@@ -20,7 +20,7 @@ from ..data.class_list import ClassList
 from ..data.data_manager import DataManager
 from ..errors import CheckpointError
 from ..evaluation import build_evaluator, write_metrics_json
-from ..utils.dist import get_world_size, is_main_process
+from ..utils.dist import get_world_size, is_main_process, max_over_processes
 from ..utils.seed import get_rng_state, set_rng_state
 from . import hooks as H
 from .checkpoint import (
@@ -113,9 +113,14 @@ class TrainerBase:
         raise NotImplementedError
 
     def check_stop(self):
-        """Raise TrainingInterrupted when a SIGINT / SIGTERM came in (see interrupt.py): a safe point."""
-        signum = stop_requested()
-        if signum is None:
+        """Raise TrainingInterrupted when a SIGINT / SIGTERM came in (see interrupt.py): a safe point.
+
+        Under torchrun every rank calls this at the same points and they decide together: a signal that
+        reached any one of them stops all of them here, else a rank that stopped alone would leave the
+        others blocked in DDP's next gradient all-reduce (or short of the checkpoint rank 0 writes).
+        """
+        signum = max_over_processes(stop_requested() or 0)  # one all-reduce per batch, none on one process
+        if not signum:
             return
         where = f"the end of epoch {self.epoch + 1}/{self.max_epoch}"
         if getattr(self, "batch_idx", None) is not None and self.batch_idx + 1 < getattr(self, "num_batches", 0):

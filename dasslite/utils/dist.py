@@ -79,6 +79,23 @@ def mean_over_processes(values, device):
     return dict(zip(values, (t / get_world_size()).tolist()))
 
 
+def max_over_processes(value):
+    """The largest of the integer `value` over the processes; `value` itself, with no communication,
+    when not distributed. The tensor lives on the group's device (nccl reduces CUDA tensors only)."""
+    if not is_dist():
+        return value
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def wait_for_other_processes():
+    """A barrier (no-op when not distributed)."""
+    if is_dist():
+        dist.barrier()
+
+
 def wrap_ddp(module, device):
     """`module` in DistributedDataParallel when running distributed (else `module` itself).
 

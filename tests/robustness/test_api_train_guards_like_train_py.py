@@ -17,9 +17,10 @@ from dasslite.errors import ConfigError, UserFileNotFoundError
 from dasslite.utils.io import read_json
 from dasslite.utils.logger import setup_logger
 from tests.datasets.layouts import build_oxford_pets
+from tests.helpers import signal_at
 
 from .conftest import coop_argv, copy_run, files_under
-from .test_nothing_lost_on_interrupt import OPTS, _signal_at
+from .test_nothing_lost_on_interrupt import OPTS
 
 
 def api_cfg(root, out, backbone, *opts):
@@ -69,7 +70,7 @@ def test_interrupted_api_run_resumes_to_the_uninterrupted_result(tmp_path, tiny_
     ct.train(api_cfg(tmp_path / "data", whole, tiny_clip_path, *OPTS))
 
     before = signal.getsignal(signal.SIGINT)  # the default handler, or SIG_IGN under nohup
-    _signal_at(monkeypatch, signal.SIGINT, epoch=2, batch=1)
+    signal_at(signal.SIGINT, epoch=2, batch=1, setattr=monkeypatch.setattr)
     try:
         with pytest.raises(TrainingInterrupted) as info:
             ct.train(api_cfg(tmp_path / "data", cut, tiny_clip_path, *OPTS))

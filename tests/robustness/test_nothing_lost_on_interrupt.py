@@ -11,27 +11,15 @@ import pytest
 import torch
 
 import train
-from dasslite.engine import hooks as H
 from dasslite.engine.checkpoint import load_checkpoint, read_pointer
 from dasslite.utils.io import read_json
 from tests.datasets.layouts import build_oxford_pets
+from tests.helpers import signal_at
 
 from .conftest import coop_argv
 
 # CHECKPOINT_FREQ 0 as in the shipped configs; 6 images in batches of 2: 3 batches an epoch
 OPTS = ("OPTIM.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_FREQ", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "2")
-
-
-def _signal_at(monkeypatch, signum, epoch, batch):
-    """Deliver `signum` to this process after batch `batch` of epoch `epoch` (both 1-based)."""
-    after_step = H.MetricPrinter.after_step
-
-    def deliver(self):
-        after_step(self)
-        if (self.trainer.epoch + 1, self.trainer.batch_idx + 1) == (epoch, batch):
-            os.kill(os.getpid(), signum)
-
-    monkeypatch.setattr(H.MetricPrinter, "after_step", deliver)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +38,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(
     cut = tmp_path / "cut"
     assert sorted(os.listdir(whole / "prompt_learner")) == ["checkpoint", "model.pth.tar-3"]
 
-    _signal_at(monkeypatch, signum, epoch=2, batch=1)
+    signal_at(signum, epoch=2, batch=1, setattr=monkeypatch.setattr)
     with pytest.raises(SystemExit) as stop:
         train.main(coop_argv(pets_root, cut, tiny_clip_path, *OPTS, flags=["--overwrite"]))
     monkeypatch.undo()
