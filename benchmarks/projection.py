@@ -63,10 +63,9 @@ DATASETS = [
 ]
 
 # Trainer -> (its config for ten datasets, its config for ImageNet) as scripts/tables/base2new.sh runs
-# them (configs/trainers/<trainer>/<name>.yaml). A method adds its line here.
-# The successors' configs are the ones their authors' base-to-new scripts run (ProGrad's runs
-# rn50_ep100: its 100 epochs at batch 32 are projected at ViT-B/16 sizes, as the re-run in the KgCoOp
-# paper's table is).
+# them (configs/trainers/<trainer>/<name>.yaml); a method adds its line here. The successors' configs
+# are the ones their authors' base-to-new scripts run. ProGrad's script runs rn50_ep100: its schedule
+# (100 epochs at batch 32) is projected at the ViT-B/16 sizes of the other rows.
 BASE2NEW_CONFIGS = {
     "CoOp": ("vit_b16_ctxv1", "vit_b16_ep50_ctxv1"),
     "CoCoOp": ("vit_b16_c4_ep10_batch1_ctxv1", "vit_b16_c4_ep10_batch1_ctxv1"),
