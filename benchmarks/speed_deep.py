@@ -15,8 +15,8 @@ from coop_toolkit import trainers
 from coop_toolkit.trainers.deep_prompt import DeepPromptTrainer
 from coop_toolkit.trainers.ivlp import IVLP
 from coop_toolkit.trainers.maple import MaPLe
-from coop_toolkit.trainers.prompted_encoders import sequence_first
 from coop_toolkit.trainers.promptsrc import PromptSRC, promptsrc_losses
+from coop_toolkit.trainers.transformer_blocks import sequence_first
 from coop_toolkit.trainers.vpt import VPT
 from dasslite.config import get_cfg_default
 

@@ -20,6 +20,8 @@ from open_clip.model import build_model_from_openai_state_dict
 
 from dasslite.errors import ConfigError, UserError
 
+from .transformer_blocks import run_blocks
+
 logger = logging.getLogger(__name__)
 
 CONTEXT_LENGTH = 77
@@ -212,12 +214,12 @@ class TextEncoder(nn.Module):
         return torch.cat(outs)
 
     def run_transformer(self, x, mask, deep_prompts=()):
-        """The transformer over batch-first embeddings x (N, L, width)."""
+        """The transformer over batch-first embeddings x (N, L, width); its blocks run sequence-first, as
+        in OpenAI's CLIP, since the causal mask keeps attention on its general path (see
+        transformer_blocks.sequence_first: the same numbers, without a per-position input projection)."""
         if deep_prompts:
             raise ValueError("this text encoder takes no deep prompts; use prompted_encoders.PromptedTextEncoder")
-        if getattr(self.transformer, "batch_first", True):
-            return self.transformer(x, attn_mask=mask)
-        return self.transformer(x.permute(1, 0, 2), attn_mask=mask).permute(1, 0, 2)  # older open_clip
+        return run_blocks(self.transformer, x, mask)
 
     def _encode(self, x, eot, deep_prompts=()):
         length = x.shape[1]

@@ -9,8 +9,8 @@ from coop_toolkit.trainers.prompted_encoders import (
     UnsupportedBackboneError,
     check_vision_prompts,
     prompted_image_features,
-    run_blocks,
 )
+from coop_toolkit.trainers.transformer_blocks import run_blocks
 from tools.tiny_clip import build_tiny_clip, build_tiny_shaped
 
 SHAPES = ["ViT-B/32", "ViT-L/14"]
