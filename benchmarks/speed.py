@@ -2,7 +2,8 @@
 
 (a) reference: the original code's computation, written plainly: CoCoOp runs the text encoder once
     per image over all classes at the full 77 tokens; CoOp encodes all class prompts at 77 tokens at
-    every training step and at every evaluation batch.
+    every training step and at every evaluation batch. Its text blocks run sequence-first (L, N, D),
+    the layout OpenAI's CLIP in the original code takes (as ours now does too).
 (b) ours: trimmed text sequences, CoCoOp's prompts of the whole batch in one chunked pass, CoOp's class
     features computed once per evaluation.
 
@@ -36,10 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from open_clip.model import build_model_from_openai_state_dict  # noqa: E402
 
-from benchmarks.speed_deep import deep_cases  # noqa: E402
+from benchmarks.speed_deep import authors_text_features, deep_cases  # noqa: E402
 from coop_toolkit import trainers  # noqa: E402
 from coop_toolkit.trainers import cocoop, coop, kgcoop, prograd  # noqa: E402
-from coop_toolkit.trainers.clip_backbone import TextEncoder  # noqa: E402
 from coop_toolkit.trainers.handwritten import handwritten_class_features  # noqa: E402
 from coop_toolkit.trainers.prompt_trainer import autocast_for, resolve_precision  # noqa: E402
 from dasslite.config import get_cfg_default  # noqa: E402
@@ -100,11 +100,17 @@ def learn_only(model, prefix="prompt_learner."):
 
 
 def full_length_encoder(model):
-    """The same text encoder without trimming (all 77 positions), as the original runs it."""
-    enc = TextEncoder.__new__(TextEncoder)
-    enc.__dict__.update(model.text_encoder.__dict__)
-    enc.trim = False
-    return enc
+    """The original's text encoder on the same modules: all 77 positions, the blocks sequence-first
+    (x.permute(1, 0, 2) into OpenAI's CLIP), written apart from ours (speed_deep.authors_text_features)."""
+    enc = model.text_encoder
+
+    class Original:
+        dtype = enc.dtype
+
+        def __call__(self, prompts, token_ids):
+            return authors_text_features(enc, prompts, token_ids)
+
+    return Original()
 
 
 def reference_image_features(model, images, enc):

@@ -65,17 +65,21 @@ def _sequence_first_blocks(transformer, x, replace, mask=None):
 
 
 def authors_text(model, prompts):
-    enc = model.text_encoder
-    x = prompts.text().to(enc.dtype) + enc.positional_embedding.to(enc.dtype)
+    x = authors_text_features(model.text_encoder, prompts.text(), model.prompt_learner.token_ids, prompts.text_deep)
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def authors_text_features(enc, prompts, token_ids, deep=()):
+    """The authors' TextEncoder.forward on prompt embeddings (N, 77, width): all 77 positions, the blocks
+    sequence-first, deep prompt k-1 concatenated in at positions 1..n before block k (k >= 1)."""
+    x = prompts.to(enc.dtype) + enc.positional_embedding.to(enc.dtype)
     mask = torch.full((x.shape[1], x.shape[1]), float("-inf"), device=x.device).triu_(1)
-    deep = prompts.text_deep
 
     def replace(k, x):
         return _replace(x, deep[k - 1], 1) if 1 <= k <= len(deep) else x
 
     x = enc.ln_final(_sequence_first_blocks(enc.transformer, x, replace, mask))
-    x = x[torch.arange(x.shape[0]), model.prompt_learner.token_ids.argmax(-1)] @ enc.text_projection
-    return x / x.norm(dim=-1, keepdim=True)
+    return x[torch.arange(x.shape[0]), token_ids.argmax(-1)] @ enc.text_projection
 
 
 def authors_image(visual, images, first=None, deep=()):
