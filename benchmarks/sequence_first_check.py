@@ -3,7 +3,8 @@
 CoOp and CoCoOp are built twice from the same seed: once as they run (TextEncoder's blocks
 sequence-first on attention's general path) and once with the switch off (batch-first, as open_clip
 builds it). Their train- and eval-mode logits and their learned values after 2 SGD steps must be
-equal bit for bit (torch.equal). tests/trainers/test_clip_backbone.py checks the same on a tiny CLIP.
+equal bit for bit (torch.equal). tests/trainers/test_clip_backbone.py runs `train_two_steps` on a
+tiny CLIP.
 
     python benchmarks/sequence_first_check.py
 """
@@ -21,9 +22,12 @@ from benchmarks.speed import CLASSNAMES, build_clip, learn_only, method_cfg  # n
 from coop_toolkit.trainers import cocoop, coop, transformer_blocks  # noqa: E402
 
 
-def run(module, clip_model, images, labels):
+def train_two_steps(build, images, labels):
+    """Train- and eval-mode logits and the learned values after 2 SGD steps of the model `build()` returns
+    (built under seed 0, its learned parameters requiring grad), and the set of (batch_first, input
+    contiguous) its first text attention saw."""
     torch.manual_seed(0)
-    model = learn_only(module.CustomCLIP(method_cfg(), CLASSNAMES[:5], clip_model))
+    model = build()
     attn = model.text_encoder.transformer.resblocks[0].attn
     layouts = set()
     hook = attn.register_forward_pre_hook(lambda m, args: layouts.add((m.batch_first, args[0].is_contiguous())))
@@ -38,8 +42,17 @@ def run(module, clip_model, images, labels):
     with torch.no_grad():
         out.append(("eval logits", model(images)))
     hook.remove()
+    return out + [
+        (f"{n} after 2 steps", p.detach().clone()) for n, p in model.prompt_learner.named_parameters()
+    ], layouts
+
+
+def run(module, clip_model, images, labels):
+    out, layouts = train_two_steps(
+        lambda: learn_only(module.CustomCLIP(method_cfg(), CLASSNAMES[:5], clip_model)), images, labels
+    )
     print(f"  text attention (batch_first, input contiguous): {sorted(layouts)}")
-    return out + [(f"{n} after 2 steps", p.detach().clone()) for n, p in model.prompt_learner.named_parameters()]
+    return out
 
 
 def main():

@@ -67,29 +67,6 @@ def test_trimmed_and_chunked_text_encoder_equals_full_length(tiny_clip_path):
     assert (model.encode_text(ids) - full).abs().max() <= 1e-4
 
 
-def _train_two_steps(build, images, labels, seen):
-    """Train- and eval-mode logits and the learned values after 2 SGD steps; `seen` records the first text
-    attention's (batch_first, input shape, contiguous) at each call."""
-    torch.manual_seed(0)
-    model = build()
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("prompt_learner."))
-    attn = model.text_encoder.transformer.resblocks[0].attn
-    hook = attn.register_forward_pre_hook(lambda m, args: seen.append((m.batch_first, args[0].is_contiguous())))
-    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
-    model.train()
-    train_logits = model(images)
-    for _ in range(2):
-        optim.zero_grad()
-        torch.nn.functional.cross_entropy(model(images), labels).backward()
-        optim.step()
-    model.eval()
-    with torch.no_grad():
-        eval_logits = model(images)
-    hook.remove()
-    return [train_logits.detach(), eval_logits] + [p.detach() for p in model.prompt_learner.parameters()]
-
-
 @pytest.mark.parametrize("method", ["coop", "cocoop"])
 def test_text_encoder_runs_sequence_first_with_the_same_numbers(tiny_clip_path, monkeypatch, method):
     """The causal mask keeps attention on its general path, where batch-first input reaches the input
@@ -97,6 +74,8 @@ def test_text_encoder_runs_sequence_first_with_the_same_numbers(tiny_clip_path, 
     (train and eval mode) or of ctx / Meta-Net after 2 SGD steps."""
     import importlib
 
+    from benchmarks.sequence_first_check import train_two_steps
+    from benchmarks.speed import learn_only
     from coop_toolkit.trainers import transformer_blocks
     from tests.trainers.helpers import CLASSNAMES, make_cfg
 
@@ -107,15 +86,14 @@ def test_text_encoder_runs_sequence_first_with_the_same_numbers(tiny_clip_path, 
     labels = torch.tensor([0, 3, 4])
 
     def build():
-        return module.CustomCLIP(cfg, CLASSNAMES, load_clip(tiny_clip_path))
+        return learn_only(module.CustomCLIP(cfg, CLASSNAMES, load_clip(tiny_clip_path)))
 
-    seen_on, seen_off = [], []
-    switched = _train_two_steps(build, images, labels, seen_on)
+    switched, seen_on = train_two_steps(build, images, labels)
     monkeypatch.setattr(transformer_blocks, "_general_path", lambda transformer, mask: False)
-    batch_first = _train_two_steps(build, images, labels, seen_off)
-    assert seen_on and all(s == (False, True) for s in seen_on), seen_on  # train and eval, grad or not
+    batch_first, seen_off = train_two_steps(build, images, labels)
+    assert seen_on == {(False, True)}, seen_on  # train and eval, grad or not
     assert seen_off and all(s[0] for s in seen_off), seen_off
     assert len(switched) == len(batch_first) >= 3
-    for a, b in zip(switched, batch_first):
-        assert torch.equal(a, b)
-    assert not torch.equal(switched[2], build().prompt_learner.ctx.detach())  # the steps did move ctx
+    for (label, a), (_, b) in zip(switched, batch_first):
+        assert torch.equal(a, b), label
+    assert not torch.equal(switched[2][1], build().prompt_learner.ctx.detach())  # the steps did move ctx
