@@ -41,7 +41,7 @@ from dasslite.engine.interrupt import TrainingInterrupted
 from . import run_record as rr
 from .config import merge_run_config
 from .datasets.imagefolder import IMG_EXTENSIONS
-from .launch import RunPlan, Spelling, check_names, launch, report_stop
+from .launch import RunPlan, Spelling, launch, report_stop
 from .trainers.clip_backbone import OPENAI_MODELS, load_clip
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,9 @@ def train(cfg, overwrite=False, resume=False):
     if not cfg.OUTPUT_DIR:
         raise ValueError("OUTPUT_DIR is empty; set it (opts=['OUTPUT_DIR', 'output/my_run']) to get a run folder")
     cfg.freeze()
-    check_names(cfg)  # before the trainer's class is looked up
-    test_only = getattr(TRAINER_REGISTRY.get(cfg.TRAINER.NAME), "learns_nothing", False)
+    # an unknown trainer name is not test-only here; launch's name check then refuses it
+    trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME) if cfg.TRAINER.NAME in TRAINER_REGISTRY else None
+    test_only = getattr(trainer_cls, "learns_nothing", False)
     plan = RunPlan(overwrite=overwrite, resume=(cfg.RESUME or cfg.OUTPUT_DIR) if resume else "", eval_only=test_only)
     try:
         trainer = launch(cfg, plan, KEYWORDS)

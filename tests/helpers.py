@@ -38,16 +38,26 @@ def torchrun_argv(nproc):
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
 
 
-def signal_at(signum, epoch, batch, setattr=setattr):
-    """Deliver `signum` to this process after batch `batch` of epoch `epoch` (both 1-based), as a scheduler
-    would mid-training. In-process tests pass pytest's monkeypatch.setattr so the hook is restored after."""
+def after_each_step(action, setattr=setattr):
+    """Call action(trainer) after every training step (in-process tests pass pytest's monkeypatch.setattr
+    so the hook is restored after)."""
     from dasslite.engine import hooks as H
 
     after_step = H.MetricPrinter.after_step
 
-    def deliver(self):
+    def hooked(self):
         after_step(self)
-        if (self.trainer.epoch + 1, self.trainer.batch_idx + 1) == (epoch, batch):
+        action(self.trainer)
+
+    setattr(H.MetricPrinter, "after_step", hooked)
+
+
+def signal_at(signum, epoch, batch, setattr=setattr):
+    """Deliver `signum` to this process after batch `batch` of epoch `epoch` (both 1-based), as a scheduler
+    would mid-training."""
+
+    def deliver(trainer):
+        if (trainer.epoch + 1, trainer.batch_idx + 1) == (epoch, batch):
             os.kill(os.getpid(), signum)
 
-    setattr(H.MetricPrinter, "after_step", deliver)
+    after_each_step(deliver, setattr)

@@ -12,19 +12,15 @@ import shlex
 import sys
 
 import train
-from dasslite.engine import hooks as H
-from tests.helpers import signal_at
+from tests.helpers import after_each_step, signal_at
 
 
 def record_steps(path):
-    after_step = H.MetricPrinter.after_step
-
-    def record(self):
-        after_step(self)
+    def record(trainer):
         with open(path, "a") as f:
-            f.write(f"{self.trainer.epoch + 1} {self.trainer.batch_idx + 1}\n")
+            f.write(f"{trainer.epoch + 1} {trainer.batch_idx + 1}\n")
 
-    H.MetricPrinter.after_step = record
+    after_each_step(record)
 
 
 if __name__ == "__main__":
