@@ -2,10 +2,10 @@
 
 The authors' computation, written plainly on the same modules and weights: the towers run sequence-first
 (L, N, D) as OpenAI's CLIP in their code does, the text tower runs all 77 positions, every deep prompt
-goes in by concatenating the sequence around it, the class text features
-are recomputed at every training step and every evaluation batch; PromptSRC adds the frozen image
-tower's pass and its regularising terms. Ours trims the text to the longest end-of-text position and
-computes the class features once per evaluation. The image tower is the same computation in both.
+goes in by concatenating the sequence around it, the class text features are recomputed at every
+training step and every evaluation batch; PromptSRC adds the frozen image tower's pass and its
+regularising terms. Ours trims the text to the longest end-of-text position and computes the class
+features once per evaluation. The image tower is the same computation in both.
 """
 
 import torch
