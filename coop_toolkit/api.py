@@ -257,9 +257,9 @@ class Run:
         """(N, n_classes) logits, exactly what the trainer computed in its test loop."""
         return self.trainer.model_inference(self.to_batch(images).to(self.device)).float().cpu()
 
-    def image_features(self, images):
-        """L2-normalised image features (N, embed_dim)."""
-        return self.trainer.image_features(self.to_batch(images)).cpu()
+    def image_features(self, images, normalize=True):
+        """Image features (N, embed_dim), L2-normalised unless `normalize` is False."""
+        return self.trainer.image_features(self.to_batch(images), normalize=normalize).cpu()
 
     def text_features(self, image_features=None):
         """L2-normalised class text features (n_classes, embed_dim); for an image-conditioned trainer

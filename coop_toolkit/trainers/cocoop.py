@@ -15,8 +15,9 @@ from dasslite.config import allow_bool
 from dasslite.engine.build import TRAINER_REGISTRY
 
 from .clip_backbone import TextEncoder
+from .learner import encode_images
 from .precision import autocast_for
-from .prompt_trainer import PromptTrainer, context_node, encode_images, init_context, register_class_prompts
+from .prompt_trainer import PromptTrainer, context_node, init_context, register_class_prompts
 
 # Prompts per text-encoder pass when TEXT_CHUNK_SIZE is 0 (auto): bounds activation memory to about
 # what the original needed for one image over 1000 classes.

@@ -13,7 +13,8 @@ from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.errors import ConfigError
 
 from .clip_backbone import TextEncoder, count_tokens
-from .prompt_trainer import PromptTrainer, context_node, encode_images, init_context, register_class_prompts
+from .learner import encode_images
+from .prompt_trainer import PromptTrainer, context_node, init_context, register_class_prompts
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from dasslite.engine.build import TRAINER_REGISTRY
 from .clip_backbone import clip_dtype
 from .coop import CoOp
 from .handwritten import handwritten_class_features
+from .learner import ClipTrainer, encode_images
 from .precision import autocast_for
-from .prompt_trainer import ClipTrainer, encode_images
 from .templates import ensemble_templates, template_for
 
 logger = logging.getLogger(__name__)
@@ -42,21 +42,24 @@ class ZeroshotCLIP(ClipTrainer):
     def model_inference(self, image):
         return self.logit_scale() * self.image_features(image) @ self.text_features.t()
 
-    # The features API of coop_toolkit/trainers/prompt_trainer.py: PromptTrainer.
+    # The features protocol of coop_toolkit/trainers/learner.py.
     image_conditioned = False
     frozen_image_encoder = True
     learns_nothing = True  # no checkpoint to load; any backbone may stand in for the recorded one
 
     @torch.no_grad()
-    def image_features(self, image):
+    def image_features(self, image, normalize=True):
         with autocast_for(self.prec, self.device):
-            return encode_images(self.clip_model.visual, image.to(self.device), clip_dtype(self.clip_model))
+            return encode_images(self.clip_model.visual, image.to(self.device), clip_dtype(self.clip_model), normalize)
 
     def class_features(self, image_features=None):
         return self.text_features
 
     def logit_scale(self):
         return self.clip_model.logit_scale.detach().exp().float()
+
+    def logit_bias(self):
+        return None
 
     def forward_backward(self, batch):
         raise RuntimeError(f"{type(self).__name__} has nothing to train: run it with --eval-only")

@@ -8,8 +8,7 @@ import torch.nn.functional as F
 
 from coop_toolkit.trainers.clip_backbone import TextEncoder, load_clip, tokenize
 from coop_toolkit.trainers.kgcoop import KgCoOp
-from coop_toolkit.trainers.prograd import ProGrad
-from dasslite.engine.trainer import project_conflicting
+from coop_toolkit.trainers.prograd import ProGrad, project_conflicting
 from tests.trainers.helpers import CLASSNAMES, bare_trainer, batch_of, make_cfg
 
 NO_MOMENTUM = {
