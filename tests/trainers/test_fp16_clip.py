@@ -5,7 +5,7 @@ logits are within 1e-2 of the fp32 model's."""
 import pytest
 import torch
 
-from coop_toolkit.trainers import prompt_trainer
+from coop_toolkit.trainers import learner
 from coop_toolkit.trainers.cocoop import CoCoOp
 from coop_toolkit.trainers.coop import CoOp
 from coop_toolkit.trainers.kgcoop import KgCoOp
@@ -26,7 +26,7 @@ OPTS = {
 def build(trainer_cls, path, prec, monkeypatch):
     """The trainer with CLIP in `prec` even on CPU (where PREC fp16 would fall back to fp32)."""
     with monkeypatch.context() as m:
-        m.setattr(prompt_trainer, "resolve_precision", lambda *args: prec)
+        m.setattr(learner, "resolve_precision", lambda *args: prec)
         torch.manual_seed(0)
         return bare_trainer(trainer_cls, make_cfg(path, **OPTS))
 

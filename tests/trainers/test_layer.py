@@ -6,16 +6,15 @@ from collections import OrderedDict
 import pytest
 import torch
 import torch.nn.functional as F
-from yacs.config import CfgNode as CN
 
 from coop_toolkit import trainers
 from coop_toolkit.trainers import handwritten
 from coop_toolkit.trainers.clip_backbone import tokenize
 from coop_toolkit.trainers.coop import CoOp
 from coop_toolkit.trainers.handwritten import handwritten_class_features
-from coop_toolkit.trainers.learner import LearnerTrainer, encode_images
 from dasslite.config import get_cfg_default
 from dasslite.engine.build import TRAINER_REGISTRY
+from tests.adapter_example import AdapterTrainer
 from tests.trainers.helpers import CLASSNAMES, bare_trainer, batch_of, clip_fp32, make_cfg
 
 
@@ -134,50 +133,9 @@ def test_zero_shot_reads_its_own_node(tiny_clip_path):
         bare_trainer(ZeroshotCLIP, cfg)
 
 
-class ResidualAdapterCLIP(torch.nn.Module):
-    """CLIP-Adapter's shape: a residual MLP mixed into the frozen image features before normalising."""
-
-    def __init__(self, clip_model, classnames, ratio=0.2):
-        super().__init__()
-        width = clip_model.visual.output_dim
-        self.image_encoder, self.logit_scale, self.ratio = clip_model.visual, clip_model.logit_scale, ratio
-        self.adapter = torch.nn.Sequential(
-            torch.nn.Linear(width, width // 4, bias=False), torch.nn.ReLU(), torch.nn.Linear(width // 4, width)
-        )
-        self.register_buffer("text", handwritten_class_features(clip_model, classnames, ["a photo of a {}."]))
-
-    def image_features(self, image, normalize=True):
-        frozen = encode_images(self.image_encoder, image, self.image_encoder.conv1.weight.dtype, normalize=False)
-        mixed = self.ratio * self.adapter(frozen) + (1 - self.ratio) * frozen
-        return mixed / mixed.norm(dim=-1, keepdim=True) if normalize else mixed
-
-    def forward(self, image):
-        return self.logit_scale.exp() * self.image_features(image) @ self.text.t()
-
-
 @TRAINER_REGISTRY.register()
-class LayerTestAdapter(LearnerTrainer):
-    """An adapter on the layer: no prompt_learner, no text encoder, no override undoing a prompt default."""
-
+class LayerTestAdapter(AdapterTrainer):
     config_node = "LAYERTEST_ADAPTER"
-
-    @classmethod
-    def add_config(cls, cfg):
-        if "LAYERTEST_ADAPTER" not in cfg.TRAINER:
-            cfg.TRAINER.LAYERTEST_ADAPTER = CN({"PREC": "fp32"})
-
-    def build_custom_clip(self, classnames, clip_model):
-        return ResidualAdapterCLIP(clip_model, classnames)
-
-    def learned_parameters(self):
-        return OrderedDict((f"adapter.{n}", p) for n, p in self.model.adapter.named_parameters())
-
-    @torch.no_grad()
-    def image_features(self, image, normalize=True):
-        return self.model.image_features(image.to(self.device), normalize)
-
-    def class_features(self, image_features=None):
-        return self.model.text
 
 
 def test_an_adapter_needs_no_prompt_default_and_only_its_declared_parameters_learn(tiny_clip_path):
