@@ -5,7 +5,11 @@
     OpenAI's weights, from the original code's cache (~/.cache/clip) or open_clip's download;
   * a path to a checkpoint in OpenAI's layout (TorchScript archive or plain state dict, as the CLIP
     release ships them);
-  * an open_clip `model:tag` name, e.g. `ViT-B-16:laion2b_s34b_b88k`.
+  * an open_clip `model:tag` name, e.g. `ViT-B-16:laion2b_s34b_b88k`, of any family open_clip builds
+    (SigLIP / SigLIP 2, EVA02, MetaCLIP, DFN, MobileCLIP, PE; `model:/path/to/weights` for a local file);
+  * open_clip's `local-dir:/path/to/folder` (open_clip_config.json, weights and tokenizer files) or
+    `hf-hub:org/repo`.
+The model's own tokenizer (open_clip.get_tokenizer) is attached to it; text_tower.py reads the rest.
 """
 
 import functools
@@ -20,6 +24,7 @@ from open_clip.model import build_model_from_openai_state_dict
 
 from dasslite.errors import ConfigError, UserError
 
+from .text_tower import attach_tokenizer, project, text_tower
 from .transformer_blocks import run_blocks
 
 logger = logging.getLogger(__name__)
@@ -37,6 +42,8 @@ OPENAI_MODELS = {
     "ViT-L/14": ("ViT-L-14", "ViT-L-14.pt"),
     "ViT-L/14@336px": ("ViT-L-14-336", "ViT-L-14-336px.pt"),
 }
+# open_clip's own name schemas: the model's config, weights and tokenizer come from the folder / repo.
+SCHEMAS = ("local-dir:", "hf-hub:")
 # Where the original code (and OpenAI's `clip` package) caches downloaded weights.
 OPENAI_CACHE = os.path.expanduser("~/.cache/clip")
 
@@ -57,6 +64,8 @@ def load_clip(name, precision="fp32", device="cpu"):
         raise BackboneNotFoundError(_unknown_backbone_message(name))
     if precision != "fp16":
         model.float()
+    if getattr(model, "tokenizer", None) is None:  # OpenAI's architecture: CLIP's BPE at its context length
+        attach_tokenizer(model, open_clip.tokenizer.SimpleTokenizer(context_length=model.context_length), name)
     return model.to(device).eval()
 
 
@@ -65,7 +74,7 @@ def check_backbone_name(name):
 
     Cheap (no weights are read), so train.py checks it before writing anything.
     """
-    if os.path.isfile(os.path.expanduser(name)) or name in OPENAI_MODELS:
+    if os.path.isfile(os.path.expanduser(name)) or name in OPENAI_MODELS or name.startswith(SCHEMAS):
         return
     if ":" not in name or name.split(":", 1)[0] not in open_clip.list_models():
         raise BackboneNotFoundError(_unknown_backbone_message(name))
@@ -106,18 +115,40 @@ def _load_openai_by_name(name):
         ) from err
 
 
+def _load_open_clip_schema(name):
+    try:
+        model = open_clip.create_model(name)
+    except Exception as err:
+        raise BackboneNotFoundError(f'Could not load open_clip "{name}" ({type(err).__name__}: {err})') from err
+    return attach_tokenizer(model, family_tokenizer(name), name)
+
+
 def _load_open_clip_tag(name):
+    if name.startswith(SCHEMAS):
+        return _load_open_clip_schema(name)
     model_name, tag = name.split(":", 1)
     if model_name not in open_clip.list_models():
         raise BackboneNotFoundError(_unknown_backbone_message(name))
     try:
-        return open_clip.create_model(model_name, pretrained=tag)
+        model = open_clip.create_model(model_name, pretrained=tag)
     except Exception as err:
         raise BackboneNotFoundError(
             f'Could not load open_clip "{model_name}" with weights "{tag}" ({type(err).__name__}: {err}). '
             f"Valid tags for {model_name}: {', '.join(open_clip.list_pretrained_tags_by_model(model_name))}. "
             f"Without network access, fetch the weights elsewhere and set MODEL.BACKBONE.NAME "
             f"{model_name}:/path/to/weights (open_clip accepts a file path as the tag)."
+        ) from err
+    return attach_tokenizer(model, family_tokenizer(model_name), model_name)
+
+
+def family_tokenizer(model_name):
+    """open_clip's tokenizer for `model_name` (SigLIP's and Gemma's come from the Hugging Face hub)."""
+    try:
+        return open_clip.get_tokenizer(model_name)
+    except Exception as err:
+        raise BackboneNotFoundError(
+            f'Could not load the tokenizer of open_clip "{model_name}" ({type(err).__name__}: {err}); its '
+            "tokenizer needs the transformers package and, once, the Hugging Face hub (or its cache)"
         ) from err
 
 
@@ -130,8 +161,15 @@ def _unknown_backbone_message(name):
 
 
 def clip_dtype(clip_model):
-    """The dtype CLIP computes in (OpenAI's definition: that of the first conv)."""
-    return clip_model.visual.conv1.weight.dtype
+    """The dtype CLIP computes in (OpenAI's definition: that of the image tower's first conv)."""
+    return image_dtype(clip_model.visual)
+
+
+def image_dtype(visual):
+    """The dtype an image tower takes: its first conv's (OpenAI's ViT and ResNet), else its first weight's
+    (timm towers: EVA02, MobileCLIP, PE, SigLIP)."""
+    conv1 = getattr(visual, "conv1", None)
+    return conv1.weight.dtype if conv1 is not None else next(visual.parameters()).dtype
 
 
 def image_resolution(clip_model):
@@ -167,66 +205,63 @@ def count_tokens(text):
     return len(_tokenizer.encode(text))
 
 
-def causal_mask(length, device):
-    mask = torch.full((length, length), float("-inf"), device=device)
-    return mask.triu_(1)
-
-
 class TextEncoder(nn.Module):
-    """CLIP's text transformer applied to already-embedded prompts.
+    """A CLIP's text transformer applied to already-embedded prompts, for any open_clip family (text_tower.py).
 
     `forward(prompts, token_ids)` takes prompt embeddings (N, L, width) and the matching token ids
-    (N, 77) and returns text features (N, embed_dim) read at each end-of-text position.
+    (N, context_length) and returns text features (N, embed_dim) read at each prompt's pooled position
+    (the model's pool type), after the final norm and the projection.
 
-    Trimming: the transformer is causal and only the end-of-text row is read, so positions after the
-    longest end-of-text position cannot change the result; they are never computed. Chunking: at most
-    `chunk_size` prompts go through the transformer at once (0 = all), which bounds activation memory;
-    with `checkpoint=True` each chunk's activations are recomputed in backward instead of stored.
+    Trimming: under a causal mask only positions up to the last pooled one can change the result, so
+    later ones are never computed; without a causal mask (SigLIP, MobileCLIP) every position runs.
+    Chunking: at most `chunk_size` prompts go through the transformer at once (0 = all), which bounds
+    activation memory; with `checkpoint=True` each chunk's activations are recomputed in backward
+    instead of stored.
     """
 
     def __init__(self, clip_model, trim=True):
         super().__init__()
-        self.transformer = clip_model.transformer
-        self.positional_embedding = clip_model.positional_embedding
-        self.ln_final = clip_model.ln_final
-        self.text_projection = clip_model.text_projection
+        tower = text_tower(clip_model)
+        self.transformer = tower.transformer
+        self.positional_embedding = tower.positional_embedding
+        self.ln_final = tower.ln_final
+        self.text_projection = tower.text_projection
         self.dtype = clip_dtype(clip_model)
         self.trim = trim
+        self.tower = tower
 
     def used_length(self, token_ids):
-        """How many leading positions the prompts need (all 77 without trimming)."""
-        return int(token_ids.argmax(dim=-1).max()) + 1 if self.trim else token_ids.shape[1]
+        """How many leading positions the prompts need (all of them without trimming)."""
+        return self.tower.used_length(token_ids, self.trim)
 
     def forward(self, prompts, token_ids, chunk_size=0, checkpoint=False, deep_prompts=()):
         """`deep_prompts` are handed to `run_transformer` (the plain encoder takes none)."""
         length = min(self.used_length(token_ids), prompts.shape[1])
-        eot = token_ids.argmax(dim=-1).to(prompts.device)
+        token_ids = token_ids.to(prompts.device)
         prompts = prompts[:, :length]
         step = chunk_size if chunk_size > 0 else prompts.shape[0]
         encode = functools.partial(self._encode, deep_prompts=deep_prompts) if deep_prompts else self._encode
         outs = []
         for start in range(0, prompts.shape[0], step):
-            chunk, chunk_eot = prompts[start : start + step], eot[start : start + step]
+            chunk, chunk_ids = prompts[start : start + step], token_ids[start : start + step]
             if checkpoint and torch.is_grad_enabled():
-                outs.append(torch.utils.checkpoint.checkpoint(encode, chunk, chunk_eot, use_reentrant=False))
+                outs.append(torch.utils.checkpoint.checkpoint(encode, chunk, chunk_ids, use_reentrant=False))
             else:
-                outs.append(encode(chunk, chunk_eot))
+                outs.append(encode(chunk, chunk_ids))
         return torch.cat(outs)
 
     def run_transformer(self, x, mask, deep_prompts=()):
         """The transformer over batch-first embeddings x (N, L, width); its blocks run sequence-first, as
-        in OpenAI's CLIP, since the causal mask keeps attention on its general path (see
-        transformer_blocks.sequence_first: the same numbers, without a per-position input projection)."""
+        in OpenAI's CLIP, where attention takes its general path (see transformer_blocks.sequence_first:
+        the same numbers, without a per-position input projection)."""
         if deep_prompts:
             raise ValueError("this text encoder takes no deep prompts; use prompted_encoders.PromptedTextEncoder")
         return run_blocks(self.transformer, x, mask)
 
-    def _encode(self, x, eot, deep_prompts=()):
+    def _encode(self, x, token_ids, deep_prompts=()):
         length = x.shape[1]
         x = x.to(self.dtype) + self.positional_embedding[:length].to(self.dtype)
-        x = self.run_transformer(x, causal_mask(length, x.device), deep_prompts)
+        x = self.run_transformer(x, self.tower.attention_mask(token_ids, length, x.device), deep_prompts)
         x = self.ln_final(x).to(self.dtype)
-        x = x[torch.arange(x.shape[0], device=x.device), eot]
-        if isinstance(self.text_projection, nn.Linear):
-            return self.text_projection(x)
-        return x @ self.text_projection.to(self.dtype)
+        x = x[torch.arange(x.shape[0], device=x.device), self.tower.pooled_positions(token_ids[:, :length])]
+        return project(self.text_projection, x)

@@ -27,6 +27,7 @@ from .clip_backbone import TextEncoder
 from .learner import encode_images
 from .precision import autocast_for
 from .prompt_trainer import PromptTrainer, context_node, init_context, register_class_prompts
+from .text_tower import text_tower
 
 # Prompts per text-encoder pass when TEXT_CHUNK_SIZE is 0 (auto): bounds activation memory to about
 # what the original needed for one image over 1000 classes.
@@ -58,7 +59,7 @@ class PromptLearner(nn.Module):
         self.ctx = nn.Parameter(ctx)
         self.n_ctx = ctx.shape[0]
         self.n_cls = len(classnames)
-        vis_dim = clip_model.visual.output_dim
+        vis_dim = text_tower(clip_model).embed_dim  # the image features' width (timm towers have no output_dim)
         self.meta_net = MetaNet(vis_dim, ctx.shape[1])  # fp32 even when CLIP runs in fp16
 
         register_class_prompts(self, clip_model, prefix_text, classnames)
@@ -72,8 +73,9 @@ class PromptLearner(nn.Module):
         bias = self.meta_net(im_features.to(self.ctx.dtype)).unsqueeze(1)  # (B, 1, width)
         ctx_shifted = self.ctx.unsqueeze(0) + bias  # (B, M, width)
         batch = ctx_shifted.shape[0]
-        length = length or (1 + self.n_ctx + self.token_suffix.shape[1])
-        suffix = self.token_suffix[:, : length - 1 - self.n_ctx]
+        lead = self.token_prefix.shape[1]  # the special tokens before the context (text_tower.py)
+        length = length or (lead + self.n_ctx + self.token_suffix.shape[1])
+        suffix = self.token_suffix[:, : length - lead - self.n_ctx]
         return torch.cat(
             [
                 self.token_prefix.expand(batch, -1, -1, -1),
@@ -93,6 +95,7 @@ class CustomCLIP(nn.Module):
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
+        self.logit_bias = self.text_encoder.tower.logit_bias  # None but for the sigmoid-loss families
         opts = cfg.TRAINER[node]
         self.chunk_size = opts.TEXT_CHUNK_SIZE if opts.TEXT_CHUNK_SIZE > 0 else AUTO_CHUNK_PROMPTS
         self.checkpoint = opts.TEXT_CHECKPOINT
@@ -118,7 +121,8 @@ class CustomCLIP(nn.Module):
     def logits(self, image_features):
         # Image i is scored only against its own class prompts.
         text = self.text_features(image_features)
-        return self.logit_scale.exp() * torch.einsum("bd,bcd->bc", image_features, text)
+        logits = self.logit_scale.exp() * torch.einsum("bd,bcd->bc", image_features, text)
+        return logits if self.logit_bias is None else logits + self.logit_bias.float()
 
 
 @TRAINER_REGISTRY.register()

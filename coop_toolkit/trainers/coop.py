@@ -13,9 +13,10 @@ from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.errors import ConfigError
 
 from ..method_card import CROSS_DATASET_COLUMNS, DG_COLUMNS, MethodCard, Published, base2new_rows, columns
-from .clip_backbone import TextEncoder, count_tokens
+from .clip_backbone import TextEncoder
 from .learner import encode_images
 from .prompt_trainer import PromptTrainer, context_node, init_context, register_class_prompts
+from .text_tower import text_tower
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class PromptLearner(nn.Module):
         self.class_token_position = opts.CLASS_TOKEN_POSITION
 
         names = register_class_prompts(self, clip_model, prefix_text, classnames)
-        self.name_lens = [count_tokens(name) for name in names]
+        self.name_lens = [text_tower(clip_model).count_tokens(name) for name in names]
 
     def initial_context(self, cfg, node, clip_model, n_cls):
         """The initial context (fp32) and the text standing in for it in the prompts."""
@@ -80,6 +81,7 @@ class CustomCLIP(nn.Module):
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
+        self.logit_bias = text_tower(clip_model).logit_bias  # None but for the sigmoid-loss families (SigLIP)
         self._text_cache = None
 
     def text_features(self):
@@ -102,6 +104,8 @@ class CustomCLIP(nn.Module):
         image_features = encode_images(self.image_encoder, image, self.text_encoder.dtype)
         text_features = self.text_features()
         logits = self.logit_scale.exp() * image_features.float() @ text_features.float().t()
+        if self.logit_bias is not None:
+            logits = logits + self.logit_bias.float()
         return (logits, image_features, text_features) if details else logits
 
 

@@ -18,11 +18,18 @@ from dasslite.errors import ConfigError
 
 from ..method_card import CLASSIFIER_HEAD
 from .authors_init import replay_clip_construction
-from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
+from .clip_backbone import clip_dtype, image_dtype
 from .learner import LearnerTrainer, encode_images
 from .precision import autocast_for
-from .prompt_trainer import register_class_prompts
-from .prompted_encoders import PromptedTextEncoder, check_depth, check_vision_prompts, prompted_image_features
+from .prompt_trainer import context_embedding, register_class_prompts
+from .prompted_encoders import (
+    PromptedTextEncoder,
+    check_depth,
+    check_vision_prompts,
+    prompted_image_features,
+    vision_width,
+)
+from .text_tower import text_tower
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +77,21 @@ def first_context(clip_model, n_ctx, ctx_init, key):
     n_ctx <= 4 (the prompt text keeps all of CTX_INIT, so with N_CTX 2 and "a photo of a" the words
     "of a" stay fixed after the context); otherwise N(0, 0.02^2) drawn in CLIP's dtype, prefix "X X..".
     Returns (ctx fp32, prompt prefix text)."""
+    tower = text_tower(clip_model)
     if ctx_init and n_ctx <= 4:
         text = ctx_init.replace("_", " ")
-        if count_tokens(text) < n_ctx:
-            raise ConfigError(f'{key} "{text}" has {count_tokens(text)} tokens, fewer than the {n_ctx} context tokens')
+        n_tokens = tower.count_tokens(text)
+        if n_tokens < n_ctx:
+            raise ConfigError(f'{key} "{text}" has {n_tokens} tokens, fewer than the {n_ctx} context tokens')
         with torch.no_grad():
-            ctx = clip_model.token_embedding(tokenize([text]))[0, 1 : 1 + n_ctx].float()
+            ctx = context_embedding(tower, text, n_ctx)
         return ctx, text
-    if not 1 <= n_ctx <= CONTEXT_LENGTH - 3:
-        raise ConfigError(f"the number of text context tokens must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
-    ctx = nn.init.normal_(
-        torch.empty(n_ctx, clip_model.ln_final.weight.shape[0], dtype=clip_dtype(clip_model)), std=0.02
-    )
+    if not 1 <= n_ctx <= tower.max_context():
+        raise ConfigError(
+            f"the number of text context tokens must be between 1 and {tower.max_context()} for {tower.name}, "
+            f"got {n_ctx}"
+        )
+    ctx = nn.init.normal_(torch.empty(n_ctx, tower.width, dtype=clip_dtype(clip_model)), std=0.02)
     return ctx.float(), " ".join(["X"] * n_ctx)
 
 
@@ -120,6 +130,7 @@ class DeepPromptCLIP(nn.Module):
     def __init__(self, clip_model, prompt_learner=None, vision_prompts=None, text_prompts=None):
         super().__init__()
         self.logit_scale = clip_model.logit_scale
+        self.logit_bias = text_tower(clip_model).logit_bias  # None but for the sigmoid-loss families (SigLIP)
         if prompt_learner is not None:
             self.prompt_learner = prompt_learner
         self.image_encoder = clip_model.visual
@@ -161,7 +172,7 @@ class DeepPromptCLIP(nn.Module):
     def image_features(self, image, prompts, normalize=True):
         if prompts.vision_first is None and not prompts.vision_deep:
             # No image-side prompts (language-only IVLP): the frozen tower, any backbone, nothing to backprop.
-            return encode_images(self.image_encoder, image, self.image_encoder.conv1.weight.dtype, normalize)
+            return encode_images(self.image_encoder, image, image_dtype(self.image_encoder), normalize)
         features = prompted_image_features(self.image_encoder, image, prompts.vision_first, prompts.vision_deep)
         return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
@@ -170,7 +181,8 @@ class DeepPromptCLIP(nn.Module):
         image_f = self.image_features(image, prompts).float()
         text_f = self.text_features(prompts).float()
         # (scale * image) @ text, in the authors' order of operations
-        return image_f, text_f, (self.logit_scale.exp() * image_f) @ text_f.t()
+        logits = (self.logit_scale.exp() * image_f) @ text_f.t()
+        return image_f, text_f, logits if self.logit_bias is None else logits + self.logit_bias.float()
 
     def forward(self, image):
         return self.features_and_logits(image)[2]
@@ -193,17 +205,23 @@ class DeepPromptTrainer(LearnerTrainer):
     def replay_authors_init(self, clip_model, vision=(0, 0), text=(0, 0)):
         """The prompts their CLIP construction draws (authors_init.py), after checking the backbone."""
         name, node = type(self).__name__, f"TRAINER.{self.config_node}"
-        check_depth(text[1], clip_model.transformer, f"{node}.PROMPT_DEPTH_TEXT")
-        if self.needs_vision_prompts or vision[1] or isinstance(clip_model.visual, VisionTransformer):
-            check_vision_prompts(clip_model.visual, name)
+        tower = text_tower(clip_model)
+        check_depth(text[1], tower.transformer, f"{node}.PROMPT_DEPTH_TEXT")
+        vision_prompted = self.needs_vision_prompts or vision[1]
+        if vision_prompted:
+            check_vision_prompts(clip_model, name)
             check_depth(vision[1], clip_model.visual.transformer, f"{node}.PROMPT_DEPTH_VISION")
-            return replay_clip_construction(clip_model, vision, text)
+        if isinstance(clip_model.visual, VisionTransformer) and not hasattr(clip_model, "text"):
+            return replay_clip_construction(clip_model, vision, text)  # OpenAI's layout: their CLIP's draws
         logger.warning(
-            f"{name}: the authors' order of random draws is replayed for ViT backbones only; the text prompts "
-            f"of this {type(clip_model.visual).__name__} backbone are drawn directly"
+            f"{name}: the authors' order of random draws is replayed for OpenAI's ViT CLIP only; the prompts "
+            f"of {tower.name} are drawn directly, N(0, 0.02^2)"
         )
-        width = clip_model.ln_final.weight.shape[0]
-        return None, [], [nn.init.normal_(torch.empty(text[0], width), std=0.02) for _ in range(1, text[1])]
+        width = vision_width(clip_model.visual) if vision_prompted else 0
+        first = nn.init.normal_(torch.empty(vision[0], width), std=0.02) if vision[1] else None
+        vision_deep = [nn.init.normal_(torch.empty(vision[0], width), std=0.02) for _ in range(1, vision[1])]
+        text_deep = [nn.init.normal_(torch.empty(text[0], tower.width), std=0.02) for _ in range(1, text[1])]
+        return first, vision_deep, text_deep
 
     def learned_parameters(self):
         return self.model.learned_parameters()

@@ -10,7 +10,7 @@ import weakref
 
 import torch
 
-from .clip_backbone import TextEncoder, tokenize
+from .clip_backbone import TextEncoder
 from .precision import autocast_for
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def handwritten_class_features(clip_model, classnames, templates, prec="fp32"):
     `classnames` are written with spaces for underscores, as every prompt learner writes them.
     """
     names = tuple(name.replace("_", " ") for name in classnames)
-    key = (tuple(templates), names, prec, str(clip_model.token_embedding.weight.device))
+    key = (tuple(templates), names, prec, str(next(clip_model.parameters()).device))
     per_model = _CACHE.setdefault(clip_model, {})
     if key not in per_model:
         per_model[key] = _encode(clip_model, names, templates, prec)
@@ -36,15 +36,15 @@ def handwritten_class_features(clip_model, classnames, templates, prec="fp32"):
 
 def _encode(clip_model, names, templates, prec):
     encoder = TextEncoder(clip_model)
-    embedding = clip_model.token_embedding
-    device = embedding.weight.device
+    tower = encoder.tower
+    device = tower.token_embedding.weight.device
     mean = 0
     for template in templates:
         prompts = [template.format(name) for name in names]
         logger.info(f"Prompts: {prompts}")
-        token_ids = tokenize(prompts).to(device)
+        token_ids = tower.tokenize(prompts).to(device)
         with autocast_for(prec, device):
-            features = encoder(embedding(token_ids), token_ids).float()
+            features = encoder(tower.embed(token_ids), token_ids).float()
         mean = mean + features / features.norm(dim=-1, keepdim=True)
     return mean / mean.norm(dim=-1, keepdim=True)
 

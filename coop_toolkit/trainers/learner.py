@@ -43,7 +43,7 @@ from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
-from .clip_backbone import check_input_size, load_clip
+from .clip_backbone import check_input_size, image_dtype, load_clip
 from .precision import autocast_for, check_precision, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ class LearnerTrainer(ClipTrainer):
     def image_features(self, image, normalize=True):
         encoder = self.model.image_encoder
         with autocast_for(self.prec, self.device):
-            return encode_images(encoder, image.to(self.device), encoder.conv1.weight.dtype, normalize)
+            return encode_images(encoder, image.to(self.device), image_dtype(encoder), normalize)
 
     @torch.no_grad()
     def class_features(self, image_features=None):
@@ -231,4 +231,5 @@ class LearnerTrainer(ClipTrainer):
         return self.model.logit_scale.detach().exp().float()
 
     def logit_bias(self):
-        return None
+        bias = getattr(self.model, "logit_bias", None)  # the model's own, where it has one (SigLIP)
+        return None if bias is None else bias.detach().float()

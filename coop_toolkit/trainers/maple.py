@@ -16,6 +16,7 @@ from dasslite.errors import ConfigError
 from ..method_card import CROSS_DATASET_COLUMNS, DG_COLUMNS, MethodCard, Published, base2new_rows, columns
 from .deep_prompt import DEEP_EXPORT, DEEP_SOURCE, ClassPromptLearner, DeepPromptCLIP, DeepPromptTrainer, Prompts
 from .prompted_encoders import check_depth, vision_width
+from .text_tower import text_tower
 
 
 class MultiModalPromptLearner(ClassPromptLearner):
@@ -27,7 +28,7 @@ class MultiModalPromptLearner(ClassPromptLearner):
         if opts.PROMPT_DEPTH < 1:
             raise ConfigError(f"TRAINER.MAPLE.PROMPT_DEPTH must be >= 1 (1 = shallow MaPLe), got {opts.PROMPT_DEPTH}")
         super().__init__(clip_model, classnames, opts.N_CTX, opts.CTX_INIT, "TRAINER.MAPLE.CTX_INIT")
-        text_w, image_w = clip_model.ln_final.weight.shape[0], vision_width(clip_model.visual)
+        text_w, image_w = text_tower(clip_model).width, vision_width(clip_model.visual)
         # Draw order as in the authors' code: proj, the text prompts, then one map copied to every layer.
         self.proj = nn.Linear(text_w, image_w)
         texts = [
@@ -97,6 +98,6 @@ class MaPLe(DeepPromptTrainer):
     def build_custom_clip(self, classnames, clip_model):
         depth = self.opts.PROMPT_DEPTH
         self.replay_authors_init(clip_model)  # their CLIP has no prompt parameters; the learner draws after it
-        check_depth(depth, clip_model.transformer, "TRAINER.MAPLE.PROMPT_DEPTH (text tower)")
+        check_depth(depth, text_tower(clip_model).transformer, "TRAINER.MAPLE.PROMPT_DEPTH (text tower)")
         check_depth(depth, clip_model.visual.transformer, "TRAINER.MAPLE.PROMPT_DEPTH (image tower)")
         return MaPLeCLIP(clip_model, MultiModalPromptLearner(self.cfg, classnames, clip_model))

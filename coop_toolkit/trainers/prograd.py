@@ -20,10 +20,11 @@ from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.errors import ConfigError
 
 from ..method_card import MethodCard, Published, base2new_rows
-from .clip_backbone import tokenize
 from .coop import CoOp, CustomCLIP, PromptLearner
 from .handwritten import features_from_a_second_clip
+from .prompt_trainer import context_embedding
 from .templates import CUSTOM_TEMPLATES, DEFAULT_TEMPLATE
+from .text_tower import text_tower
 
 # ProGrad's own per-dataset templates (its CTX_INIT True starts the context from them, too).
 PROGRAD_TEMPLATES = {
@@ -59,9 +60,9 @@ class ProGradPromptLearner(PromptLearner):
                 f'prompt "{words}"; raise N_CTX or set CTX_INIT False'
             )
         with torch.no_grad():
-            embedding = clip_model.token_embedding(tokenize([words]))[0].float()
+            embedding = context_embedding(text_tower(clip_model), words, n_words)
         ctx = torch.zeros(opts.N_CTX, embedding.shape[-1])
-        ctx[opts.N_CTX - n_words :] = embedding[1 : 1 + n_words]
+        ctx[opts.N_CTX - n_words :] = embedding
         return ctx, " ".join(["X"] * (opts.N_CTX - n_words) + [words])
 
 

@@ -15,9 +15,10 @@ from yacs.config import CfgNode as CN
 
 from dasslite.errors import ConfigError
 
-from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
+from .clip_backbone import clip_dtype
 from .learner import ClipTrainer, LearnerTrainer, encode_images
 from .precision import PRECISIONS, autocast_for, resolve_precision
+from .text_tower import text_tower
 
 # ClipTrainer, encode_images and the precision helpers are re-exported for the code that imported them from here.
 __all__ = ["PRECISIONS", "autocast_for", "resolve_precision", "ClipTrainer", "encode_images", "PromptTrainer"]
@@ -44,7 +45,7 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
     N(0, 0.02^2) drawn in CLIP's dtype, as the original draws it, so a seed gives the same start.
     `n_cls_csc` > 0 makes class-specific contexts.
     """
-    width = clip_model.ln_final.weight.shape[0]
+    tower = text_tower(clip_model)
     if ctx_init is True:
         raise ConfigError(
             f"{key} is True (as in the KgCoOp / ProGrad yamls, whose trainers choose the words themselves); "
@@ -52,21 +53,21 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
         )
     if ctx_init:
         text = ctx_init.replace("_", " ")
-        n_tokens = count_tokens(text)
-        if n_tokens + 3 > CONTEXT_LENGTH:  # SOS, EOS and at least one class token must still fit
+        n_tokens = tower.count_tokens(text)
+        if n_tokens > tower.max_context():  # the special tokens and at least one class token must still fit
             raise ConfigError(
-                f'{key} "{text}" has {n_tokens} tokens; at most {CONTEXT_LENGTH - 3} fit in CLIP\'s '
-                f"{CONTEXT_LENGTH}-token context. Use fewer words."
+                f'{key} "{text}" has {n_tokens} tokens; at most {tower.max_context()} fit in the '
+                f"{tower.context_length}-token context of {tower.name}. Use fewer words."
             )
         with torch.no_grad():
-            ctx = clip_model.token_embedding(tokenize([text]))[0, 1 : 1 + n_tokens].float()
+            ctx = context_embedding(tower, text, n_tokens)
         if n_cls_csc:
             ctx = ctx.expand(n_cls_csc, -1, -1).clone()
         logger.info(f'Initial context: "{text}"')
     else:
-        if not 1 <= n_ctx <= CONTEXT_LENGTH - 3:
-            raise ConfigError(f"N_CTX must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
-        shape = (n_cls_csc, n_ctx, width) if n_cls_csc else (n_ctx, width)
+        if not 1 <= n_ctx <= tower.max_context():
+            raise ConfigError(f"N_CTX must be between 1 and {tower.max_context()} for {tower.name}, got {n_ctx}")
+        shape = (n_cls_csc, n_ctx, tower.width) if n_cls_csc else (n_ctx, tower.width)
         logger.info("Initializing class-specific contexts" if n_cls_csc else "Initializing a generic context")
         ctx = torch.empty(shape, dtype=clip_dtype(clip_model))
         nn.init.normal_(ctx, std=0.02)
@@ -84,14 +85,36 @@ def register_class_prompts(learner, clip_model, prefix_text, classnames):
     (not saved). The two embedding buffers carry the original's state-dict names, so checkpoints
     load both ways. Returns the class names as written in the prompts.
     """
+    tower = text_tower(clip_model)
     names = [name.replace("_", " ") for name in classnames]
-    token_ids = tokenize([f"{prefix_text} {name}." for name in names])
+    token_ids = class_prompt_ids(tower, prefix_text, learner.n_ctx, names)
     with torch.no_grad():
-        embedding = clip_model.token_embedding(token_ids).float()
-    learner.register_buffer("token_prefix", embedding[:, :1])
-    learner.register_buffer("token_suffix", embedding[:, 1 + learner.n_ctx :])
+        embedding = tower.embed(token_ids).float()
+    start = tower.lead + learner.n_ctx
+    learner.register_buffer("token_prefix", embedding[:, : tower.lead])
+    learner.register_buffer("token_suffix", embedding[:, start:])
     learner.register_buffer("token_ids", token_ids, persistent=False)
     return names
+
+
+def context_embedding(tower, text, n_tokens):
+    """fp32 token embeddings (n_tokens, width) of the first n_tokens tokens of `text`."""
+    return tower.embed(tower.tokenize([text]))[0, tower.lead : tower.lead + n_tokens].float()
+
+
+def class_prompt_ids(tower, prefix_text, n_ctx, names):
+    """Token ids of "<prefix_text> <name>." per class, checked to fit and to hold the context's n_ctx
+    tokens right after the leading special tokens (where the learned context goes)."""
+    prompts = [f"{prefix_text} {name}." for name in names]
+    token_ids = tower.tokenize(prompts)
+    expected = tower.tokenize([prefix_text])[0, tower.lead : tower.lead + n_ctx]
+    got = token_ids[:, tower.lead : tower.lead + n_ctx]
+    if not torch.equal(got, expected.expand_as(got)):
+        raise ConfigError(
+            f'{tower.name}: its tokenizer splits "{prefix_text}" differently inside the class prompts, so the '
+            f"{n_ctx} context tokens would not line up; choose other initial words"
+        )
+    return token_ids
 
 
 class PromptTrainer(LearnerTrainer):

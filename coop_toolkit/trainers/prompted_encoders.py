@@ -21,11 +21,8 @@ from open_clip.transformer import VisionTransformer
 from dasslite.errors import ConfigError
 
 from .clip_backbone import TextEncoder
+from .text_tower import UnsupportedBackboneError, model_name
 from .transformer_blocks import run_blocks
-
-
-class UnsupportedBackboneError(ConfigError):
-    pass
 
 
 def _batched(prompt, x, seq_dim):
@@ -63,29 +60,36 @@ def check_depth(depth, transformer, key):
 
 
 class PromptedTextEncoder(TextEncoder):
-    """TextEncoder whose blocks 1..len(deep_prompts) get deep_prompts[k-1] at positions 1..n.
+    """TextEncoder whose blocks 1..len(deep_prompts) get deep_prompts[k-1] at the context's positions
+    lead..lead+n (right after the leading special tokens: 1..n for CLIP, 0..n-1 for SigLIP).
 
-    Trimming stays exact: the deep prompts replace positions before every end-of-text token, and the
+    Trimming stays exact: the deep prompts replace positions before every pooled position, and the
     causal mask of the trimmed length is the full mask's top-left corner.
     """
 
     def run_transformer(self, x, mask, deep_prompts=()):
-        return run_blocks(self.transformer, x, mask, deep_injector(deep_prompts, start=1))
+        return run_blocks(self.transformer, x, mask, deep_injector(deep_prompts, start=self.tower.lead))
 
 
-def check_vision_prompts(visual, method):
-    """Refuse an image encoder that has no token sequence to put prompts into (e.g. a ResNet)."""
+def check_vision_prompts(clip_model, method):
+    """Refuse an image encoder whose blocks the prompts cannot reach, naming the model and why."""
+    visual, name = clip_model.visual, model_name(clip_model)
     if not isinstance(visual, VisionTransformer):
         raise UnsupportedBackboneError(
-            f"{method} puts learned tokens into the image encoder's transformer, but this backbone's image "
-            f"encoder is a {type(visual).__name__}. Use a ViT backbone (MODEL.BACKBONE.NAME ViT-B/16, ViT-B/32, "
-            f"ViT-L/14, ...)."
+            f"{method} puts learned tokens into the image encoder's transformer, but the image encoder of {name} "
+            f"is a {_tower_kind(visual)}, whose blocks it cannot reach. Use a ViT backbone (MODEL.BACKBONE.NAME "
+            "ViT-B/16, ViT-B/32, ViT-L/14, ...), or a method that reads only image features (CoOp, CoCoOp, ...)."
         )
     if visual.attn_pool is not None or visual.pool_type != "tok":
         raise UnsupportedBackboneError(
-            f"{method} reads the class token of the image encoder; this ViT pools with "
+            f"{method} reads the class token of the image encoder; the ViT of {name} pools with "
             f'"{visual.attn_pool_type or visual.pool_type}". Use a class-token ViT (the OpenAI CLIP models).'
         )
+
+
+def _tower_kind(visual):
+    trunk = getattr(visual, "trunk", None)  # open_clip's TimmModel wraps a timm model
+    return f"timm {type(trunk).__name__}" if trunk is not None else type(visual).__name__
 
 
 def vision_width(visual):

@@ -24,7 +24,7 @@ from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.engine.hooks import HookBase, LRSchedulerHook
 
 from ..method_card import CROSS_DATASET_COLUMNS, DG_COLUMNS, MethodCard, Published, base2new_rows, columns
-from .clip_backbone import TextEncoder, tokenize
+from .clip_backbone import TextEncoder
 from .deep_prompt import DEEP_EXPORT, DEEP_SOURCE, DeepPromptCLIP, DeepPromptTrainer
 from .ivlp import add_vl_config, build_vl_clip
 from .precision import autocast_for
@@ -39,12 +39,13 @@ def template_ensemble(clip_model, classnames, templates, chunk_size=1024):
     """(n_cls, embed_dim) fp32: the frozen CLIP's text features averaged over templates, not normalised
     (the authors average raw features and normalise at use)."""
     encoder = TextEncoder(clip_model)
-    device = clip_model.token_embedding.weight.device
+    tower = encoder.tower
+    device = tower.token_embedding.weight.device
     names = [name.replace("_", " ") for name in classnames]
     total = 0
     for template in templates:
-        ids = tokenize([template.format(name) for name in names]).to(device)
-        total = total + encoder(clip_model.token_embedding(ids), ids, chunk_size=chunk_size).float()
+        ids = tower.tokenize([template.format(name) for name in names]).to(device)
+        total = total + encoder(tower.embed(ids), ids, chunk_size=chunk_size).float()
     return total / len(templates)
 
 

@@ -13,6 +13,7 @@ from .handwritten import handwritten_class_features
 from .learner import ClipTrainer, encode_images
 from .precision import autocast_for
 from .templates import ensemble_templates, template_for
+from .text_tower import text_tower
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,9 @@ class ZeroshotCLIP(ClipTrainer):
 
     @torch.no_grad()
     def model_inference(self, image):
-        return self.logit_scale() * self.image_features(image) @ self.text_features.t()
+        logits = self.logit_scale() * self.image_features(image) @ self.text_features.t()
+        bias = self.logit_bias()
+        return logits if bias is None else logits + bias
 
     # The features protocol of coop_toolkit/trainers/learner.py.
     image_conditioned = False
@@ -106,7 +109,8 @@ class ZeroshotCLIP(ClipTrainer):
         return self.clip_model.logit_scale.detach().exp().float()
 
     def logit_bias(self):
-        return None
+        bias = text_tower(self.clip_model).logit_bias
+        return None if bias is None else bias.detach().float()
 
     def forward_backward(self, batch):
         raise RuntimeError(f"{type(self).__name__} has nothing to train: run it with --eval-only")

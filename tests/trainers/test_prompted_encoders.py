@@ -107,7 +107,7 @@ def test_gradients_reach_every_injected_prompt_and_nothing_frozen(clip):
 def test_a_resnet_image_encoder_is_refused_for_vision_prompts():
     rn = build_tiny_clip(vision="rn")
     with pytest.raises(UnsupportedBackboneError, match="ModifiedResNet.*ViT"):
-        check_vision_prompts(rn.visual, "VPT")
+        check_vision_prompts(rn, "VPT")
 
 
 def attention_inputs(clip):

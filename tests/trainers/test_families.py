@@ -1,0 +1,155 @@
+"""Every open_clip family through the text-tower seam: parity with open_clip itself, a training step, refusals.
+
+Each family is a tiny random instance built by open_clip from its own config (tools/tiny_families.py)
+and loaded through `MODEL.BACKBONE.NAME local-dir:...`, with its own tokenizer (a locally trained
+Hugging Face tokenizer for SigLIP / SigLIP 2).
+"""
+
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from coop_toolkit.trainers.clip_backbone import load_clip
+from coop_toolkit.trainers.coop import CoOp
+from coop_toolkit.trainers.maple import MaPLe
+from coop_toolkit.trainers.text_tower import UnsupportedBackboneError, text_tower
+from coop_toolkit.trainers.zsclip import ZeroshotCLIP
+from dasslite.errors import ConfigError
+from tests.trainers.helpers import CLASSNAMES, bare_trainer, make_cfg
+from tools.tiny_families import FAMILIES, IMAGE_SIZE
+
+pytest.importorskip("timm")
+pytest.importorskip("transformers")  # SigLIP's tokenizers are Hugging Face tokenizers
+
+NAMES = [name.replace("_", " ") for name in CLASSNAMES]
+# What each family's config says its text tower does (the seam must read the same).
+EXPECTED = {
+    "openai": dict(context_length=77, pool_type="argmax", causal=True, lead=1),
+    "siglip": dict(context_length=64, pool_type="last", causal=False, lead=0),
+    "siglip2": dict(context_length=64, pool_type="last", causal=False, lead=1),
+    "eva02": dict(context_length=77, pool_type="argmax", causal=True, lead=1),
+    "mobileclip": dict(context_length=77, pool_type="argmax", causal=False, lead=1),
+    "pe": dict(context_length=32, pool_type="argmax", causal=True, lead=1),
+}
+
+
+@pytest.fixture(scope="session")
+def family_names(tmp_path_factory):
+    from tools.tiny_families import save_tiny_family
+
+    root = tmp_path_factory.mktemp("families")
+    return {family: save_tiny_family(str(root / family), family) for family in FAMILIES}
+
+
+def cfg_for(name, trainer="COOP", **opts):
+    cfg = make_cfg(name, **opts)
+    cfg.INPUT.SIZE = (IMAGE_SIZE, IMAGE_SIZE)
+    cfg.DATASET.NAME = "OxfordPets"
+    cfg.TRAINER[trainer].PREC = "fp32"
+    return cfg
+
+
+def images(n=2, seed=0):
+    return torch.randn(n, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(seed))
+
+
+def open_clip_logits(model, prompts, image):
+    """open_clip's own zero-shot classifier: its encode_text / encode_image and its logit scale and bias."""
+    with torch.no_grad():
+        text = F.normalize(model.encode_text(model.tokenizer(prompts)), dim=-1)
+        image = F.normalize(model.encode_image(image), dim=-1)
+        logits = model.logit_scale.exp() * image @ text.t()
+        return (logits + model.logit_bias if model.logit_bias is not None else logits), text
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_the_seam_reads_the_familys_config_and_tokenizer(family_names, family):
+    model = load_clip(family_names[family])
+    tower = text_tower(model)
+    for key, value in EXPECTED[family].items():
+        assert getattr(tower, key) == value, key
+    assert tower.tokenizer is model.tokenizer
+    assert (tower.logit_bias is not None) == family.startswith("siglip")
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_zero_shot_equals_open_clips_classifier(family_names, family):
+    trainer = bare_trainer(ZeroshotCLIP, cfg_for(family_names[family]))
+    prompts = [f"a photo of a {name}, a type of pet." for name in NAMES]
+    expected, text = open_clip_logits(trainer.clip_model, prompts, images())
+    torch.testing.assert_close(trainer.class_features(), text, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(trainer.model_inference(images()), expected, rtol=1e-5, atol=1e-4)
+
+
+# Every family at the end position; middle and front (class tokens moved) on a family without a start token.
+POSITIONS = [(family, "end") for family in sorted(FAMILIES)] + [("siglip", "middle"), ("siglip", "front")]
+
+
+@pytest.mark.parametrize("family,position", POSITIONS)
+def test_coop_context_from_the_template_words_gives_open_clips_features(family_names, family, position):
+    """CTX_INIT "a photo of a": at the end position the prompts are the template's text, so the class
+    features are open_clip's for that text; every position scores with the model's logit bias."""
+    cfg = cfg_for(family_names[family], **{"TRAINER.COOP.CTX_INIT": "a photo of a"})
+    cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = position
+    trainer = bare_trainer(CoOp, cfg)
+    features = trainer.class_features()
+    image = images()
+    logits = trainer.model_inference(image)
+    model = load_clip(family_names[family])
+    expected, text = open_clip_logits(model, [f"a photo of a {name}." for name in NAMES], image)
+    if position == "end":
+        torch.testing.assert_close(features, text, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-4)
+    scale, bias = trainer.logit_scale(), trainer.logit_bias()
+    direct = scale * trainer.image_features(image) @ features.t() + (0 if bias is None else bias)
+    torch.testing.assert_close(logits, direct, rtol=1e-5, atol=1e-4)
+    assert (bias is not None) == family.startswith("siglip")
+
+
+def one_step(trainer):
+    before = {n: p.detach().clone() for n, p in trainer.learned_parameters().items()}
+    trainer.forward_backward({"img": images(4), "label": torch.arange(4) % len(CLASSNAMES)})
+    moved = {n for n, p in trainer.learned_parameters().items() if not torch.equal(p, before[n])}
+    frozen = [n for n, p in trainer.model.named_parameters() if p.requires_grad and n not in before]
+    return moved, frozen
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_coop_step_moves_only_the_context(family_names, family):
+    cfg = cfg_for(family_names[family], **{"TRAINER.COOP.N_CTX": 4})
+    moved, frozen = one_step(bare_trainer(CoOp, cfg))
+    assert moved == {"prompt_learner.ctx"} and not frozen
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_maple_step_or_a_refusal_naming_the_model(family_names, family):
+    cfg = cfg_for(family_names[family], trainer="MAPLE", **{"TRAINER.MAPLE.PROMPT_DEPTH": 2})
+    if family != "openai" and not can_prompt_vision(family_names[family]):
+        with pytest.raises(UnsupportedBackboneError, match=f"MaPLe.*{re.escape(family_names[family])}.*(cannot|pools)"):
+            bare_trainer(MaPLe, cfg)
+        return
+    trainer = bare_trainer(MaPLe, cfg)
+    moved, frozen = one_step(trainer)
+    assert "prompt_learner.ctx" in moved and not frozen
+
+
+def can_prompt_vision(name):
+    from coop_toolkit.trainers.prompted_encoders import check_vision_prompts
+
+    try:
+        check_vision_prompts(load_clip(name), "MaPLe")
+    except UnsupportedBackboneError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_prompt_longer_than_the_context_is_refused_naming_the_limit(family_names, family):
+    limit = EXPECTED[family]["context_length"]
+    long_name = " ".join(["terrier"] * limit)
+    with pytest.raises(ConfigError, match=f"reads {limit} "):
+        bare_trainer(CoOp, cfg_for(family_names[family]), classnames=["beagle", long_name])
+    with pytest.raises(ConfigError, match=f"between 1 and {limit - 3 + (1 - EXPECTED[family]['lead'])}"):
+        bare_trainer(CoOp, cfg_for(family_names[family], **{"TRAINER.COOP.N_CTX": limit}))
