@@ -105,9 +105,6 @@ class ZeroshotCLIP(ClipTrainer):
     def logit_scale(self):
         return self.clip_model.logit_scale.detach().exp().float()
 
-    def logit_bias(self):
-        return None
-
     def forward_backward(self, batch):
         raise RuntimeError(f"{type(self).__name__} has nothing to train: run it with --eval-only")
 
