@@ -185,3 +185,12 @@ def test_a_registry_entry_takes_an_explicit_name():
     registry.register(int, name="Integer")
     assert registry.get("CLIP_Adapter") is ClipAdapter and registry.get("Integer") is int
     assert registry.name_of(ClipAdapter) == "CLIP_Adapter" and "ClipAdapter" not in registry
+
+
+def test_a_plugin_missing_a_dependency_keeps_its_own_traceback(tmp_path, monkeypatch):
+    (tmp_path / "needs_missing.py").write_text("import needs_missing_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError) as raised:
+        plugins.load_plugin("needs_missing")
+    assert not isinstance(raised.value, plugins.PluginError)
+    assert raised.value.name == "needs_missing_dependency_xyz"

@@ -271,7 +271,7 @@ def test_every_registered_trainer_builds_from_class_names_alone_and_its_features
         image = run.image_features(images)
         text = run.text_features(image if trainer.image_conditioned else None)
         equation = "bd,bcd->bc" if trainer.image_conditioned else "bd,cd->bc"
-        logits = run.logit_scale() * torch.einsum(equation, image, text)
+        logits = run.logit_scale() * torch.einsum(equation, image, text) + (run.logit_bias() or 0.0)
         torch.testing.assert_close(logits, run.logits(images), rtol=0, atol=1e-5, msg=name)
         if not trainer.frozen_image_encoder:  # learned vision prompts: no open_clip head can reproduce it
             with pytest.raises(ValueError, match="inside the image encoder"):
