@@ -27,7 +27,6 @@ from types import SimpleNamespace
 
 import open_clip
 import torch
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
 from tqdm import tqdm
 from yacs.config import CfgNode as CN
@@ -43,7 +42,7 @@ from .config import merge_run_config
 from .datasets.imagefolder import IMG_EXTENSIONS
 from .launch import RunPlan, Spelling, launch, report_stop
 from .plugins import load_plugins, require_trainer
-from .trainers.clip_backbone import OPENAI_MODELS, load_clip
+from .trainers.clip_backbone import OPENAI_MODELS, load_clip, preprocess_of_name
 
 logger = logging.getLogger(__name__)
 
@@ -174,10 +173,11 @@ def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opt
     cfg = get_cfg(trainer=trainer, plugins=plugins)
     cfg.DATASET.NAME = dataset_name
     cfg.MODEL.BACKBONE.NAME = backbone
-    # CLIP's own test-time preprocessing at the backbone's resolution
+    # The backbone family's own test-time preprocessing (open_clip's config of it) at its resolution
+    preprocess = preprocess_of_name(backbone)
     cfg.INPUT.SIZE = clip_image_size(backbone)
-    cfg.INPUT.INTERPOLATION = "bicubic"
-    cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = list(OPENAI_DATASET_MEAN), list(OPENAI_DATASET_STD)
+    cfg.INPUT.INTERPOLATION = preprocess["interpolation"]
+    cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = list(preprocess["mean"]), list(preprocess["std"])
     cfg.INPUT.TRANSFORMS = ["normalize"]
     merge_from_list_checked(cfg, list(opts))
     built = _build(cfg, list(classnames), device)

@@ -43,7 +43,7 @@ from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
-from .clip_backbone import check_input_size, image_dtype, load_clip
+from .clip_backbone import check_input_size, check_normalization, image_dtype, load_clip
 from .precision import autocast_for, check_precision, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,8 @@ class ClipTrainer(TrainerX):
         logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=self.prec)
         check_input_size(cfg.INPUT.SIZE, clip_model)
+        if "normalize" in cfg.INPUT.TRANSFORMS:
+            check_normalization(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD, clip_model)
         return clip_model
 
     def logit_bias(self):

@@ -153,3 +153,23 @@ def test_a_prompt_longer_than_the_context_is_refused_naming_the_limit(family_nam
         bare_trainer(CoOp, cfg_for(family_names[family]), classnames=["beagle", long_name])
     with pytest.raises(ConfigError, match=f"between 1 and {limit - 3 + (1 - EXPECTED[family]['lead'])}"):
         bare_trainer(CoOp, cfg_for(family_names[family], **{"TRAINER.COOP.N_CTX": limit}))
+
+
+@pytest.mark.parametrize("family", ["siglip", "mobileclip"])
+def test_the_api_preprocesses_with_the_familys_values_and_scores_with_its_bias(family_names, family):
+    """zero_shot on a family: its own mean / std / interpolation (open_clip's preprocess_cfg), and logits
+    equal open_clip's classifier on the same preprocessed images."""
+    from PIL import Image
+
+    from coop_toolkit.api import zero_shot
+
+    run = zero_shot(CLASSNAMES, family_names[family], dataset_name="OxfordPets")
+    model = load_clip(family_names[family])
+    expected = model.visual.preprocess_cfg
+    assert run.preprocess_record["mean"] == list(expected["mean"])
+    assert run.preprocess_record["std"] == list(expected["std"])
+    assert run.preprocess_record["interpolation"] == expected["interpolation"]
+    picture = Image.fromarray((torch.rand(80, 96, 3) * 255).byte().numpy())
+    batch = run.preprocess(picture).unsqueeze(0)
+    prompts = [f"a photo of a {name}, a type of pet." for name in NAMES]
+    torch.testing.assert_close(run.logits([picture]), open_clip_logits(model, prompts, batch)[0], rtol=1e-5, atol=1e-4)
