@@ -27,6 +27,7 @@ from .prompted_encoders import (
     check_depth,
     check_vision_prompts,
     prompted_image_features,
+    vision_blocks,
     vision_width,
 )
 from .text_tower import text_tower
@@ -210,7 +211,7 @@ class DeepPromptTrainer(LearnerTrainer):
         vision_prompted = self.needs_vision_prompts or vision[1]
         if vision_prompted:
             check_vision_prompts(clip_model, name)
-            check_depth(vision[1], clip_model.visual.transformer, f"{node}.PROMPT_DEPTH_VISION")
+            check_depth(vision[1], vision_blocks(clip_model.visual), f"{node}.PROMPT_DEPTH_VISION")
         if isinstance(clip_model.visual, VisionTransformer) and not hasattr(clip_model, "text"):
             return replay_clip_construction(clip_model, vision, text)  # OpenAI's layout: their CLIP's draws
         logger.warning(

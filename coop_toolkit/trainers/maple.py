@@ -15,7 +15,7 @@ from dasslite.errors import ConfigError
 
 from ..method_card import CROSS_DATASET_COLUMNS, DG_COLUMNS, MethodCard, Published, base2new_rows, columns
 from .deep_prompt import DEEP_EXPORT, DEEP_SOURCE, ClassPromptLearner, DeepPromptCLIP, DeepPromptTrainer, Prompts
-from .prompted_encoders import check_depth, vision_width
+from .prompted_encoders import check_depth, vision_blocks, vision_width
 from .text_tower import text_tower
 
 
@@ -99,5 +99,5 @@ class MaPLe(DeepPromptTrainer):
         depth = self.opts.PROMPT_DEPTH
         self.replay_authors_init(clip_model)  # their CLIP has no prompt parameters; the learner draws after it
         check_depth(depth, text_tower(clip_model).transformer, "TRAINER.MAPLE.PROMPT_DEPTH (text tower)")
-        check_depth(depth, clip_model.visual.transformer, "TRAINER.MAPLE.PROMPT_DEPTH (image tower)")
+        check_depth(depth, vision_blocks(clip_model.visual), "TRAINER.MAPLE.PROMPT_DEPTH (image tower)")
         return MaPLeCLIP(clip_model, MultiModalPromptLearner(self.cfg, classnames, clip_model))

@@ -17,6 +17,7 @@ transformer_blocks.run_blocks.
 
 import torch
 from open_clip.transformer import VisionTransformer
+from timm.models.vision_transformer import VisionTransformer as TimmVisionTransformer
 
 from dasslite.errors import ConfigError
 
@@ -54,7 +55,8 @@ def deep_injector(deep_prompts, start):
 
 
 def check_depth(depth, transformer, key):
-    layers = len(transformer.resblocks)
+    """`transformer`: open_clip's Transformer, or a tower's blocks (vision_blocks)."""
+    layers = len(getattr(transformer, "resblocks", transformer))
     if not 0 <= depth <= layers:
         raise ConfigError(f"{key} is {depth}; this backbone's tower has {layers} layers, so use 0..{layers}")
 
@@ -72,8 +74,22 @@ class PromptedTextEncoder(TextEncoder):
 
 
 def check_vision_prompts(clip_model, method):
-    """Refuse an image encoder whose blocks the prompts cannot reach, naming the model and why."""
+    """Refuse an image encoder whose blocks the prompts cannot reach, naming the model and why.
+
+    Reachable: open_clip's class-token VisionTransformer (OpenAI, MetaCLIP, DFN, ...) and a timm
+    VisionTransformer tower (SigLIP, SigLIP 2), whose blocks take the token sequence alone.
+    """
     visual, name = clip_model.visual, model_name(clip_model)
+    trunk = getattr(visual, "trunk", None)
+    if isinstance(trunk, TimmVisionTransformer):
+        return
+    if trunk is not None and hasattr(trunk, "rope"):
+        raise UnsupportedBackboneError(
+            f"{method} puts learned tokens into the image encoder's transformer, but the image encoder of {name} "
+            f"is a timm {type(trunk).__name__} with rotary position embeddings (EVA02, PE): its blocks rotate "
+            "every token by its patch position, and appended prompt tokens have none. Use a method that reads "
+            "only image features (CoOp, CoCoOp, KgCoOp, ProGrad, language-only IVLP) on it."
+        )
     if not isinstance(visual, VisionTransformer):
         raise UnsupportedBackboneError(
             f"{method} puts learned tokens into the image encoder's transformer, but the image encoder of {name} "
@@ -93,12 +109,21 @@ def _tower_kind(visual):
 
 
 def vision_width(visual):
-    return visual.conv1.weight.shape[0]
+    trunk = getattr(visual, "trunk", None)
+    return trunk.embed_dim if trunk is not None else visual.conv1.weight.shape[0]
+
+
+def vision_blocks(visual):
+    """The image tower's transformer blocks (open_clip's resblocks, or a timm trunk's blocks)."""
+    trunk = getattr(visual, "trunk", None)
+    return trunk.blocks if trunk is not None else visual.transformer.resblocks
 
 
 def prompted_image_features(visual, image, shallow=None, deep_prompts=()):
     """open_clip VisionTransformer.forward with `shallow` (n, width) appended before ln_pre and the last
     n tokens replaced by deep_prompts[k-1] at block k. Without prompts it is visual(image)."""
+    if getattr(visual, "trunk", None) is not None:
+        return _prompted_timm_vit(visual, image, shallow, deep_prompts)
     x = visual.conv1(image.to(visual.conv1.weight.dtype))
     x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
     cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
@@ -110,3 +135,23 @@ def prompted_image_features(visual, image, shallow=None, deep_prompts=()):
     x = run_blocks(visual.transformer, x, inject=deep_injector(deep_prompts, start=None))
     pooled = visual.ln_post(x[:, 0])  # class-token pooling (check_vision_prompts); ln is per token
     return pooled @ visual.proj if visual.proj is not None else pooled
+
+
+def _prompted_timm_vit(visual, image, shallow, deep_prompts):
+    """open_clip's TimmModel over a timm VisionTransformer (trunk, then head), with `shallow` appended
+    after the position embedding (before norm_pre) and deep_prompts[k-1] replacing the last n tokens at
+    block k. The prompt tokens are dropped before the trunk's pooling (class token, average or attention
+    pool), so, as with a class-token readout, they act only through attention in the blocks."""
+    trunk = visual.trunk
+    x = trunk.patch_embed(image.to(trunk.patch_embed.proj.weight.dtype))
+    x = trunk.patch_drop(trunk._pos_embed(x))
+    if shallow is not None:
+        x = torch.cat([x, _batched(shallow, x, 1)], dim=1)
+    x = trunk.norm_pre(x)
+    inject = deep_injector(deep_prompts, start=None)
+    for k, block in enumerate(trunk.blocks):  # batch-first; the blocks take the sequence alone
+        x = block(inject(k, x, 1))
+    x = trunk.norm(x)
+    if shallow is not None:
+        x = x[:, : x.shape[1] - shallow.shape[0]]
+    return visual.head(trunk.forward_head(x))

@@ -123,26 +123,52 @@ def test_a_coop_step_moves_only_the_context(family_names, family):
     assert moved == {"prompt_learner.ctx"} and not frozen
 
 
+# Why MaPLe cannot reach the image tower's blocks, for the families where it cannot.
+VISION_REFUSALS = {"eva02": "rotary position embeddings", "pe": "rotary position embeddings", "mobileclip": "FastVit"}
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_a_maple_step_or_a_refusal_naming_the_model(family_names, family):
+def test_a_maple_step_or_a_refusal_naming_the_model_and_why(family_names, family):
     cfg = cfg_for(family_names[family], trainer="MAPLE", **{"TRAINER.MAPLE.PROMPT_DEPTH": 2})
-    if family != "openai" and not can_prompt_vision(family_names[family]):
-        with pytest.raises(UnsupportedBackboneError, match=f"MaPLe.*{re.escape(family_names[family])}.*(cannot|pools)"):
+    if family in VISION_REFUSALS:
+        why = VISION_REFUSALS[family]
+        with pytest.raises(UnsupportedBackboneError, match=f"MaPLe.*{re.escape(family_names[family])}.*{why}"):
             bare_trainer(MaPLe, cfg)
         return
-    trainer = bare_trainer(MaPLe, cfg)
+    moved, frozen = one_step(bare_trainer(MaPLe, cfg))
+    assert {"prompt_learner.ctx", "prompt_learner.proj.weight"} <= moved and not frozen
+
+
+@pytest.mark.parametrize("method", ["IVLP", "VPT", "PromptSRC"])
+def test_every_deep_prompt_method_trains_on_a_timm_vit(family_names, method):
+    """SigLIP's image tower is timm's VisionTransformer (attention-pool head): the vision prompts reach it."""
+    from dasslite.engine.build import TRAINER_REGISTRY
+
+    trainer_cls = TRAINER_REGISTRY.get(method)
+    cfg = cfg_for(family_names["siglip"], trainer=trainer_cls.config_node)
+    node = cfg.TRAINER[trainer_cls.config_node]
+    for key in ("PROMPT_DEPTH_VISION", "PROMPT_DEPTH_TEXT", "PROMPT_DEPTH"):
+        if key in node:
+            node[key] = 2
+    trainer = bare_trainer(trainer_cls, cfg)
     moved, frozen = one_step(trainer)
-    assert "prompt_learner.ctx" in moved and not frozen
+    assert any(name.startswith("vision_prompts") for name in moved) and not frozen
 
 
-def can_prompt_vision(name):
-    from coop_toolkit.trainers.prompted_encoders import check_vision_prompts
+def test_the_prompted_timm_vit_without_prompts_is_the_tower_and_prompts_get_gradients(family_names):
+    from coop_toolkit.trainers.prompted_encoders import prompted_image_features
 
-    try:
-        check_vision_prompts(load_clip(name), "MaPLe")
-    except UnsupportedBackboneError:
-        return False
-    return True
+    visual = load_clip(family_names["siglip"]).visual
+    image = images()
+    with torch.no_grad():
+        unprompted = visual(image)
+        torch.testing.assert_close(prompted_image_features(visual, image), unprompted, rtol=1e-5, atol=1e-5)
+    shallow = torch.zeros(3, 64, requires_grad=True)
+    deep = [torch.zeros(3, 64, requires_grad=True)]
+    prompted = prompted_image_features(visual, image, shallow, deep)
+    assert not torch.allclose(prompted, unprompted)
+    prompted.sum().backward()
+    assert shallow.grad.abs().sum() > 0 and deep[0].grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
