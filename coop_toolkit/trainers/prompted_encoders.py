@@ -74,38 +74,36 @@ class PromptedTextEncoder(TextEncoder):
 
 
 def check_vision_prompts(clip_model, method):
-    """Refuse an image encoder whose blocks the prompts cannot reach, naming the model and why.
+    """Refuse an image encoder whose blocks the prompts cannot reach, naming the model and why."""
+    why = vision_prompt_refusal(clip_model.visual)
+    if why:
+        raise UnsupportedBackboneError(
+            f"{method} puts learned tokens into the image encoder's transformer, but the image encoder of "
+            f"{model_name(clip_model)} is {why}. Use a ViT backbone (OpenAI's ViT-B/16, SigLIP, ...), or on this "
+            "one a method that reads only image features (CoOp, CoCoOp, KgCoOp, ProGrad, language-only IVLP)."
+        )
+
+
+def vision_prompt_refusal(visual):
+    """None where prompts can reach the image tower's blocks, else why not (the README table quotes it).
 
     Reachable: open_clip's class-token VisionTransformer (OpenAI, MetaCLIP, DFN, ...) and a timm
     VisionTransformer tower (SigLIP, SigLIP 2), whose blocks take the token sequence alone.
     """
-    visual, name = clip_model.visual, model_name(clip_model)
-    trunk = getattr(visual, "trunk", None)
-    if isinstance(trunk, TimmVisionTransformer):
-        return
-    if trunk is not None and hasattr(trunk, "rope"):
-        raise UnsupportedBackboneError(
-            f"{method} puts learned tokens into the image encoder's transformer, but the image encoder of {name} "
-            f"is a timm {type(trunk).__name__} with rotary position embeddings (EVA02, PE): its blocks rotate "
-            "every token by its patch position, and appended prompt tokens have none. Use a method that reads "
-            "only image features (CoOp, CoCoOp, KgCoOp, ProGrad, language-only IVLP) on it."
-        )
-    if not isinstance(visual, VisionTransformer):
-        raise UnsupportedBackboneError(
-            f"{method} puts learned tokens into the image encoder's transformer, but the image encoder of {name} "
-            f"is a {_tower_kind(visual)}, whose blocks it cannot reach. Use a ViT backbone (MODEL.BACKBONE.NAME "
-            "ViT-B/16, ViT-B/32, ViT-L/14, ...), or a method that reads only image features (CoOp, CoCoOp, ...)."
-        )
-    if visual.attn_pool is not None or visual.pool_type != "tok":
-        raise UnsupportedBackboneError(
-            f"{method} reads the class token of the image encoder; the ViT of {name} pools with "
-            f'"{visual.attn_pool_type or visual.pool_type}". Use a class-token ViT (the OpenAI CLIP models).'
-        )
-
-
-def _tower_kind(visual):
     trunk = getattr(visual, "trunk", None)  # open_clip's TimmModel wraps a timm model
-    return f"timm {type(trunk).__name__}" if trunk is not None else type(visual).__name__
+    if isinstance(trunk, TimmVisionTransformer):
+        return None
+    if trunk is not None and hasattr(trunk, "rope"):
+        return (
+            f"a timm {type(trunk).__name__} with rotary position embeddings, which rotate every token by its "
+            "patch position; appended prompt tokens have none"
+        )
+    if trunk is not None or not isinstance(visual, VisionTransformer):
+        kind = type(trunk if trunk is not None else visual).__name__
+        return f"a {'timm ' if trunk is not None else ''}{kind}, not a transformer over a token sequence"
+    if visual.attn_pool is not None or visual.pool_type != "tok":
+        return f'a ViT that pools with "{visual.attn_pool_type or visual.pool_type}", not its class token'
+    return None
 
 
 def vision_width(visual):

@@ -18,6 +18,7 @@ Prompt assembly (coop.py, cocoop.py, deep_prompt.py) puts learned context at pos
 `lead .. lead + n_ctx`, right after the leading special tokens.
 """
 
+import functools
 import weakref
 
 import open_clip
@@ -86,11 +87,29 @@ class TextTower:
         self.pad_mask = bool(getattr(text, "use_pad_mask", False))
         self.logit_scale = clip_model.logit_scale
         self.logit_bias = getattr(clip_model, "logit_bias", None)
-        self.tokenizer = tokenizer or tokenizer_of(clip_model, self)
-        self._encode = plain_encoder(self.tokenizer, name)
-        self.lead, self.trail = self._special_layout()
+        self._model, self._tokenizer = weakref.ref(clip_model), tokenizer
 
-    # ------------------------------------------------------------ tokens
+    # ------------------------------------------------------------ tokens (read on first use)
+    @functools.cached_property
+    def tokenizer(self):
+        return self._tokenizer or tokenizer_of(self._model(), self)
+
+    @functools.cached_property
+    def _encode(self):
+        return plain_encoder(self.tokenizer, self.name)
+
+    @property
+    def lead(self):
+        return self._layout[0]
+
+    @property
+    def trail(self):
+        return self._layout[1]
+
+    @functools.cached_property
+    def _layout(self):
+        return self._special_layout()
+
     def tokenize(self, texts):
         """Token ids (N, context_length) from the model's own tokenizer; a text that does not fit is refused."""
         for text in texts:

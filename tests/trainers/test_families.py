@@ -5,6 +5,7 @@ and loaded through `MODEL.BACKBONE.NAME local-dir:...`, with its own tokenizer (
 Hugging Face tokenizer for SigLIP / SigLIP 2).
 """
 
+import os
 import re
 
 import pytest
@@ -124,7 +125,8 @@ def test_a_coop_step_moves_only_the_context(family_names, family):
 
 
 # Why MaPLe cannot reach the image tower's blocks, for the families where it cannot.
-VISION_REFUSALS = {"eva02": "rotary position embeddings", "pe": "rotary position embeddings", "mobileclip": "FastVit"}
+ROPE = "rotary position embeddings"
+VISION_REFUSALS = {"eva02": ROPE, "pe": ROPE, "mobileclip": "FastVit, not"}
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -199,3 +201,12 @@ def test_the_api_preprocesses_with_the_familys_values_and_scores_with_its_bias(f
     batch = run.preprocess(picture).unsqueeze(0)
     prompts = [f"a photo of a {name}, a type of pet." for name in NAMES]
     torch.testing.assert_close(run.logits([picture]), open_clip_logits(model, prompts, batch)[0], rtol=1e-5, atol=1e-4)
+
+
+def test_the_readme_table_is_the_one_the_code_generates():
+    from coop_toolkit.backbone_families import table
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")) as f:
+        readme = f.read()
+    held = readme.split("<!-- families table -->\n")[1].split("\n<!-- end families table -->")[0]
+    assert held == table(), "README's backbone table is stale: python -m coop_toolkit.backbone_families"
