@@ -27,7 +27,7 @@ from dasslite.data.transforms import INTERPOLATION_MODES
 from dasslite.utils.io import read_json, write_json
 
 from .plugins import run_plugins
-from .trainers.clip_backbone import OPENAI_MODELS
+from .trainers.clip_backbone import OPENAI_MODELS, family_record
 
 RUN_FILE = "run.json"
 VERSION = 1
@@ -98,6 +98,7 @@ def make_run_record(cfg, classnames, model_dir="", load_epoch=None):
         "dataset": cfg.DATASET.NAME,
         "classnames": list(classnames),
         "backbone": backbone_record(cfg.MODEL.BACKBONE.NAME),
+        "family": family_record(cfg.MODEL.BACKBONE.NAME),
         "preprocess": preprocess_record(cfg),
         "weights": {"model_dir": _relative_to(model_dir, cfg.OUTPUT_DIR), "epoch": load_epoch},
         "plugins": run_plugins(cfg),

@@ -209,6 +209,35 @@ def preprocess_of_name(name):
     return preprocess
 
 
+def model_config_of_name(name):
+    """open_clip's model config for MODEL.BACKBONE.NAME `name` (None for a file in OpenAI's layout)."""
+    if name.startswith("local-dir:"):
+        with open(os.path.join(name.partition(":")[2], "open_clip_config.json")) as f:
+            return json.load(f).get("model_cfg")
+    if os.path.isfile(os.path.expanduser(name)):
+        return None
+    model = OPENAI_MODELS[name][0] if name in OPENAI_MODELS else name.partition(":")[0]
+    return open_clip.get_model_config(model)
+
+
+def family_record(name):
+    """The family facts run.json keeps: the open_clip class and the tokenizer, from open_clip's config."""
+    config = model_config_of_name(name) or {}
+    text = config.get("text_cfg", {})
+    custom = config.get("custom_text") or bool(text.get("hf_model_name"))
+    return {
+        "model_class": "CustomTextCLIP" if custom else "CLIP",
+        "image_tower": image_tower_kind(config),
+        "tokenizer": text.get("hf_tokenizer_name") or "open_clip SimpleTokenizer (CLIP BPE)",
+        "context_length": text.get("context_length", CONTEXT_LENGTH),
+    }
+
+
+def image_tower_kind(config):
+    vision = config.get("vision_cfg", {})
+    return f"timm {vision['timm_model_name']}" if vision.get("timm_model_name") else "open_clip"
+
+
 def check_normalization(pixel_mean, pixel_std, clip_model):
     """Warn when INPUT.PIXEL_MEAN / PIXEL_STD are not the values the backbone was trained with."""
     family = family_preprocess(clip_model)

@@ -87,12 +87,12 @@ class TextTower:
         self.pad_mask = bool(getattr(text, "use_pad_mask", False))
         self.logit_scale = clip_model.logit_scale
         self.logit_bias = getattr(clip_model, "logit_bias", None)
-        self._model, self._tokenizer = weakref.ref(clip_model), tokenizer
+        self._tokenizer = tokenizer or getattr(clip_model, "tokenizer", None)  # load_clip attaches it
 
     # ------------------------------------------------------------ tokens (read on first use)
     @functools.cached_property
     def tokenizer(self):
-        return self._tokenizer or tokenizer_of(self._model(), self)
+        return self._tokenizer or default_tokenizer(self)
 
     @functools.cached_property
     def _encode(self):
@@ -192,11 +192,8 @@ def causal_mask(length, device):
     return mask.triu_(1)
 
 
-def tokenizer_of(clip_model, tower):
-    """The tokenizer load_clip attached; a model in OpenAI's layout without one reads CLIP's BPE."""
-    attached = getattr(clip_model, "tokenizer", None)
-    if attached is not None:
-        return attached
+def default_tokenizer(tower):
+    """For a model without an attached tokenizer: CLIP's BPE when it has OpenAI's vocabulary."""
     if tower.token_embedding.num_embeddings == OPENAI_VOCAB_SIZE:
         return open_clip.tokenizer.SimpleTokenizer(context_length=tower.context_length)
     raise UnsupportedBackboneError(

@@ -210,3 +210,49 @@ def test_the_readme_table_is_the_one_the_code_generates():
         readme = f.read()
     held = readme.split("<!-- families table -->\n")[1].split("\n<!-- end families table -->")[0]
     assert held == table(), "README's backbone table is stale: python -m coop_toolkit.backbone_families"
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_trimming_only_under_a_causal_mask(family_names, family):
+    """A causal tower computes up to the last pooled position; any other runs every position (each one
+    attends to all, so cutting the padding would change the features)."""
+    tower = text_tower(load_clip(family_names[family]))
+    ids = tower.tokenize(["a photo of a dog.", "a photo of a great pyrenees."])
+    expected = int(tower.pooled_positions(ids).max()) + 1 if tower.causal else tower.context_length
+    assert tower.used_length(ids) == expected
+    assert (expected < tower.context_length) == EXPECTED[family]["causal"]
+
+
+def test_a_padding_mask_is_the_one_open_clip_builds(family_names):
+    """Where a tower masks padding (use_pad_mask), the seam's mask is open_clip's own."""
+    model = load_clip(family_names["mobileclip"])
+    model.text.use_pad_mask = True
+    tower = text_tower(model)
+    ids = tower.tokenize(["a photo of a dog.", "a beagle."])
+    length = ids.shape[1]
+    expected = model.text._build_additive_mask(ids, length, torch.float32)
+    assert torch.equal(tower.attention_mask(ids, length, "cpu"), expected)
+    with torch.no_grad():
+        from coop_toolkit.trainers.clip_backbone import TextEncoder
+
+        got = TextEncoder(model)(tower.embed(ids), ids)
+        torch.testing.assert_close(got, model.encode_text(ids), rtol=1e-5, atol=1e-5)
+
+
+def test_run_json_records_the_family_and_its_tokenizer(family_names):
+    from coop_toolkit.run_record import make_run_record
+
+    record = make_run_record(cfg_for(family_names["siglip"]), CLASSNAMES)["family"]
+    assert record["context_length"] == 64 and record["model_class"] == "CustomTextCLIP"
+    assert record["image_tower"] == "timm tiny_vit_base_patch16_siglip_224"
+    assert record["tokenizer"] == "local"  # the folder's own tokenizer files (open_clip's local-dir layout)
+    from coop_toolkit.trainers.clip_backbone import family_record
+
+    assert family_record("ViT-B-16-SigLIP2:webli")["tokenizer"] == "timm/ViT-B-16-SigLIP2"
+    assert family_record("PE-Core-B-16:meta")["context_length"] == 32
+    assert family_record("ViT-B/16") == {
+        "model_class": "CLIP",
+        "image_tower": "open_clip",
+        "tokenizer": "open_clip SimpleTokenizer (CLIP BPE)",
+        "context_length": 77,
+    }
