@@ -4,7 +4,9 @@ Image-independent class features (CoOp, the zero-shot trainers, and any trainer 
 `export=CLASSIFIER_HEAD` and whose image features are open_clip's own): `text_features` (n_classes,
 embed_dim, L2-normalised, fp32) and `logit_scale` (the exp'd scale, a scalar), so that
 
-    logits = logit_scale * normalize(clip.encode_image(preprocess(image))) @ text_features.T
+    logits = logit_scale * normalize(clip.encode_image(preprocess(image))) @ text_features.T (+ logit_bias)
+
+(`logit_bias` only where the backbone has one: SigLIP, SigLIP 2.)
 
 Image-conditioned trainers (CoCoOp): the prompt learner's tensors (`ctx`, `meta_net.*`,
 `token_prefix`, `token_suffix`, `token_ids`) and `logit_scale`; the card says how they combine.
@@ -64,6 +66,10 @@ def export_run(run, out):
         tensors["token_ids"] = learner.token_ids.detach()
         usage = COCOOP_USAGE
     tensors["logit_scale"] = torch.tensor(scale, dtype=torch.float32)
+    bias = run.trainer.logit_bias()
+    if bias is not None:  # a sigmoid-loss family (SigLIP): added to every logit
+        tensors["logit_bias"] = bias.detach().float().reshape(())
+        usage += " + logit_bias"
     tensors = {k: v.contiguous().cpu() for k, v in tensors.items()}
     save_file(tensors, out, metadata={"format": f"coop_toolkit.{kind}", "card": os.path.basename(card_path(out))})
     record = run.record or {}

@@ -27,7 +27,7 @@ from dasslite.data.transforms import INTERPOLATION_MODES
 from dasslite.utils.io import read_json, write_json
 
 from .plugins import run_plugins
-from .trainers.clip_backbone import OPENAI_MODELS, family_record
+from .trainers.clip_backbone import OPENAI_MODELS, SCHEMAS, family_record
 
 RUN_FILE = "run.json"
 VERSION = 1
@@ -52,6 +52,8 @@ def backbone_record(name):
         return {"kind": "file", "name": name, "path": os.path.abspath(path), "sha256": sha256_of(path)}
     if name in OPENAI_MODELS:
         return {"kind": "openai", "name": name, "open_clip_model": OPENAI_MODELS[name][0], "pretrained": "openai"}
+    if name.startswith(SCHEMAS):  # local-dir: / hf-hub: name config, weights and tokenizer at once
+        return {"kind": "open_clip", "name": name, "open_clip_model": name, "pretrained": None}
     model, _, tag = name.partition(":")
     record = {"kind": "open_clip", "name": name, "open_clip_model": model, "pretrained": tag}
     if os.path.isfile(os.path.expanduser(tag)):  # open_clip takes a weights file as the tag

@@ -256,3 +256,20 @@ def test_run_json_records_the_family_and_its_tokenizer(family_names):
         "tokenizer": "open_clip SimpleTokenizer (CLIP BPE)",
         "context_length": 77,
     }
+
+
+def test_an_exported_head_carries_the_logit_bias(family_names, tmp_path):
+    """SigLIP scores with a bias; the exported head holds it so that open_clip alone gives the logits."""
+    from safetensors.torch import load_file
+
+    from coop_toolkit.api import zero_shot
+    from coop_toolkit.export_head import export_run
+
+    run = zero_shot(CLASSNAMES, family_names["siglip"], dataset_name="OxfordPets")
+    card = export_run(run, str(tmp_path / "head.safetensors"))
+    head = load_file(str(tmp_path / "head.safetensors"))
+    assert card["usage"].endswith("+ logit_bias") and float(head["logit_bias"]) == -2.0
+    image = images()
+    features = F.normalize(run.trainer.clip_model.encode_image(image), dim=-1)
+    logits = head["logit_scale"] * features @ head["text_features"].t() + head["logit_bias"]
+    torch.testing.assert_close(logits, run.trainer.model_inference(image), rtol=1e-5, atol=1e-4)

@@ -1,0 +1,88 @@
+"""Speed of the text pass on a non-causal family (SigLIP): ours (text_tower seam, no trimming) against the
+same computation written directly on open_clip's modules.
+
+A non-causal tower lets every position attend to every other one, so the seam runs all context
+positions (64 for SigLIP); this row shows that going through the seam (TextEncoder: chunking, pooled
+position, mask, projection) costs nothing over writing open_clip's TextTransformer.forward by hand on
+the same prompt embeddings. The features are compared too. Random weights (no download).
+
+    python benchmarks/speed_families.py            # ViT-B-16-SigLIP's text tower size
+    python benchmarks/speed_families.py --tiny     # the tests' tiny SigLIP, seconds
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import open_clip
+import torch
+from tabulate import tabulate
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from coop_toolkit.trainers.clip_backbone import TextEncoder, load_clip  # noqa: E402
+from coop_toolkit.trainers.text_tower import attach_tokenizer, text_tower  # noqa: E402
+
+
+def build(tiny):
+    if tiny:
+        from tools.tiny_families import save_tiny_family
+
+        return load_clip(save_tiny_family(os.path.join(tempfile.mkdtemp(), "siglip"), "siglip"))
+    model = open_clip.create_model("ViT-B-16-SigLIP", pretrained=None).eval()
+    # SigLIP's own tokenizer is on the hub; the row times the tower, so CLIP's BPE cut to 64 stands in.
+    return attach_tokenizer(model, open_clip.tokenizer.SimpleTokenizer(context_length=64), "ViT-B-16-SigLIP")
+
+
+def direct(text, prompts):
+    """open_clip's TextTransformer.forward written out, from prompt embeddings instead of ids."""
+    x = prompts + text.positional_embedding
+    x = text.transformer(x, attn_mask=text.attn_mask)
+    x = text.ln_final(x)[:, -1]  # pool_type "last"
+    return text.text_projection(x)
+
+
+def timed(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    model = build(args.tiny)
+    tower = text_tower(model)
+    ids = tower.tokenize([f"a photo of a class number {i}." for i in range(args.classes)])
+    prompts = tower.embed(ids).detach()
+    encoder = TextEncoder(model)
+    ours_s, ours = timed(lambda: encoder(prompts, ids), args.repeats)
+    ref_s, ref = timed(lambda: direct(model.text, prompts), args.repeats)
+    rows = [
+        [
+            "SigLIP text pass",
+            args.classes,
+            f"{encoder.used_length(ids)}/{tower.context_length}",
+            f"{ref_s * 1000:.1f}",
+            f"{ours_s * 1000:.1f}",
+            f"{ref_s / ours_s:.2f}x",
+            f"{(ours - ref).abs().max().item():.1e}",
+        ]
+    ]
+    header = ["row", "prompts", "positions run", "direct ms", "ours ms", "speed-up", "max |diff|"]
+    print(tabulate(rows, headers=header))
+
+
+if __name__ == "__main__":
+    main()
