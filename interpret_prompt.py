@@ -21,6 +21,7 @@ import torch
 from open_clip.tokenizer import SimpleTokenizer
 
 from coop_toolkit.trainers.clip_backbone import load_clip
+from coop_toolkit.trainers.text_tower import text_tower
 from dasslite.engine.checkpoint import load_checkpoint
 
 
@@ -88,15 +89,23 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def vocabulary(tokenizer):
+    """{token id: token text} of the model's tokenizer (CLIP's BPE, or a Hugging Face tokenizer's)."""
+    if isinstance(tokenizer, SimpleTokenizer):
+        return tokenizer.decoder
+    return {i: t for t, i in tokenizer.tokenizer.get_vocab().items()}
+
+
 def main(argv=None):
     args = parse_args(argv)
     ctx = read_ctx(args.fpath).detach()
     print(f"Return the top-{args.topk} matched words")
     clip_model = load_clip(args.backbone, "fp32")
-    token_embedding = clip_model.token_embedding.weight.detach()
+    tower = text_tower(clip_model)  # any open_clip family: its own vocabulary
+    token_embedding = tower.token_embedding.weight.detach()
     print(f"Size of token embedding: {tuple(token_embedding.shape)}")
     print(f"Size of context: {tuple(ctx.shape)}")
-    decoder = SimpleTokenizer().decoder
+    decoder = vocabulary(tower.tokenizer)
     if ctx.dim() == 3:
         classes = range(ctx.shape[0])
         if args.class_index is not None:

@@ -181,7 +181,10 @@ def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opt
     cfg.INPUT.TRANSFORMS = ["normalize"]
     merge_from_list_checked(cfg, list(opts))
     built = _build(cfg, list(classnames), device)
-    return Run(built, rr.preprocess_record(cfg), list(classnames), record=None)
+    record = rr.preprocess_record(cfg)
+    if preprocess["resize_mode"] == "squash":  # SigLIP, PE: the whole image resized to the input size, no crop
+        record["resize"] = list(cfg.INPUT.SIZE)
+    return Run(built, record, list(classnames), record=None)
 
 
 def clip_image_size(backbone):

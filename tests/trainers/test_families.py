@@ -197,6 +197,8 @@ def test_the_api_preprocesses_with_the_familys_values_and_scores_with_its_bias(f
     assert run.preprocess_record["mean"] == list(expected["mean"])
     assert run.preprocess_record["std"] == list(expected["std"])
     assert run.preprocess_record["interpolation"] == expected["interpolation"]
+    squash = expected["resize_mode"] == "squash"  # SigLIP: the whole image, no crop
+    assert run.preprocess_record["resize"] == ([IMAGE_SIZE, IMAGE_SIZE] if squash else IMAGE_SIZE)
     picture = Image.fromarray((torch.rand(80, 96, 3) * 255).byte().numpy())
     batch = run.preprocess(picture).unsqueeze(0)
     prompts = [f"a photo of a {name}, a type of pet." for name in NAMES]
@@ -273,3 +275,11 @@ def test_an_exported_head_carries_the_logit_bias(family_names, tmp_path):
     features = F.normalize(run.trainer.clip_model.encode_image(image), dim=-1)
     logits = head["logit_scale"] * features @ head["text_features"].t() + head["logit_bias"]
     torch.testing.assert_close(logits, run.trainer.model_inference(image), rtol=1e-5, atol=1e-4)
+
+
+def test_interpret_prompt_reads_the_familys_own_vocabulary(family_names):
+    from interpret_prompt import vocabulary
+
+    tokenizer = text_tower(load_clip(family_names["siglip"])).tokenizer
+    words = vocabulary(tokenizer)
+    assert words[tokenizer.tokenizer.eos_token_id] == "</s>" and len(words) == len(tokenizer.tokenizer)
