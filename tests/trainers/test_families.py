@@ -17,13 +17,16 @@ from coop_toolkit.trainers.coop import CoOp
 from coop_toolkit.trainers.maple import MaPLe
 from coop_toolkit.trainers.text_tower import UnsupportedBackboneError, text_tower
 from coop_toolkit.trainers.zsclip import ZeroshotCLIP
+from dasslite.config import merge_from_file_checked
 from dasslite.errors import ConfigError
+from tests.helpers import set_keys
 from tests.trainers.helpers import CLASSNAMES, bare_trainer, make_cfg
 from tools.tiny_families import FAMILIES, IMAGE_SIZE
 
 pytest.importorskip("timm")
 pytest.importorskip("transformers")  # SigLIP's tokenizers are Hugging Face tokenizers
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAMES = [name.replace("_", " ") for name in CLASSNAMES]
 # What each family's config says its text tower does (the seam must read the same).
 EXPECTED = {
@@ -44,12 +47,20 @@ def family_names(tmp_path_factory):
     return {family: save_tiny_family(str(root / family), family) for family in FAMILIES}
 
 
-def cfg_for(name, trainer="COOP", **opts):
-    cfg = make_cfg(name, **opts)
+def cfg_for(name, trainer="COOP", yaml=None, **opts):
+    """Defaults for `trainer`'s node (then `yaml`), fp32, the tiny size; prompt depths fit the tiny towers."""
+    cfg = make_cfg(name)
+    if yaml:
+        merge_from_file_checked(cfg, os.path.join(REPO, yaml))
+        cfg.MODEL.BACKBONE.NAME = name
     cfg.INPUT.SIZE = (IMAGE_SIZE, IMAGE_SIZE)
     cfg.DATASET.NAME = "OxfordPets"
-    cfg.TRAINER[trainer].PREC = "fp32"
-    return cfg
+    node = cfg.TRAINER[trainer]
+    node.PREC = "fp32"
+    for key in ("PROMPT_DEPTH_VISION", "PROMPT_DEPTH_TEXT", "PROMPT_DEPTH"):
+        if key in node:
+            node[key] = 2
+    return set_keys(cfg, opts)
 
 
 def images(n=2, seed=0):
@@ -147,12 +158,7 @@ def test_every_deep_prompt_method_trains_on_a_timm_vit(family_names, method):
     from dasslite.engine.build import TRAINER_REGISTRY
 
     trainer_cls = TRAINER_REGISTRY.get(method)
-    cfg = cfg_for(family_names["siglip"], trainer=trainer_cls.config_node)
-    node = cfg.TRAINER[trainer_cls.config_node]
-    for key in ("PROMPT_DEPTH_VISION", "PROMPT_DEPTH_TEXT", "PROMPT_DEPTH"):
-        if key in node:
-            node[key] = 2
-    trainer = bare_trainer(trainer_cls, cfg)
+    trainer = bare_trainer(trainer_cls, cfg_for(family_names["siglip"], trainer=trainer_cls.config_node))
     moved, frozen = one_step(trainer)
     assert any(name.startswith("vision_prompts") for name in moved) and not frozen
 
@@ -208,7 +214,7 @@ def test_the_api_preprocesses_with_the_familys_values_and_scores_with_its_bias(f
 def test_the_readme_table_is_the_one_the_code_generates():
     from coop_toolkit.backbone_families import table
 
-    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")) as f:
+    with open(os.path.join(REPO, "README.md")) as f:
         readme = f.read()
     held = readme.split("<!-- families table -->\n")[1].split("\n<!-- end families table -->")[0]
     assert held == table(), "README's backbone table is stale: python -m coop_toolkit.backbone_families"
@@ -283,3 +289,29 @@ def test_interpret_prompt_reads_the_familys_own_vocabulary(family_names):
     tokenizer = text_tower(load_clip(family_names["siglip"])).tokenizer
     words = vocabulary(tokenizer)
     assert words[tokenizer.tokenizer.eos_token_id] == "</s>" and len(words) == len(tokenizer.tokenizer)
+
+
+@pytest.mark.parametrize("family", ["siglip", "pe"])
+def test_every_registered_method_trains_or_refuses_by_name(family_names, family):
+    """Registry-wide: each method takes a step on the family (zero-shot: classifies), or its trainer
+    refuses the backbone naming the model, only where the image tower cannot take prompts."""
+    from coop_toolkit.method_card import card_of
+    from coop_toolkit.trainers.deep_prompt import DeepPromptTrainer
+    from dasslite.engine.build import TRAINER_REGISTRY
+
+    for method in TRAINER_REGISTRY.registered_names():
+        trainer_cls = TRAINER_REGISTRY.get(method)
+        if not trainer_cls.__module__.startswith("coop_toolkit."):
+            continue
+        cfg = cfg_for(family_names[family], trainer_cls.config_node, card_of(trainer_cls).reference_config)
+        try:
+            trainer = bare_trainer(trainer_cls, cfg)
+        except UnsupportedBackboneError as err:
+            assert family in VISION_REFUSALS and issubclass(trainer_cls, DeepPromptTrainer), (method, err)
+            assert family_names[family] in str(err)
+            continue
+        if trainer.learns_nothing:
+            assert trainer.model_inference(images()).shape == (2, len(CLASSNAMES)), method
+            continue
+        moved, frozen = one_step(trainer)
+        assert moved and not frozen, method
