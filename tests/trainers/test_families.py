@@ -315,3 +315,43 @@ def test_every_registered_method_trains_or_refuses_by_name(family_names, family)
             continue
         moved, frozen = one_step(trainer)
         assert moved and not frozen, method
+
+
+def test_train_py_trains_coop_on_siglip_and_the_run_folder_predicts(family_names, tmp_path):
+    """The user's path: train.py with MODEL.BACKBONE.NAME local-dir:..., run.json with the family, then
+    load_run predicts what the run's own model computes."""
+    import json
+
+    from PIL import Image
+
+    from coop_toolkit.api import load_run
+    from tests import test_train_cli
+
+    data_root = str(tmp_path / "data")
+    from tests.datasets.layouts import build_oxford_pets
+
+    build_oxford_pets(data_root)
+    out = tmp_path / "run"
+    size = ("INPUT.SIZE", f"({IMAGE_SIZE},{IMAGE_SIZE})", "OPTIM.MAX_EPOCH", "1", "DATASET.NUM_SHOTS", "1")
+    cfg = test_train_cli.COOP_CFG
+    test_train_cli.run(data_root, out, family_names["siglip"], "CoOp", cfg, opts=size + ("TRAINER.COOP.PREC", "fp32"))
+    record = json.load(open(out / "run.json"))
+    assert record["family"]["context_length"] == 64 and record["backbone"]["open_clip_model"].startswith("local-dir:")
+    run = load_run(str(out))
+    picture = Image.new("RGB", (40, 30), (200, 30, 30))
+    logits = run.logits([picture])
+    batch = run.preprocess(picture).unsqueeze(0)
+    torch.testing.assert_close(logits, run.trainer.model_inference(batch), rtol=1e-5, atol=1e-5)
+    assert run.logit_bias() is not None
+
+
+def test_training_warns_when_the_normalisation_is_not_the_familys(family_names, caplog):
+    from coop_toolkit.trainers.clip_backbone import check_normalization
+
+    model = load_clip(family_names["siglip"])
+    openai_mean, openai_std = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+    with caplog.at_level("WARNING"):
+        check_normalization([0.5] * 3, [0.5] * 3, model)
+        assert not caplog.records
+        check_normalization(openai_mean, openai_std, model)
+    assert "set INPUT.PIXEL_MEAN [0.5, 0.5, 0.5] INPUT.PIXEL_STD [0.5, 0.5, 0.5]" in caplog.text
