@@ -42,7 +42,8 @@ from .config import merge_run_config
 from .datasets.imagefolder import IMG_EXTENSIONS
 from .launch import RunPlan, Spelling, launch, report_stop
 from .plugins import load_plugins, require_trainer
-from .trainers.clip_backbone import OPENAI_MODELS, load_clip, preprocess_of_name
+from .trainers.backbone_config import preprocess_of_name
+from .trainers.clip_backbone import OPENAI_MODELS, load_clip
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from dasslite.data.transforms import INTERPOLATION_MODES
 from dasslite.utils.io import read_json, write_json
 
 from .plugins import run_plugins
-from .trainers.clip_backbone import OPENAI_MODELS, SCHEMAS, family_record
+from .trainers.backbone_config import family_record
+from .trainers.clip_backbone import OPENAI_MODELS, SCHEMAS
 
 RUN_FILE = "run.json"
 VERSION = 1

@@ -43,7 +43,8 @@ from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
-from .clip_backbone import check_input_size, check_normalization, image_dtype, load_clip
+from .backbone_config import check_normalization
+from .clip_backbone import check_input_size, image_dtype, load_clip
 from .precision import autocast_for, check_precision, resolve_precision
 
 logger = logging.getLogger(__name__)
