@@ -19,7 +19,7 @@ Family = namedtuple("Family", "name models")
 FAMILIES = (
     Family("OpenAI CLIP (ViT), MetaCLIP, DFN", ("ViT-B-16", "ViT-B-32", "ViT-L-14", "ViT-H-14-quickgelu")),
     Family("OpenAI CLIP (ResNet)", ("RN50", "RN101", "RN50x4", "RN50x16", "RN50x64")),
-    Family("SigLIP", ("ViT-B-16-SigLIP", "ViT-L-16-SigLIP-256", "ViT-SO400M-14-SigLIP")),
+    Family("SigLIP", ("ViT-B-16-SigLIP", "ViT-L-16-SigLIP-256", "ViT-SO400M-14-SigLIP-384")),
     Family("SigLIP 2", ("ViT-B-16-SigLIP2", "ViT-L-16-SigLIP2-256", "ViT-SO400M-14-SigLIP2")),
     Family("EVA02-CLIP", ("EVA02-B-16", "EVA02-L-14")),
     Family("MobileCLIP", ("MobileCLIP-S2", "MobileCLIP2-S2")),

@@ -356,3 +356,16 @@ def test_training_warns_when_the_normalisation_is_not_the_familys(family_names, 
         assert not [r for r in caplog.records if r.levelname == "WARNING"]
         check_normalization(openai_mean, openai_std, model)
     assert "set INPUT.PIXEL_MEAN [0.5, 0.5, 0.5] INPUT.PIXEL_STD [0.5, 0.5, 0.5]" in caplog.text
+
+
+def test_the_models_a_family_lists_share_its_text_tower():
+    """The README row shows the family's first model; open_clip's configs of the others must agree."""
+    import open_clip
+
+    from coop_toolkit.backbone_families import FAMILIES
+
+    keys = ("context_length", "pool_type", "no_causal_mask", "vocab_size")
+    for family in FAMILIES:
+        configs = [open_clip.get_model_config(name)["text_cfg"] for name in family.models]
+        facts = {tuple(c.get(k) for k in keys) for c in configs}
+        assert len(facts) == 1, (family.name, facts)
