@@ -47,6 +47,16 @@ def family_names(tmp_path_factory):
     return {family: save_tiny_family(str(root / family), family) for family in FAMILIES}
 
 
+_FROZEN = {}
+
+
+def frozen_model(name):
+    """The family's model, loaded once for the tests that only read it (a test that changes it loads its own)."""
+    if name not in _FROZEN:
+        _FROZEN[name] = load_clip(name)
+    return _FROZEN[name]
+
+
 def cfg_for(name, trainer="COOP", yaml=None, **opts):
     """Defaults for `trainer`'s node (then `yaml`), fp32, the tiny size; prompt depths fit the tiny towers."""
     cfg = make_cfg(name)
@@ -78,7 +88,7 @@ def open_clip_logits(model, prompts, image):
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_the_seam_reads_the_familys_config_and_tokenizer(family_names, family):
-    model = load_clip(family_names[family])
+    model = frozen_model(family_names[family])
     tower = text_tower(model)
     for key, value in EXPECTED[family].items():
         assert getattr(tower, key) == value, key
@@ -109,7 +119,7 @@ def test_coop_context_from_the_template_words_gives_open_clips_features(family_n
     features = trainer.class_features()
     image = images()
     logits = trainer.model_inference(image)
-    model = load_clip(family_names[family])
+    model = frozen_model(family_names[family])
     expected, text = open_clip_logits(model, [f"a photo of a {name}." for name in NAMES], image)
     if position == "end":
         torch.testing.assert_close(features, text, rtol=1e-5, atol=1e-5)
@@ -166,7 +176,7 @@ def test_every_deep_prompt_method_trains_on_a_timm_vit(family_names, method):
 def test_the_prompted_timm_vit_without_prompts_is_the_tower_and_prompts_get_gradients(family_names):
     from coop_toolkit.trainers.prompted_encoders import prompted_image_features
 
-    visual = load_clip(family_names["siglip"]).visual
+    visual = frozen_model(family_names["siglip"]).visual.requires_grad_(False)  # gradients reach the prompts only
     image = images()
     with torch.no_grad():
         unprompted = visual(image)
@@ -198,7 +208,7 @@ def test_the_api_preprocesses_with_the_familys_values_and_scores_with_its_bias(f
     from coop_toolkit.api import zero_shot
 
     run = zero_shot(CLASSNAMES, family_names[family], dataset_name="OxfordPets")
-    model = load_clip(family_names[family])
+    model = frozen_model(family_names[family])
     expected = model.visual.preprocess_cfg
     assert run.preprocess_record["mean"] == list(expected["mean"])
     assert run.preprocess_record["std"] == list(expected["std"])
@@ -224,7 +234,7 @@ def test_the_readme_table_is_the_one_the_code_generates():
 def test_trimming_only_under_a_causal_mask(family_names, family):
     """A causal tower computes up to the last pooled position; any other runs every position (each one
     attends to all, so cutting the padding would change the features)."""
-    tower = text_tower(load_clip(family_names[family]))
+    tower = text_tower(frozen_model(family_names[family]))
     ids = tower.tokenize(["a photo of a dog.", "a photo of a great pyrenees."])
     expected = int(tower.pooled_positions(ids).max()) + 1 if tower.causal else tower.context_length
     assert tower.used_length(ids) == expected
@@ -286,7 +296,7 @@ def test_an_exported_head_carries_the_logit_bias(family_names, tmp_path):
 def test_interpret_prompt_reads_the_familys_own_vocabulary(family_names):
     from interpret_prompt import vocabulary
 
-    tokenizer = text_tower(load_clip(family_names["siglip"])).tokenizer
+    tokenizer = text_tower(frozen_model(family_names["siglip"])).tokenizer
     words = vocabulary(tokenizer)
     assert words[tokenizer.tokenizer.eos_token_id] == "</s>" and len(words) == len(tokenizer.tokenizer)
 
@@ -348,7 +358,7 @@ def test_train_py_trains_coop_on_siglip_and_the_run_folder_predicts(family_names
 def test_training_warns_when_the_normalisation_is_not_the_familys(family_names, caplog):
     from coop_toolkit.trainers.backbone_config import check_normalization
 
-    model = load_clip(family_names["siglip"])
+    model = frozen_model(family_names["siglip"])
     openai_mean, openai_std = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
     caplog.clear()
     with caplog.at_level("WARNING"):
