@@ -28,7 +28,9 @@ CARD_VERSION = 1
 COCOOP_USAGE = (
     "Per image x: f = normalize(encode_image(x)); bias = meta_net(f) (Linear linear1, ReLU, Linear linear2); "
     "prompts[c] = [token_prefix[c], ctx + bias, token_suffix[c]] (token embeddings); text[c] = normalize("
-    "text_transformer(prompts[c] + positional_embedding) read at token_ids[c].argmax(), ln_final, @ text_projection); "
+    "text_transformer(prompts[c] + positional_embedding, the model's attention mask) after ln_final, read at the "
+    "model's pooled position (token_ids[c].argmax() for CLIP's argmax pool, the last position for SigLIP's), "
+    "through text_projection); "
     "logits[c] = logit_scale * f @ text[c]"
 )
 
@@ -80,6 +82,7 @@ def export_run(run, out):
         "trainer": name,
         "classnames": run.classnames,
         "backbone": record.get("backbone") or {"name": trainer.cfg.MODEL.BACKBONE.NAME},
+        "family": record.get("family"),  # open_clip class, image tower, tokenizer, context length
         "preprocess": run.preprocess_record,
         "logit_scale": scale,
         "tensors": {k: list(v.shape) for k, v in tensors.items()},
