@@ -216,7 +216,7 @@ class TextEncoder(nn.Module):
     def run_transformer(self, x, mask, deep_prompts=()):
         """The transformer over batch-first embeddings x (N, L, width); its blocks run sequence-first, as
         in OpenAI's CLIP, since the causal mask keeps attention on its general path (see
-        transformer_blocks.sequence_first: the same numbers, without a per-position input projection)."""
+        transformer_blocks.runs_sequence_first: the same numbers, without a per-position input projection)."""
         if deep_prompts:
             raise ValueError("this text encoder takes no deep prompts; use prompted_encoders.PromptedTextEncoder")
         return run_blocks(self.transformer, x, mask)
