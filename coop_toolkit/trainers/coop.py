@@ -87,9 +87,10 @@ class CustomCLIP(nn.Module):
             self._text_cache = None
             return self._encode_text()
         key = (learner.ctx.data_ptr(), learner.ctx._version)
-        if self._text_cache is None or self._text_cache[0] != key:
-            self._text_cache = (key, self._encode_text())
-        return self._text_cache[1]
+        cache = self._text_cache  # read once: another thread may replace it meanwhile
+        if cache is None or cache[0] != key:
+            cache = self._text_cache = (key, self._encode_text())
+        return cache[1]
 
     def _encode_text(self):
         features = self.text_encoder(self.prompt_learner(), self.prompt_learner.token_ids)

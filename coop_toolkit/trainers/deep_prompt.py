@@ -140,9 +140,10 @@ class DeepPromptCLIP(nn.Module):
             self._text_cache = None
             return self.encode_text(prompts)
         key = tuple((p.data_ptr(), p._version) for p in self.learned_parameters().values())
-        if self._text_cache is None or self._text_cache[0] != key:
-            self._text_cache = (key, self.encode_text(prompts))
-        return self._text_cache[1]
+        cache = self._text_cache  # read once: another thread may replace it meanwhile
+        if cache is None or cache[0] != key:
+            cache = self._text_cache = (key, self.encode_text(prompts))
+        return cache[1]
 
     def image_features(self, image, prompts):
         if prompts.vision_first is None and not prompts.vision_deep:
