@@ -85,7 +85,9 @@ CLASSNAMES = Download(
 
 def _variant_classnames(name):
     return Download(
-        f"classnames.txt: a copy of imagenet/classnames.txt (prepare_data.py {name} copies it)", "", "classnames.txt"
+        f"classnames.txt: a copy of imagenet/classnames.txt (prepare_data.py {name} copies it once imagenet/ has one)",
+        "",
+        "classnames.txt",
     )
 
 
@@ -202,7 +204,7 @@ BENCHMARKS = {
                 ),
             ),
             archives=("SUN397.tar.gz", "Partitions.zip"),
-            torchvision=TorchvisionSource("SUN397", (("SUN397", "SUN397"),)),
+            torchvision=TorchvisionSource("SUN397", (("SUN397", "SUN397"), ("SUN397/ClassName.txt", "ClassName.txt"))),
         ),
         Benchmark(
             "DescribableTextures",

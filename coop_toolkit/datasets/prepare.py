@@ -226,8 +226,7 @@ def copy_classnames(root, folder, prep):
     source, path = os.path.join(root, "imagenet", "classnames.txt"), os.path.join(folder, "classnames.txt")
     if os.path.exists(path) or not os.path.isdir(folder):
         return
-    if not os.path.isfile(source):
-        prep.todo.append(f"{path}: prepare imagenet first (prepare_data.py imagenet writes its classnames.txt)")
+    if not os.path.isfile(source):  # manual_downloads says what to do
         return
     with open(source, "rb") as src, atomic_write(path, "wb") as dst:
         shutil.copyfileobj(src, dst)
