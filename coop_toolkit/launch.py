@@ -1,12 +1,12 @@
 """Start one run in its output folder: the steps `python train.py` and `coop_toolkit.train(cfg)` share.
 
-Check the names and the request (before anything is written) -> join torchrun's process group -> lock
-the folder (rank 0, dasslite/engine/run_lock.py) -> clean it up, clear it for an overwrite and check
-that what it holds may be resumed (dasslite/engine/run_folder.py) -> seed -> open log.txt -> build the
-trainer -> config.yaml and run.json -> train or test. While training, a SIGINT / SIGTERM stops at the
-end of a batch (dasslite/engine/interrupt.py) and TrainingInterrupted reaches the caller, who says how
-its user resumes. The callers differ only in how their users ask for things (`Spelling`: flags or
-keywords), in the header they log and in how they report a stop.
+Check the names, the request and a benchmark's folder (before anything is written) -> join torchrun's
+process group -> lock the folder (rank 0, dasslite/engine/run_lock.py) -> clean it up, clear it for an
+overwrite and check that what it holds may be resumed (dasslite/engine/run_folder.py) -> seed -> open
+log.txt -> build the trainer -> config.yaml and run.json -> train or test. While training, a SIGINT /
+SIGTERM stops at the end of a batch (dasslite/engine/interrupt.py) and TrainingInterrupted reaches the
+caller, who says how its user resumes. The callers differ only in how their users ask for things
+(`Spelling`: flags or keywords), in the header they log and in how they report a stop.
 """
 
 import logging
