@@ -244,9 +244,10 @@ def _missing_folder(root, b, folder):
     """Why ROOT/<folder> is absent: torchvision's download not laid out, an archive not extracted, the
     folder one level down; else what to fetch."""
     if b.torchvision and all(os.path.exists(os.path.join(root, src)) for src, _ in b.torchvision.links):
+        quoted = f'"{root}"'
         return Problem(
             f"{folder} is missing, but torchvision's download of {b.name} is in {root}",
-            f"lay it out (links, nothing is copied): {_prepare(b, root, '--cache', f'{root!r}')}",
+            f"lay it out (links, nothing is copied): {_prepare(b, root, '--cache', quoted)}",
         )
     archive = _find_archive(b, [root])
     if archive:
@@ -387,20 +388,24 @@ def format_reports(reports):
     headers = ["dataset", "status", "train", "val", "test", "classes", "split file"]
     lines = [tabulate(rows, headers=headers, disable_numparse=True), "(images found / in the published split)"]
     for r in reports:
-        if not (r.problems or r.notes):
-            continue
-        lines.append(f"\n{r.name} ({r.folder}): {r.status}")
-        for p in r.problems:
-            lines.append(f"  - {p.what}")
-            if p.what.endswith("do not exist") or p.what.endswith("cannot be read"):
-                lines += [f"      {f}" for f in r.bad_files]
-                if r.n_bad > len(r.bad_files):
-                    lines.append(f"      ... and {r.n_bad - len(r.bad_files):,} more")
-            lines.append(f"    fix: {p.fix}")
-        lines += [f"  - note: {n}" for n in r.notes]
+        if r.problems or r.notes:
+            lines += ["", f"{r.name} ({r.folder}): {r.status}", *details(r)]
     if any(r.split_file == "present" for r in reports):
         lines.append("\n" + CHECKSUMS_UNKNOWN)
     return "\n".join(lines)
+
+
+def details(report):
+    """The lines under a dataset's row: each problem, the files at fault and the fix; then the notes."""
+    lines = []
+    for p in report.problems:
+        lines.append(f"  - {p.what}")
+        if p.what.endswith(("do not exist", "cannot be read")):
+            lines += [f"      {f}" for f in report.bad_files]
+            if report.n_bad > len(report.bad_files):
+                lines.append(f"      ... and {report.n_bad - len(report.bad_files):,} more")
+        lines.append(f"    fix: {p.fix}")
+    return lines + [f"  - note: {n}" for n in report.notes]
 
 
 def require_usable(root, name):
@@ -410,4 +415,5 @@ def require_usable(root, name):
         for note in report.notes:
             logger.info(f"{report.name}: {note}")
         return report
-    raise DataError(f"{report.name} cannot be used:\n" + format_reports([report]).split("\n", 3)[-1].strip())
+    problems = [line for line in details(report) if not line.startswith("  - note:")]
+    raise DataError("\n".join([f"{report.name} cannot be used ({report.folder}):", *problems]))

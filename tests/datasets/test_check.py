@@ -287,7 +287,7 @@ def test_a_run_checks_its_dataset_before_reading_it(tmp_path):
     with pytest.raises(DataError) as err:
         train.main(argv)
     message = str(err.value)
-    assert message.startswith("ImageNet cannot be used:")
+    assert message.startswith(f"ImageNet cannot be used ({tmp_path}/data/imagenet):")
     assert "classnames.txt is missing" in message and "no class folders" in message  # both at once
     assert "prepare_data.py imagenet" in message
     assert not out.exists()

@@ -136,6 +136,16 @@ def test_the_data_root_can_be_the_cache(tmp_path, monkeypatch):
     assert len(prep.done) == 1 and not os.path.islink(tmp_path / "food-101" / "images")
 
 
+def test_the_check_finds_torchvision_download_in_the_root_and_names_the_command(tmp_path, monkeypatch):
+    torchvision_download("Caltech101", tmp_path, tmp_path / "scratch")  # caltech101/, not caltech-101/
+    report = check_dataset(tmp_path, "caltech101")
+    assert report.status == "missing" and "torchvision's download of Caltech101" in report.problems[0].what
+    no_download(monkeypatch)
+    command = report.problems[0].fix.split("python prepare_data.py ")[1].replace('"', "").split()
+    assert prepare_data.main(command) == 0
+    assert check_dataset(tmp_path, "caltech101").usable
+
+
 def test_an_interrupted_layout_continues(tmp_path, monkeypatch):
     cache, root = tmp_path / "cache", tmp_path / "data"
     root.mkdir()
