@@ -31,7 +31,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     reports = check_datasets(args.root, args.names or None, decode=args.decode, num_workers=args.workers)
     print(format_reports(reports))
     # Without names a dataset that is simply not there is not a failure: few users have all fifteen.
@@ -40,4 +39,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     sys.exit(exit_on_user_error(main, sys.argv[1:]))

@@ -36,8 +36,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("dasslite").setLevel(logging.WARNING)  # the readers' progress lines, while checking
     names = list(BENCHMARKS) if args.names == ["all"] else args.names
     for name in names:
         prep = prepare_dataset(args.root, name, cache=args.cache, devkit=args.devkit)
@@ -51,4 +49,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("dasslite").setLevel(logging.WARNING)  # not the readers' progress lines
     sys.exit(exit_on_user_error(main, sys.argv[1:]))
