@@ -113,12 +113,12 @@ def _read_splits(root, b, folder, report):
 
 def _split_dataset_items(root, b, folder, report):
     reader = b.cls.reader(folder)
-    split_path = os.path.join(folder, b.cls.split_file) if b.cls.split_file else ""
-    if split_path and os.path.isfile(split_path):
-        return _split_file_items(b, split_path, reader.image_dir, report)
     if b.cls.image_subdir and not os.path.isdir(reader.image_dir):
         report.fail(*_diagnose_absent(root, b, folder, b.cls.image_subdir, "image folder"))
         raise _Unusable
+    split_path = os.path.join(folder, b.cls.split_file) if b.cls.split_file else ""
+    if split_path and os.path.isfile(split_path):
+        return _split_file_items(b, split_path, reader.image_dir, report)
     if split_path:
         report.split_file = "absent"
         report.notes.append(

@@ -167,6 +167,7 @@ def test_an_archive_not_extracted_and_its_fix(tmp_path):
 
 def test_an_archive_not_extracted_in_the_dataset_folder(tmp_path):
     build_dtd(str(tmp_path))
+    build_dataset(make_cfg(tmp_path, "DescribableTextures"))  # the split file is in place
     images = tmp_path / "dtd" / "images"
     with tarfile.open(tmp_path / "dtd" / "images.tar", "w") as tar:
         tar.add(images, arcname="images")
@@ -184,6 +185,16 @@ def test_a_dataset_one_folder_too_deep_and_its_fix(tmp_path):
     assert report.status == INCOMPLETE and "one folder too deep" in report.problems[0].what
     run_fix(report.problems[0].fix)
     assert check_dataset(tmp_path, "food101").usable
+
+
+def test_fgvc_aircraft_extracted_whole_into_its_folder(tmp_path):
+    """The archive's fgvc-aircraft-2013b/data/ holds the dataset: two levels down, found and moved up."""
+    BUILDERS["FGVCAircraft"](str(tmp_path / "scratch"))
+    shutil.move(tmp_path / "scratch" / "fgvc_aircraft", tmp_path / "fgvc_aircraft" / "fgvc-aircraft-2013b" / "data")
+    report = check_dataset(tmp_path, "fgvc_aircraft")
+    assert report.status == INCOMPLETE and "fgvc-aircraft-2013b/data" in report.problems[0].what
+    run_fix(report.problems[0].fix)
+    assert check_dataset(tmp_path, "fgvc_aircraft").usable
 
 
 def test_images_one_folder_too_deep_under_a_split_file(tmp_path):
