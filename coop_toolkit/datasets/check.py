@@ -119,6 +119,13 @@ def _split_dataset_items(root, b, folder, report):
     split_path = os.path.join(folder, b.cls.split_file) if b.cls.split_file else ""
     if split_path and os.path.isfile(split_path):
         return _split_file_items(b, split_path, reader.image_dir, report)
+    misplaced = split_path and _find_misplaced(split_path, [root, reader.image_dir])
+    if misplaced:  # else the first run would make (and save) another split, silently
+        report.split_file = "misplaced"
+        report.fail(
+            f"{b.cls.split_file} is in {os.path.dirname(misplaced)}, not in {folder}", f'mv "{misplaced}" "{folder}/"'
+        )
+        raise _Unusable
     if split_path:
         report.split_file = "absent"
         report.notes.append(
@@ -285,6 +292,15 @@ def _find_archive(b, folders):
             is_archive = entry.endswith(ARCHIVE_SUFFIXES) and os.path.isfile(os.path.join(folder, entry))
             if entry in b.archives or (i == 0 and is_archive):
                 return os.path.join(folder, entry)
+    return None
+
+
+def _find_misplaced(split_path, folders):
+    """The split file in one of `folders` or a folder of the dataset's, instead of the dataset folder."""
+    name, folder = os.path.basename(split_path), os.path.dirname(split_path)
+    for candidate in [*folders, *(os.path.join(folder, s) for s in _subfolders(folder))]:
+        if os.path.isfile(os.path.join(candidate, name)):
+            return os.path.join(candidate, name)
     return None
 
 

@@ -118,6 +118,19 @@ def test_without_a_split_file_it_says_where_to_get_the_published_one(tmp_path):
     assert any(catalog.BENCHMARKS["DescribableTextures"].split_url in n for n in report.notes)
 
 
+@pytest.mark.parametrize("where", ["", "dtd/images"])
+def test_a_split_file_in_the_wrong_folder(tmp_path, where):
+    """Left in the data root or the image folder, it would be ignored and another split made."""
+    layout = build_dtd(str(tmp_path))
+    build_dataset(make_cfg(tmp_path, "DescribableTextures"))
+    shutil.move(tmp_path / layout.split_file, tmp_path / where)
+    report = check_dataset(tmp_path, "dtd")
+    assert report.status == INCOMPLETE and report.split_file == "misplaced"
+    assert report.problems[0].fix.startswith("mv ")
+    subprocess.run(["bash", "-c", report.problems[0].fix], check=True)
+    assert check_dataset(tmp_path, "dtd").split_file == "present"
+
+
 def test_a_missing_dataset(tmp_path):
     report = check_dataset(tmp_path, "oxford_pets")
     assert report.status == MISSING and not report.usable
