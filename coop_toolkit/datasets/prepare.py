@@ -103,7 +103,10 @@ def link_layout(source, cache, folder):
                 logger.warning(f"Kept {dst_path}: it is already there (not replaced by {src_path})")
             continue
         os.makedirs(os.path.dirname(dst_path), exist_ok=True)
-        os.symlink(os.path.relpath(src_path, os.path.dirname(dst_path)), dst_path)
+        try:
+            os.symlink(os.path.relpath(src_path, os.path.dirname(dst_path)), dst_path)
+        except OSError as e:  # e.g. a filesystem without symbolic links
+            raise DataError(f"Cannot link {dst_path} to {src_path} ({e}): move or copy it there instead") from e
         done.append(f"linked {dst_path} -> {src_path}")
     return done
 
