@@ -26,6 +26,13 @@ def parse_args(argv=None):
     p.add_argument("--classnames", help="text file with one class name per line (label order)")
     p.add_argument("--backbone", default="", help="CLIP weights to use (name, open_clip model:tag or file)")
     p.add_argument("--trainer", default="", help="zero-shot trainer to use without a RUN_DIR (ZeroshotCLIP[2])")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="module or .py file defining the run's trainer, when it comes from outside the toolkit (repeatable)",
+    )
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_intermixed_args(argv)  # options may come between the paths
@@ -51,9 +58,12 @@ def load(args):
 
     classnames = read_classnames(args.classnames) if args.classnames else None
     if args.trainer:
-        return ct.zero_shot(classnames, args.backbone, trainer=args.trainer, device=args.device), args.paths
+        run = ct.zero_shot(classnames, args.backbone, trainer=args.trainer, device=args.device, plugins=args.plugin)
+        return run, args.paths
     run_dir, paths = args.paths[0], args.paths[1:]
-    run = ct.load_run(run_dir, args.load_epoch, backbone=args.backbone, classnames=classnames, device=args.device)
+    run = ct.load_run(
+        run_dir, args.load_epoch, backbone=args.backbone, classnames=classnames, device=args.device, plugins=args.plugin
+    )
     return run, paths
 
 

@@ -18,6 +18,7 @@ import sys
 import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
 from coop_toolkit.config import merge_run_config
 from coop_toolkit.launch import FinishedRunError, RunPlan, Spelling, launch, report_stop
+from coop_toolkit.plugins import load_plugins
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.interrupt import TrainingInterrupted
 from dasslite.errors import ConfigError, UserError
@@ -70,6 +71,13 @@ def build_parser():
         "model:tag, or the path of a file in OpenAI's layout",
     )
     p.add_argument("--head", type=str, default="", help=UNUSED.format(key="MODEL.HEAD.NAME"))
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="import this module or .py file first: trainers / datasets defined outside the toolkit (repeatable)",
+    )
     p.add_argument("--eval-only", action="store_true", help="no training: load --model-dir at --load-epoch and test it")
     p.add_argument("--model-dir", type=str, default="", help="run folder whose checkpoints --eval-only loads")
     p.add_argument(
@@ -147,6 +155,7 @@ def main(argv=None):
     """Run train.py with `argv`; user errors are raised (cli() prints them as one line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    load_plugins(args.plugin)
     cfg = setup_cfg(args)
     plan = RunPlan(
         overwrite=args.overwrite,

@@ -41,9 +41,9 @@ from benchmarks.speed_deep import authors_text_features, deep_cases  # noqa: E40
 from coop_toolkit import trainers  # noqa: E402
 from coop_toolkit.trainers import cocoop, coop, kgcoop, prograd  # noqa: E402
 from coop_toolkit.trainers.handwritten import handwritten_class_features  # noqa: E402
+from coop_toolkit.trainers.prograd import project_conflicting  # noqa: E402
 from coop_toolkit.trainers.prompt_trainer import autocast_for, resolve_precision  # noqa: E402
 from dasslite.config import get_cfg_default  # noqa: E402
-from dasslite.engine.trainer import project_conflicting  # noqa: E402
 from tools.tiny_clip import build_tiny_clip, openai_state_dict  # noqa: E402
 
 CLASSNAMES = [f"class number {i}" for i in range(1000)]
@@ -215,7 +215,7 @@ def prograd_reference_step(model, images, labels, optim):
 
 
 def prograd_update(model, xe, kl, lr=1e-3):
-    """ProGrad's update (TrainerBase.prograd_backward_and_update) on the model's learned parameters."""
+    """ProGrad's update (coop_toolkit.trainers.prograd: ProGradUpdate) on the model's learned parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
     b_grads = torch.autograd.grad(kl, params, retain_graph=True)
     a_grads = torch.autograd.grad(xe, params)

@@ -42,6 +42,7 @@ from . import run_record as rr
 from .config import merge_run_config
 from .datasets.imagefolder import IMG_EXTENSIONS
 from .launch import RunPlan, Spelling, launch, report_stop
+from .plugins import load_plugins, require_trainer
 from .trainers.clip_backbone import OPENAI_MODELS, load_clip
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,12 @@ class Prediction:
     topk: list = field(default_factory=list)
 
 
-def get_cfg(trainer="", config_file="", dataset_config_file="", opts=()):
-    """The unfrozen config train.py would merge from these files, `--trainer` and KEY VALUE `opts`."""
+def get_cfg(trainer="", config_file="", dataset_config_file="", opts=(), plugins=()):
+    """The unfrozen config train.py would merge from these files, `--trainer` and KEY VALUE `opts`.
+
+    `plugins`: modules or .py files defining trainers / datasets outside the toolkit (train.py --plugin).
+    """
+    load_plugins(plugins)
     args = SimpleNamespace(dataset_config_file=dataset_config_file, config_file=config_file, opts=list(opts))
     return merge_run_config(args, lambda cfg: cfg.TRAINER.update(NAME=trainer or cfg.TRAINER.NAME))
 
@@ -112,15 +117,19 @@ class TrainingStopped(TrainingInterrupted):
         )
 
 
-def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None):
+def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None, plugins=()):
     """A Run from a run folder alone (config.yaml, run.json, checkpoints); the dataset is not needed.
 
     `load_epoch`: model.pth.tar-N to load (default: the model the run reported: model-best.pth.tar
     under TEST.FINAL_MODEL best_val, else the last epoch saved). `backbone`: where the recorded CLIP
     weights are now (a file must have the recorded sha256; a zero-shot run takes any backbone).
     `classnames`: classify into these classes instead (prompts that are not class-specific transfer).
+    `plugins`: the modules or .py files of a run trained with a plugin's trainer (predict.py --plugin);
+    nothing run.json names is imported without them (coop_toolkit/plugins.py).
     """
+    load_plugins(plugins)
     record = rr.read_run_record(run_dir)
+    require_trainer(record, run_dir)
     cfg = run_config(run_dir)
     trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     learned = not getattr(trainer_cls, "learns_nothing", False)
@@ -159,10 +168,10 @@ def flat_items(node, prefix=""):
             yield f"{prefix}{key}", value
 
 
-def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None):
+def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None, plugins=()):
     """A zero-shot CLIP Run without a run folder: hand-written prompts ("a photo of a {}." unless
     `dataset_name` has its own template) for `classnames`, on `backbone` (MODEL.BACKBONE.NAME)."""
-    cfg = get_cfg(trainer=trainer)
+    cfg = get_cfg(trainer=trainer, plugins=plugins)
     cfg.DATASET.NAME = dataset_name
     cfg.MODEL.BACKBONE.NAME = backbone
     # CLIP's own test-time preprocessing at the backbone's resolution
@@ -257,9 +266,9 @@ class Run:
         """(N, n_classes) logits, exactly what the trainer computed in its test loop."""
         return self.trainer.model_inference(self.to_batch(images).to(self.device)).float().cpu()
 
-    def image_features(self, images):
-        """L2-normalised image features (N, embed_dim)."""
-        return self.trainer.image_features(self.to_batch(images)).cpu()
+    def image_features(self, images, normalize=True):
+        """Image features (N, embed_dim), L2-normalised unless `normalize` is False."""
+        return self.trainer.image_features(self.to_batch(images), normalize=normalize).cpu()
 
     def text_features(self, image_features=None):
         """L2-normalised class text features (n_classes, embed_dim); for an image-conditioned trainer
@@ -270,6 +279,11 @@ class Run:
 
     def logit_scale(self):
         return float(self.trainer.logit_scale())
+
+    def logit_bias(self):
+        """None, or the scalar the model adds to every logit (logits = scale * image @ text.T + bias)."""
+        bias = self.trainer.logit_bias()
+        return None if bias is None else float(bias)
 
     def predict(self, images, topk=1, batch_size=None, progress=False):
         """A Prediction per image (paths and folders are expanded to their image files)."""

@@ -70,13 +70,16 @@ class FinishedRunError(RunFolderError):
     """The output folder holds a finished run and the plan does not overwrite it."""
 
 
+OUTSIDE = "; one defined outside the toolkit: flag --plugin MODULE_OR_FILE"
+
+
 def check_names(cfg):
     """Look up every name the run will need before anything is written, so that a typo fails without
     creating the output folder (later errors, found while building data or model, leave only log.txt)."""
     check_cfg_values(cfg)
     lookups = [
-        ("trainer", cfg.TRAINER.NAME, TRAINER_REGISTRY.registered_names(), "TRAINER.NAME / flag --trainer"),
-        ("dataset", cfg.DATASET.NAME, DATASET_REGISTRY.registered_names(), "DATASET.NAME"),
+        ("trainer", cfg.TRAINER.NAME, TRAINER_REGISTRY.registered_names(), f"TRAINER.NAME / flag --trainer{OUTSIDE}"),
+        ("dataset", cfg.DATASET.NAME, DATASET_REGISTRY.registered_names(), f"DATASET.NAME{OUTSIDE}"),
         ("optimizer", cfg.OPTIM.NAME, AVAILABLE_OPTIMIZERS, "OPTIM.NAME"),
         ("LR scheduler", cfg.OPTIM.LR_SCHEDULER, AVAILABLE_LR_SCHEDULERS, "OPTIM.LR_SCHEDULER"),
     ]

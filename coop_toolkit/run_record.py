@@ -5,7 +5,8 @@
      "backbone": {"kind": "openai" | "file" | "open_clip", "name": MODEL.BACKBONE.NAME, ...},
      "preprocess": {"resize": 224, "crop": [224, 224], "interpolation": "bicubic",
                     "mean": [...], "std": [...], "instance_norm": false},
-     "weights": {"model_dir": ".", "epoch": null}}
+     "weights": {"model_dir": ".", "epoch": null},
+     "plugins": {"trainer": {"file": "/abs/my_method.py"}}}  # or "module" / "entry_point" + "distribution"
 
 `backbone` identifies the CLIP weights: an OpenAI name (with its open_clip model name and the
 "openai" tag), an open_clip `model:tag`, or a file in OpenAI's layout by absolute path and the sha256
@@ -13,6 +14,8 @@ of its bytes, which loading checks (`resolve_backbone`). `preprocess` is the tes
 dasslite/data/transforms.py (resize the smaller edge, centre crop, [0, 1] tensor, normalise).
 `weights.model_dir` is where the checkpoints are ("." = the run folder; an eval-only run points to its
 --model-dir) and `weights.epoch` the --load-epoch it evaluated (null: the run's final model).
+`plugins` says where the run's trainer and dataset come from when a plugin provides them
+(coop_toolkit/plugins.py); loading never imports them.
 """
 
 import hashlib
@@ -23,6 +26,7 @@ from torchvision import transforms as T
 from dasslite.data.transforms import INTERPOLATION_MODES
 from dasslite.utils.io import read_json, write_json
 
+from .plugins import run_plugins
 from .trainers.clip_backbone import OPENAI_MODELS
 
 RUN_FILE = "run.json"
@@ -96,6 +100,7 @@ def make_run_record(cfg, classnames, model_dir="", load_epoch=None):
         "backbone": backbone_record(cfg.MODEL.BACKBONE.NAME),
         "preprocess": preprocess_record(cfg),
         "weights": {"model_dir": _relative_to(model_dir, cfg.OUTPUT_DIR), "epoch": load_epoch},
+        "plugins": run_plugins(cfg),
     }
 
 

@@ -1,7 +1,9 @@
 """Name -> class registries.
 
 Contract: ``@REGISTRY.register()`` on a class registers it under its ``__name__`` (the public name
-users write in configs, e.g. ``TRAINER.NAME CoCoOp``). Registering a name twice is an error.
+users write in configs, e.g. ``TRAINER.NAME CoCoOp``); ``@REGISTRY.register(name="CLIP_Adapter")`` (or
+``REGISTRY.register(cls, name=...)``) under the name given, e.g. the one a method's authors use.
+Registering a name twice is an error.
 ``REGISTRY.get(name)`` on an unknown name raises :class:`UnknownNameError`, which lists every
 registered name and suggests the closest one.
 """
@@ -38,16 +40,20 @@ class Registry:
             raise KeyError(f'An object named "{name}" was already registered in the {self._name} registry')
         self._obj_map[name] = obj
 
-    def register(self, obj=None):
-        if obj is None:  # used as @REGISTRY.register()
+    def register(self, obj=None, name=None):
+        if obj is None:  # used as @REGISTRY.register() or @REGISTRY.register(name="...")
 
             def deco(cls):
-                self._do_register(cls.__name__, cls)
+                self._do_register(name or cls.__name__, cls)
                 return cls
 
             return deco
-        self._do_register(obj.__name__, obj)
+        self._do_register(name or obj.__name__, obj)
         return obj
+
+    def name_of(self, obj):
+        """The name `obj` is registered under (None when it is not registered)."""
+        return next((name for name, registered in self._obj_map.items() if registered is obj), None)
 
     def get(self, name):
         if name not in self._obj_map:

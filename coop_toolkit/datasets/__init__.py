@@ -1,8 +1,10 @@
 """Dataset plugins: importing this package registers every dataset with DATASET_REGISTRY.
 
-Each module turns one benchmark's folder layout (see DATASETS.md) into lists of Datum.
+Each module turns one benchmark's folder layout (see DATASETS.md) into lists of Datum. The installed
+plugins' datasets (entry point group `coop_toolkit.datasets`: coop_toolkit/plugins.py) come after them.
 """
 
+from ..plugins import load_entry_points
 from . import (
     caltech101,
     dtd,
@@ -21,3 +23,5 @@ from . import (
     sun397,
     ucf101,
 )
+
+load_entry_points("dataset")

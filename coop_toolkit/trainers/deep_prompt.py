@@ -16,13 +16,27 @@ from open_clip.transformer import VisionTransformer
 
 from dasslite.errors import ConfigError
 
+from ..method_card import CLASSIFIER_HEAD
 from .authors_init import replay_clip_construction
 from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
+from .learner import LearnerTrainer, encode_images
 from .precision import autocast_for
-from .prompt_trainer import PromptTrainer, encode_images, register_class_prompts
+from .prompt_trainer import register_class_prompts
 from .prompted_encoders import PromptedTextEncoder, check_depth, check_vision_prompts, prompted_image_features
 
 logger = logging.getLogger(__name__)
+
+# Where the deep-prompting methods' published base-to-new rows come from (their cards).
+DEEP_SOURCE = (
+    "MaPLe README (MaPLe, VPT, language prompting, IVLP 2+2) and PromptSRC README (PromptSRC, IVLP 4+4), "
+    "ViT-B/16, 16 shots; per-dataset rows as reprinted by later papers"
+)
+# How they export: a classifier head when no image-side prompt is learned (language-only IVLP), else refused.
+DEEP_EXPORT = dict(
+    export=CLASSIFIER_HEAD,
+    no_export_reason="learns prompts inside the image encoder, so open_clip's frozen image encoder would not "
+    "give this run's image features and no exported head could reproduce its logits",
+)
 
 # What the towers receive: text() -> the text prompt embeddings (n_cls, L, width) with the first layer's
 # context in place (called only when the class features are not cached), the text deep prompts, the
@@ -145,12 +159,12 @@ class DeepPromptCLIP(nn.Module):
             cache = self._text_cache = (key, self.encode_text(prompts))
         return cache[1]
 
-    def image_features(self, image, prompts):
+    def image_features(self, image, prompts, normalize=True):
         if prompts.vision_first is None and not prompts.vision_deep:
             # No image-side prompts (language-only IVLP): the frozen tower, any backbone, nothing to backprop.
-            return encode_images(self.image_encoder, image, self.image_encoder.conv1.weight.dtype)
+            return encode_images(self.image_encoder, image, self.image_encoder.conv1.weight.dtype, normalize)
         features = prompted_image_features(self.image_encoder, image, prompts.vision_first, prompts.vision_deep)
-        return features / features.norm(dim=-1, keepdim=True)
+        return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     def features_and_logits(self, image):
         prompts = self.prompts()
@@ -163,7 +177,7 @@ class DeepPromptCLIP(nn.Module):
         return self.features_and_logits(image)[2]
 
 
-class DeepPromptTrainer(PromptTrainer):
+class DeepPromptTrainer(LearnerTrainer):
     """A trainer whose whole CustomCLIP is the checkpointed module (the authors save it all)."""
 
     checkpoint_ignore_keys = ("prompt_learner.token_prefix", "prompt_learner.token_suffix")
@@ -198,16 +212,16 @@ class DeepPromptTrainer(PromptTrainer):
     def saved_module(self):
         return self.model
 
-    # The features API of prompt_trainer.py: PromptTrainer, through the prompted towers.
+    # The features protocol (learner.py), through the prompted towers.
     @property
     def frozen_image_encoder(self):
         prompts = self.model.prompts()
         return prompts.vision_first is None and not prompts.vision_deep
 
     @torch.no_grad()
-    def image_features(self, image):
+    def image_features(self, image, normalize=True):
         with autocast_for(self.prec, self.device):
-            return self.model.image_features(image.to(self.device), self.model.prompts()).float()
+            return self.model.image_features(image.to(self.device), self.model.prompts(), normalize).float()
 
     @torch.no_grad()
     def class_features(self, image_features=None):

@@ -4,7 +4,9 @@ gradient toward zero-shot CLIP's prediction wherever the two conflict.
 Zhu et al., "Prompt-aligned Gradient for Prompt Tuning" (ICCV 2023). As the authors' code
 (BeierZhu/Prompt-align, trainers/prograd.py) computes it: the KL term is T^2 times the soft cross
 entropy to the teacher's softmax (same gradient as the KL divergence); the update uses only the
-(projected) cross-entropy gradient, per parameter tensor (TrainerBase.prograd_backward_and_update).
+(projected) cross-entropy gradient, per parameter tensor (`ProGradUpdate.prograd_backward_and_update`,
+the method the Dassl fork shipped with KgCoOp and ProGrad adds to its TrainerBase; a trainer ported from
+that fork that calls it takes `ProGradUpdate` as a base: docs/porting-a-dassl-trainer.md).
 Config keys (LOSS.*, TRAINER.COOP.*), yamls and state-dict keys are theirs.
 """
 
@@ -17,6 +19,7 @@ from yacs.config import CfgNode as CN
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.errors import ConfigError
 
+from ..method_card import MethodCard, Published, base2new_rows
 from .clip_backbone import tokenize
 from .coop import CoOp, CustomCLIP, PromptLearner
 from .handwritten import features_from_a_second_clip
@@ -62,6 +65,39 @@ class ProGradPromptLearner(PromptLearner):
         return ctx, " ".join(["X"] * (opts.N_CTX - n_words) + [words])
 
 
+def project_conflicting(a_grad, b_grad, lambda_=1):
+    """`a_grad`, minus lambda_ times its component along `b_grad` when the two point apart (cos < 0)."""
+    b_unit = b_grad / torch.linalg.norm(b_grad)
+    a_unit = a_grad / torch.linalg.norm(a_grad)
+    if torch.dot(a_unit.flatten(), b_unit.flatten()) < 0:
+        return a_grad - lambda_ * torch.dot(a_grad.flatten(), b_unit.flatten()) * b_unit
+    return a_grad
+
+
+class ProGradUpdate:
+    """The Dassl fork's `prograd_backward_and_update`, for any dasslite trainer that takes this as a base."""
+
+    def prograd_backward_and_update(self, loss_a, loss_b, lambda_=1, names=None, update=None):
+        """Step along the gradient of loss_a, with each parameter tensor's gradient projected off the
+        direction of loss_b's where the two conflict (project_conflicting). `update` replaces the optimizer
+        step (a GradScaler's)."""
+        self.model_zero_grad(names)
+        names = self.get_model_names(names)
+        self.detect_anomaly(loss_b)
+        loss_b.backward(retain_graph=True)
+        params = [p for name in names for p in self._models[name].parameters() if p.grad is not None]
+        b_grads = [p.grad.clone() for p in params]
+        self.model_zero_grad(names)
+        self.detect_anomaly(loss_a)
+        loss_a.backward()
+        for param, b_grad in zip(params, b_grads):
+            param.grad = project_conflicting(param.grad, b_grad, lambda_)
+        if update is None:
+            self.model_update(names)
+        else:
+            update()
+
+
 def soft_cross_entropy(student_logits, teacher_logits, T):
     """T^2 * mean over the batch of H(softmax(teacher / T), softmax(student / T)) (ProGrad's "kl_loss")."""
     teacher = F.softmax(teacher_logits / T, dim=-1)
@@ -69,11 +105,26 @@ def soft_cross_entropy(student_logits, teacher_logits, T):
 
 
 @TRAINER_REGISTRY.register()
-class ProGrad(CoOp):
+class ProGrad(ProGradUpdate, CoOp):
     """Learns `prompt_learner.ctx` with the prompt-aligned gradient (LOSS.NAME prograd, LOSS.T, LOSS.LAMBDA).
 
     Its options are the authors': CoOp's node TRAINER.COOP (inherited) and LOSS.
     """
+
+    # The authors ship RN50 yamls only; their base-to-new script runs rn50_ep100 (any backbone can be passed).
+    card = MethodCard(
+        reference_config="configs/trainers/ProGrad/rn50_ep100.yaml",
+        base2new_configs=("rn50_ep100", "rn50_ep100"),
+        # ProGrad's own paper runs base-to-new with RN50 at 4 shots; this is its ViT-B/16 16-shot average
+        # as re-run by the KgCoOp authors (no per-dataset numbers were found).
+        published=(
+            Published(
+                "ProGrad",
+                source="ProGrad ViT-B/16 16-shot average as re-run in the KgCoOp paper (CVPR'23)",
+                base2new=base2new_rows((82.48, 70.75, 76.16)),  # averages only
+            ),
+        ),
+    )
 
     @classmethod
     def add_config(cls, cfg):

@@ -294,26 +294,6 @@ class TrainerBase:
         self.model_backward(loss)
         self.model_update(names)
 
-    def prograd_backward_and_update(self, loss_a, loss_b, lambda_=1, names=None, update=None):
-        """ProGrad's update, as in the Dassl fork that KgCoOp and ProGrad ship: step along the gradient
-        of loss_a, with each parameter tensor's gradient projected off the direction of loss_b's where
-        the two conflict (project_conflicting). `update` replaces the optimizer step (a GradScaler's)."""
-        self.model_zero_grad(names)
-        names = self.get_model_names(names)
-        self.detect_anomaly(loss_b)
-        loss_b.backward(retain_graph=True)
-        params = [p for name in names for p in self._models[name].parameters() if p.grad is not None]
-        b_grads = [p.grad.clone() for p in params]
-        self.model_zero_grad(names)
-        self.detect_anomaly(loss_a)
-        loss_a.backward()
-        for param, b_grad in zip(params, b_grads):
-            param.grad = project_conflicting(param.grad, b_grad, lambda_)
-        if update is None:
-            self.model_update(names)
-        else:
-            update()
-
     # ------------------------------------------------------------ tensorboard (optional)
     def init_writer(self, log_dir):
         try:
@@ -335,15 +315,6 @@ class TrainerBase:
     def write_scalar(self, tag, scalar_value, global_step=None):
         if self._writer is not None:
             self._writer.add_scalar(tag, scalar_value, global_step)
-
-
-def project_conflicting(a_grad, b_grad, lambda_=1):
-    """`a_grad`, minus lambda_ times its component along `b_grad` when the two point apart (cos < 0)."""
-    b_unit = b_grad / torch.linalg.norm(b_grad)
-    a_unit = a_grad / torch.linalg.norm(a_grad)
-    if torch.dot(a_unit.flatten(), b_unit.flatten()) < 0:
-        return a_grad - lambda_ * torch.dot(a_grad.flatten(), b_unit.flatten()) * b_unit
-    return a_grad
 
 
 class SimpleTrainer(TrainerBase):

@@ -1,5 +1,5 @@
-"""The trainer layer: a method's own config node, declared learned parameters, named loss terms, and
-the shared hand-written-prompt class features."""
+"""The trainer layer: a method's own config node, declared learned parameters, named loss terms, an
+adapter on the prompt-free base, the features protocol, and the shared hand-written-prompt class features."""
 
 from collections import OrderedDict
 
@@ -14,6 +14,7 @@ from coop_toolkit.trainers.coop import CoOp
 from coop_toolkit.trainers.handwritten import handwritten_class_features
 from dasslite.config import get_cfg_default
 from dasslite.engine.build import TRAINER_REGISTRY
+from tests.adapter_example import AdapterTrainer
 from tests.trainers.helpers import CLASSNAMES, bare_trainer, batch_of, clip_fp32, make_cfg
 
 
@@ -130,3 +131,34 @@ def test_zero_shot_reads_its_own_node(tiny_clip_path):
     cfg.TRAINER.COOP.PREC = "fp64"
     with pytest.raises(ValueError, match="TRAINER.COOP.PREC"):
         bare_trainer(ZeroshotCLIP, cfg)
+
+
+@TRAINER_REGISTRY.register()
+class LayerTestAdapter(AdapterTrainer):
+    config_node = "LAYERTEST_ADAPTER"
+
+
+def test_an_adapter_needs_no_prompt_default_and_only_its_declared_parameters_learn(tiny_clip_path):
+    trainer = bare_trainer(LayerTestAdapter, make_cfg(tiny_clip_path))
+    assert trainer.get_model_names() == ["model"] and trainer.checkpoint_ignore_keys == ()
+    assert trainer.saved_module() is trainer.model.adapter  # the deepest module holding what learns
+    frozen = {k: v.clone() for k, v in trainer.model.state_dict().items() if not k.startswith("adapter.")}
+    adapter = {k: v.clone() for k, v in trainer.model.adapter.state_dict().items()}
+    trainer.forward_backward(batch_of())
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in frozen.items())
+    moved = [k for k, v in trainer.model.adapter.state_dict().items() if not torch.equal(v, adapter[k])]
+    assert sorted(moved) == sorted(adapter)
+    assert set(trainer._models["model"].state_dict()) == set(adapter)
+
+
+def test_the_features_protocol_gives_the_logits_of_every_layer_trainer(tiny_clip_path):
+    images = batch_of(seed=2)["img"]
+    for trainer_cls in (LayerTestAdapter, LayerTestCoOp):
+        trainer = bare_trainer(trainer_cls, make_cfg(tiny_clip_path))
+        trainer.set_model_mode("eval")
+        raw = trainer.image_features(images, normalize=False)
+        features = trainer.image_features(images)
+        torch.testing.assert_close(features, raw / raw.norm(dim=-1, keepdim=True))
+        expected = trainer.logit_scale() * features @ trainer.class_features().t()
+        torch.testing.assert_close(trainer.model_inference(images), expected, atol=1e-5, rtol=1e-5)
+        assert trainer.logit_bias() is None
