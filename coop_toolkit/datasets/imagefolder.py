@@ -21,6 +21,7 @@ from dasslite.data.dataset_base import DatasetBase, dataset_root, fewshot_and_su
 from dasslite.data.datum import Datum
 from dasslite.data.splits import split_trainval
 from dasslite.errors import DataError, UserFileNotFoundError
+from dasslite.utils.logger import notice_once
 
 logger = logging.getLogger(__name__)
 ANCHOR = "imagefolder"
@@ -87,9 +88,10 @@ def class_folders(split_dir):
     entries = sorted(e for e in os.listdir(split_dir) if os.path.isdir(os.path.join(split_dir, e)))
     hidden = [e for e in entries if e.startswith(".")]
     if hidden:
-        logger.warning(
+        notice_once(
+            logger,
             f"ImageFolder: skipping the hidden folder(s) {', '.join(os.path.join(split_dir, h) for h in hidden)} "
-            f"(their names start with '.'); rename a folder that is a class."
+            f"(their names start with '.'); rename a folder that is a class.",
         )
     return [e for e in entries if not e.startswith(".")]
 
@@ -120,10 +122,11 @@ def train_classes(train_dir):
     folders = class_folders(train_dir)
     empty = [f for f in folders if not image_files(os.path.join(train_dir, f))]
     if empty:
-        logger.warning(
+        notice_once(
+            logger,
             f"ImageFolder: skipping the class folder(s) without images "
             f"{', '.join(os.path.join(train_dir, e) for e in empty)} ({' '.join(IMG_EXTENSIONS)}); "
-            f"they are not classes of this dataset."
+            f"they are not classes of this dataset.",
         )
     return [f for f in folders if f not in empty], empty
 

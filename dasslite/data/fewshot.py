@@ -20,6 +20,7 @@ import os
 from collections import Counter, OrderedDict
 
 from ..utils.io import atomic_write, read_json
+from ..utils.logger import FILE_ONLY
 from .datum import Datum
 from .splits import warn_unwritable
 
@@ -38,10 +39,15 @@ def split_dataset_by_label(data_source):
     return output
 
 
-def sample_fewshot(data_source, num_shots, rng, repeat=False):
-    """K items per class of one list; `num_shots < 1` returns the list unchanged."""
+def sample_fewshot(data_source, num_shots, rng, repeat=False, shortfall=None):
+    """K items per class of one list; `num_shots < 1` returns the list unchanged.
+
+    A class with fewer than K items keeps them all (the reference's rule). Those classes are put in
+    `shortfall`, a dict {label: (class name, number of items)}, when given; else reported here.
+    """
     if num_shots < 1:
         return data_source
+    short = {} if shortfall is None else shortfall
     dataset = []
     for label, items in split_dataset_by_label(data_source).items():
         if len(items) >= num_shots:
@@ -49,12 +55,36 @@ def sample_fewshot(data_source, num_shots, rng, repeat=False):
         elif repeat:
             dataset.extend(rng.choices(items, k=num_shots))
         else:
-            logger.warning(
-                f'Class "{items[0].classname}" (label {label}) has only {len(items)} images, '
-                f"fewer than the {num_shots} shots asked for: using all of them"
-            )
+            short[label] = (items[0].classname, len(items))
             dataset.extend(items)
+    if shortfall is None:
+        report_shortfall({"": (num_shots, short)}, data_source)
     return dataset
+
+
+def report_shortfall(draws, source, listed=5):
+    """One notice for the classes with fewer images than the shots asked for: how many (of the classes
+    of `source`), the first `listed` names, and (in log.txt) every count.
+
+    `draws`: {split name: (shots asked, shortfall)}, each shortfall as sample_fewshot fills it.
+    """
+    names = dict(sorted({label: name for _, short in draws.values() for label, (name, _) in short.items()}.items()))
+    if not names:
+        return
+    asked = " / ".join(f"{k} {split}".rstrip() for split, (k, short) in draws.items() if short)
+    listing = ", ".join(list(names.values())[:listed]) + (
+        f" and {len(names) - listed} more" if len(names) > listed else ""
+    )
+    logger.warning(
+        f"Few-shot: {len(names)} of {len({d.label for d in source})} classes have fewer images than the shots "
+        f"asked for ({asked}), so all their images are used: {listing} (counts per class in log.txt)"
+    )
+    counts = "; ".join(
+        f"{name} (label {label}): "
+        + ", ".join(f"{split} {short[label][1]}/{k}".lstrip() for split, (k, short) in draws.items() if label in short)
+        for label, name in names.items()
+    )
+    logger.info(f"Few-shot: images / shots asked, per class short of shots: {counts}", extra=FILE_ONLY)
 
 
 def _relpath(path, dataset_dir, prefix):
@@ -216,9 +246,12 @@ def fewshot_split(dataset_dir, train, val, num_shots, seed, rng):
             return cached
     logger.info(f"Creating a {num_shots}-shot dataset")
     source = (train, val)
-    train = sample_fewshot(train, num_shots, rng)
+    draws = {"train": (num_shots, {})}
+    train = sample_fewshot(train, num_shots, rng, shortfall=draws["train"][1])
     if val is not None:
-        val = sample_fewshot(val, min(num_shots, VAL_MAX_SHOTS), rng)
+        draws["val"] = (min(num_shots, VAL_MAX_SHOTS), {})
+        val = sample_fewshot(val, draws["val"][0], rng, shortfall=draws["val"][1])
+    report_shortfall(draws, source[0])
     if seed < 0:
         logger.info("SEED < 0: the few-shot draw is not cached")
         return train, val
