@@ -3,7 +3,7 @@
 The environment report, arguments and config go to log.txt only (the console with --verbose); no
 Python warning of ours (jit.load of OpenAI's archives, a CUDA GradScaler without CUDA) appears; a
 notice shows once per process; a few-shot shortfall is one line, its counts in log.txt; a suggested
-KEY VALUE is shell-safe as printed.
+KEY VALUE is shell-safe as printed; a zero-shot trainer run without --eval-only is a user error.
 """
 
 import logging
@@ -196,3 +196,11 @@ def test_input_size_suggestion_runs_as_typed_in_a_shell(tiny_clip_path):
     cfg = get_cfg_default()
     cfg.merge_from_list(shlex.split(suggestion))
     assert cfg.INPUT.SIZE == (224, 224)
+
+
+def test_zero_shot_trainer_without_eval_only_is_a_one_line_user_error(short_data, small_clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "collect_env_info", lambda: "(environment report)")
+    argv = train_argv(short_data, small_clip, tmp_path / "run")
+    argv[argv.index("CoOp")] = "ZeroshotCLIP"
+    with pytest.raises(ValueError, match="ZeroshotCLIP has nothing to train: run it with --eval-only"):
+        train.main(argv)
