@@ -66,6 +66,8 @@ def test_imagefolder_hidden_folder_is_skipped_with_a_warning(tmp_path, caplog):
     ds = build(tmp_path, caplog)
     assert str(tmp_path / "train" / ".ipynb_checkpoints") in caplog.text
     assert str(tmp_path / "test" / ".cache") in caplog.text and "hidden" in caplog.text
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING and ".ipynb_checkpoints" in r.getMessage()]
+    assert len(warned) == 1  # train/ is listed twice (classes, then images): one notice
     assert ds.classnames == ["house cat", "dog", "zebra"]
     assert not any("/." in d.impath for items in (ds.train_x, ds.val, ds.test) for d in items)
 
