@@ -177,15 +177,20 @@ def test_fewshot_shortfall_is_one_line_with_the_counts_in_log_txt(tmp_path, capl
         ]
 
     train, val = items([8, 1, 3, 8, 2, 2, 2, 2], "train"), items([1] * 8, "val")
-    with caplog.at_level(logging.INFO):
-        fewshot.fewshot_split(str(tmp_path), train, val, 4, -1, random.Random(0))
-    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warned) == 1, warned
-    assert warned[0].startswith("Few-shot: 8 of 8 classes have fewer images than the shots asked for (4 train / 4 val)")
-    assert "class0, class1, class2, class3, class4 and 3 more" in warned[0]
-    counts = [r for r in caplog.records if getattr(r, "file_only", False)]
-    assert len(counts) == 1
-    assert "class0 (label 0): val 1/4; class1 (label 1): train 1/4, val 1/4;" in counts[0].getMessage()
+    for _ in ("drawn", "from the cache"):  # the second run reads the draw the first one cached
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            fewshot.fewshot_split(str(tmp_path), train, val, 4, 1, random.Random(0))
+        warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warned) == 1, warned
+        assert warned[0].startswith(
+            "Few-shot: 8 of 8 classes have fewer images than the shots asked for (4 train / 4 val)"
+        )
+        assert "class0, class1, class2, class3, class4 and 3 more" in warned[0]
+        counts = [r for r in caplog.records if getattr(r, "file_only", False)]
+        assert len(counts) == 1
+        assert "class0 (label 0): val 1/4; class1 (label 1): train 1/4, val 1/4;" in counts[0].getMessage()
+    assert "Loading preprocessed few-shot data" in caplog.text
 
 
 def test_input_size_suggestion_runs_as_typed_in_a_shell(tiny_clip_path):
