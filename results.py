@@ -21,7 +21,8 @@ import logging
 import os
 import sys
 
-from reporting.render import to_text, write_all
+from reporting.paper_numbers import METHOD
+from reporting.render import has_paper_numbers, to_text, write_all
 from reporting.runs import LAYOUTS, collect_runs
 from reporting.tables import build_tables
 
@@ -64,6 +65,8 @@ def main(argv=None):
     if not args.quiet:
         for table in tables:
             print(to_text(table, args.paper, args.decimals), end="\n\n")
+    if args.paper:
+        note_tables_without_paper(tables)
     out = args.out or os.path.join(args.root, "results")
     paths = write_all(tables, runs, out, args.paper, "CI95" if args.ci95 else "std", args.decimals)
     if args.plots:
@@ -72,6 +75,20 @@ def main(argv=None):
         paths += write_plots(os.path.join(out, "results.json"), os.path.join(out, "plots"))
     logger.info("wrote %d files to %s", len(paths), out)
     return 0
+
+
+def note_tables_without_paper(tables, listed=3):
+    """--paper: one line naming the tables no published row matches (they print as without --paper)."""
+    missing = [t.title for t in tables if not has_paper_numbers(t)]
+    if missing:
+        more = f" and {len(missing) - listed} more" if len(missing) > listed else ""
+        logger.warning(
+            "--paper: no published row matches the table(s) %s%s, which show your numbers alone (published: %s, "
+            "with CLIP ViT-B/16, and for few-shot and zero-shot also the ResNets, on the papers' benchmarks)",
+            " | ".join(missing[:listed]),
+            more,
+            ", ".join(sorted(set(METHOD.values()))),
+        )
 
 
 if __name__ == "__main__":

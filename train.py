@@ -23,6 +23,7 @@ from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.interrupt import TrainingInterrupted
 from dasslite.errors import ConfigError, UserError
 from dasslite.utils.dist import destroy_distributed, launched_by_torchrun
+from dasslite.utils.logger import FILE_ONLY, log_file_path
 from dasslite.utils.tools import collect_env_info
 
 logger = logging.getLogger("train")
@@ -96,6 +97,11 @@ def build_parser():
         "(DATASET.CHECK_DATA True)",
     )
     p.add_argument("--debug", action="store_true", help="show the Python traceback of user errors too")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print the arguments, config and environment report on the console too (always in log.txt)",
+    )
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides, merged last")
     return p
 
@@ -164,6 +170,7 @@ def main(argv=None):
         model_dir=args.model_dir,
         load_epoch=args.load_epoch,
         no_train=args.no_train,
+        verbose=args.verbose,
     )
     try:
         launch(
@@ -209,13 +216,16 @@ def launcher():
 
 
 def log_args_and_config(args, cfg):
-    logger.info("***************\n** Arguments **\n***************")
+    """The original's header of log.txt; on the console only with --verbose (it is ~300 lines)."""
+    if not args.verbose:
+        logger.info(f"Arguments, config and environment: {log_file_path(cfg.OUTPUT_DIR)} (--verbose prints them here)")
+    logger.info("***************\n** Arguments **\n***************", extra=FILE_ONLY)
     for key in sorted(vars(args)):
-        logger.info(f"{key}: {getattr(args, key)}")
-    logger.info("************\n** Config **\n************")
-    logger.info(cfg)
-    logger.info("Collecting env info ...")
-    logger.info("** System info **\n" + collect_env_info() + "\n")
+        logger.info(f"{key}: {getattr(args, key)}", extra=FILE_ONLY)
+    logger.info("************\n** Config **\n************", extra=FILE_ONLY)
+    logger.info(cfg, extra=FILE_ONLY)
+    logger.info("Collecting env info ...", extra=FILE_ONLY)
+    logger.info("** System info **\n" + collect_env_info() + "\n", extra=FILE_ONLY)
 
 
 def cli(argv=None):

@@ -64,6 +64,7 @@ class RunPlan:
     model_dir: str = ""
     load_epoch: int | None = None
     no_train: bool = False
+    verbose: bool = False  # the log header (arguments, config, environment) on the console too
 
 
 class FinishedRunError(RunFolderError):
@@ -160,6 +161,7 @@ def start_logging(cfg, plan, notes, log_header):
     setup_logger(
         cfg.OUTPUT_DIR if is_main_process() else None,
         resume=not plan.overwrite and (bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR)),
+        verbose=plan.verbose,
     )
     for note in filter(None, notes):
         logger.warning(note)

@@ -19,6 +19,11 @@ def _paper(table, label, column):
     return table.paper.get(label, {}).get(column)
 
 
+def has_paper_numbers(table):
+    """True when --paper has a published number to show beside at least one of the table's cells."""
+    return any(_paper(table, label, column) is not None for label, cells in table.rows for column in cells)
+
+
 def format_cell(stat, published=None, decimals=2):
     if stat is None:
         return "" if published is None else f"- (paper {published:.{decimals}f})"

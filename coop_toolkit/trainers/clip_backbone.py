@@ -11,7 +11,9 @@
 import functools
 import logging
 import os
+import shlex
 import warnings
+import zipfile
 
 import open_clip
 import torch
@@ -77,15 +79,26 @@ def load_openai_checkpoint(path):
     Only the weights are taken from a TorchScript archive; the model is rebuilt eagerly (as the
     original code does), with OpenAI's fp16 conversion applied.
     """
-    try:
-        state_dict = torch.jit.load(path, map_location="cpu").state_dict()
-    except RuntimeError:
+    if is_torchscript_archive(path):
+        with warnings.catch_warnings():  # torch deprecates jit.load, but these archives need it to be read
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+            state_dict = torch.jit.load(path, map_location="cpu").state_dict()
+    else:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     if "state_dict" in state_dict and "visual.conv1.weight" not in state_dict:
         state_dict = {k.removeprefix("module."): v for k, v in state_dict["state_dict"].items()}
     if "token_embedding.weight" not in state_dict:
         raise ConfigError(f'"{path}" is not a CLIP checkpoint in OpenAI\'s layout (no "token_embedding.weight" key)')
     return build_model_from_openai_state_dict(dict(state_dict))
+
+
+def is_torchscript_archive(path):
+    """True for a TorchScript zip (OpenAI's .pt releases): it holds constants.pkl, which is how torch
+    itself tells one from a torch.save file."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
 
 
 def _load_openai_by_name(name):
@@ -144,7 +157,8 @@ def check_input_size(size, clip_model):
     expected = image_resolution(clip_model)
     if tuple(size) != expected:
         raise ConfigError(
-            f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set INPUT.SIZE {expected}"
+            f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set "
+            f"INPUT.SIZE {shlex.quote(str(expected))}"  # quoted: the shell would read the brackets
         )
 
 

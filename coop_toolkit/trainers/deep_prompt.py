@@ -15,6 +15,7 @@ import torch.nn as nn
 from open_clip.transformer import VisionTransformer
 
 from dasslite.errors import ConfigError
+from dasslite.utils.logger import notice_once
 
 from ..method_card import CLASSIFIER_HEAD
 from .authors_init import replay_clip_construction
@@ -199,9 +200,10 @@ class DeepPromptTrainer(LearnerTrainer):
             check_vision_prompts(clip_model.visual, name)
             check_depth(vision[1], clip_model.visual.transformer, f"{node}.PROMPT_DEPTH_VISION")
             return replay_clip_construction(clip_model, vision, text)
-        logger.warning(
+        notice_once(
+            logger,
             f"{name}: the authors' order of random draws is replayed for ViT backbones only; the text prompts "
-            f"of this {type(clip_model.visual).__name__} backbone are drawn directly"
+            f"of this {type(clip_model.visual).__name__} backbone are drawn directly",
         )
         width = clip_model.ln_final.weight.shape[0]
         return None, [], [nn.init.normal_(torch.empty(text[0], width), std=0.02) for _ in range(1, text[1])]

@@ -147,7 +147,8 @@ class LearnerTrainer(ClipTrainer):
         self.optim = build_optimizer(module, self.cfg.OPTIM)
         self.sched = build_lr_scheduler(self.optim, self.cfg.OPTIM)
         self.register_model(self.model_name, module, self.optim, self.sched)
-        self.scaler = torch.amp.GradScaler("cuda") if self.prec == "amp" else None
+        # loss scaling is for fp16 on CUDA; a GradScaler built without CUDA only warns and disables itself
+        self.scaler = torch.amp.GradScaler("cuda") if self.prec == "amp" and self.device.type == "cuda" else None
         # Training steps go through DDP under torchrun (gradients averaged over the processes, so with
         # equal per-process batches the update is the global batch's); self.model stays the plain module.
         self.train_model = wrap_ddp(self.model, self.device)

@@ -6,6 +6,7 @@ import logging
 import torch
 
 from dasslite.errors import ConfigError
+from dasslite.utils.logger import notice_once
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ def resolve_precision(prec, device, key):
     """The precision to run with on `device`; fp16 and amp need CUDA and fall back to fp32 elsewhere."""
     check_precision(prec, key)
     if device.type != "cuda" and prec in ("fp16", "amp"):
-        logger.warning(f"{key} {prec} needs CUDA; running in fp32 on {device.type}")
+        notice_once(logger, f"{key} {prec} needs CUDA; running in fp32 on {device.type}")
         return "fp32"
     return prec
 

@@ -21,6 +21,7 @@ from ..data.data_manager import DataManager
 from ..errors import CheckpointError
 from ..evaluation import build_evaluator, write_metrics_json
 from ..utils.dist import get_world_size, is_main_process, max_over_processes
+from ..utils.logger import notice_once
 from ..utils.seed import get_rng_state, set_rng_state
 from . import hooks as H
 from .checkpoint import (
@@ -299,9 +300,7 @@ class TrainerBase:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # a dependency of the toolkit; a bare engine install may lack it
-            logger.warning(
-                f"tensorboard is not installed, so no event files are written to {log_dir}: pip install tensorboard"
-            )
+            notice_once(logger, "tensorboard is not installed, so no event files are written: pip install tensorboard")
             return
         if self._writer is None:
             logger.info(f"Initialize tensorboard (log_dir={log_dir})")
