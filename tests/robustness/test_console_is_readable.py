@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import train
-from coop_toolkit.trainers import prompt_trainer
+from coop_toolkit.trainers import learner
 from coop_toolkit.trainers.clip_backbone import check_input_size, load_clip
 from coop_toolkit.trainers.coop import CoOp
 from coop_toolkit.trainers.precision import resolve_precision
@@ -159,7 +159,7 @@ def test_loading_openai_archives_and_state_dicts_gives_no_warning(small_clip, ti
 def test_amp_without_cuda_builds_no_grad_scaler(tiny_clip_path, monkeypatch):
     """A trainer left in amp on a CPU (here by force; a ported trainer may do it) must not build a CUDA
     GradScaler, which warns and disables itself."""
-    monkeypatch.setattr(prompt_trainer, "resolve_precision", lambda prec, device, key: "amp")
+    monkeypatch.setattr(learner, "resolve_precision", lambda prec, device, key: "amp")
     cfg = make_cfg(tiny_clip_path, **{"TRAINER.COOP.PREC": "amp", "TRAINER.COOP.N_CTX": 2})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
