@@ -9,7 +9,17 @@ The Python API (coop_toolkit/api.py) is re-exported here and imported on first u
 `coop_toolkit.zero_shot(classnames, backbone)`, `coop_toolkit.get_cfg(...)`, `coop_toolkit.train(cfg)`.
 """
 
-_API = ("load_run", "zero_shot", "get_cfg", "train", "find_images", "Run", "Prediction", "TrainingStopped")
+_API = (
+    "load_run",
+    "zero_shot",
+    "get_cfg",
+    "train",
+    "find_images",
+    "iter_images",
+    "Run",
+    "Prediction",
+    "TrainingStopped",
+)
 
 __all__ = ["__version__", *_API]
 

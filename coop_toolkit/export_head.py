@@ -16,8 +16,9 @@ import json
 import os
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from dasslite.errors import UserError
 from dasslite.utils.io import atomic_write
 
 CARD_VERSION = 1
@@ -29,16 +30,20 @@ COCOOP_USAGE = (
 )
 
 
+class ExportError(UserError, ValueError):
+    """The run's trainer has nothing open_clip could apply on its own."""
+
+
 def card_path(out):
     root, ext = os.path.splitext(out)
     return (root if ext == ".safetensors" else out) + ".json"
 
 
 def export_run(run, out):
-    """Write `out` (.safetensors) and its card; returns the card."""
+    """Write `out` (.safetensors) and its card, each atomically with the umask's mode; returns the card."""
     trainer = run.trainer
     if not getattr(trainer, "frozen_image_encoder", False):
-        raise ValueError(
+        raise ExportError(
             f"{type(trainer).__name__} learns prompts inside the image encoder, so open_clip's frozen image "
             f"encoder would not give this run's image features and no exported head could reproduce its "
             f"logits; classify with predict.py or the Python API (coop_toolkit.load_run) instead."
@@ -53,13 +58,15 @@ def export_run(run, out):
         tensors["token_ids"] = learner.token_ids.detach()
         kind, usage = "image_conditioned_prompt_learner", COCOOP_USAGE
     else:
-        raise ValueError(
+        raise ExportError(
             f"Trainer {type(trainer).__name__} neither has image-independent class features "
             f"(image_conditioned = False) nor a prompt_learner to export"
         )
     tensors["logit_scale"] = torch.tensor(scale, dtype=torch.float32)
     tensors = {k: v.contiguous().cpu() for k, v in tensors.items()}
-    save_file(tensors, out, metadata={"format": f"coop_toolkit.{kind}", "card": os.path.basename(card_path(out))})
+    data = save(tensors, metadata={"format": f"coop_toolkit.{kind}", "card": os.path.basename(card_path(out))})
+    with atomic_write(out, mode="wb") as f:  # safetensors' own save_file writes in place with mode 0600
+        f.write(data)
     record = run.record or {}
     card = {
         "format": f"coop_toolkit.{kind}",
