@@ -373,15 +373,14 @@ class Run:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _items(self, images):
+        """The images one by one, folders expanded as they are reached; a list's missing path fails first."""
         if isinstance(images, torch.Tensor) and images.dim() == 4:
-            return iter(list(images))
-        if isinstance(images, (str, os.PathLike, Image.Image, torch.Tensor)):
+            images = list(images)
+        elif isinstance(images, (str, os.PathLike, Image.Image, torch.Tensor)):
             images = [images]
-        images = list(images)
-        for i in images:
-            if isinstance(i, (str, os.PathLike)):
-                iter_images([i])  # a missing path fails now, before any work
-        return (p for i in images for p in (_walk([os.fspath(i)]) if isinstance(i, (str, os.PathLike)) else [i]))
+        if isinstance(images, (list, tuple)):
+            iter_images([i for i in images if isinstance(i, (str, os.PathLike))])
+        return (p for i in images for p in (iter_images([i]) if isinstance(i, (str, os.PathLike)) else [i]))
 
     def _prepare(self, item):
         """(item, (3, H, W) tensor, None), or (item, None, the ImageReadError) for an unreadable file."""

@@ -64,6 +64,9 @@ def check_output_file(path, flag, suffixes):
 
 def check_output_folder(folder, flag):
     """Create `folder` if missing and write a temporary file into it; a UsageError naming `flag` if either fails."""
+    blocker = next((p for p in _ancestors(folder) if os.path.exists(p) and not os.path.isdir(p)), None)
+    if blocker:
+        raise UsageError(f'{flag}: "{blocker}" is a file, so the folder "{folder}" cannot be made; choose another path')
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -72,3 +75,13 @@ def check_output_folder(folder, flag):
         raise UsageError(
             f'{flag}: cannot write into the folder "{folder}" ({e.strerror or e}); choose a folder you can write to'
         ) from None
+
+
+def _ancestors(folder):
+    folder = os.path.abspath(folder)
+    while True:
+        yield folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return
+        folder = parent
