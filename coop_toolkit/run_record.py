@@ -136,7 +136,7 @@ def read_run_record(run_dir):
     path = os.path.join(run_dir, RUN_FILE)
     if not os.path.isfile(path):
         if os.path.isfile(os.path.join(run_dir, "config.yaml")):
-            raise FileNotFoundError(
+            raise UserFileNotFoundError(
                 f'"{path}" not found: the run predates run.json. Evaluate it once with train.py (its usual flags '
                 f"and --eval-only --model-dir {run_dir} --output-dir NEW_FOLDER) and use NEW_FOLDER."
             )
@@ -166,9 +166,16 @@ RECORD_FIELDS = {
         lambda v: isinstance(v, list) and v and all(isinstance(n, str) and n for n in v),
         "a non-empty list of class names (strings)",
     ),
-    "backbone": (lambda v: isinstance(v, dict) and isinstance(v.get("name"), str), 'an object with a "name"'),
+    "backbone": (
+        lambda v: (
+            isinstance(v, dict)
+            and isinstance(v.get("name"), str)
+            and (v.get("kind") != "file" or all(isinstance(v.get(k), str) for k in ("path", "sha256")))
+        ),
+        'an object with a "name" (and, for a file, its "path" and "sha256")',
+    ),
     "preprocess": (lambda v: isinstance(v, dict), "an object (resize, crop, interpolation, mean, std)"),
-    "preprocess.resize": (lambda v: isinstance(v, int) and v > 0, "a positive integer"),
+    "preprocess.resize": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "preprocess.crop": (lambda v: _is_number_list(v, 2), "[height, width]"),
     "preprocess.interpolation": (lambda v: v in INTERPOLATION_MODES, " or ".join(INTERPOLATION_MODES)),
     "preprocess.mean": (lambda v: v is None or _is_number_list(v, 3), "null or 3 numbers"),
@@ -182,11 +189,14 @@ OPTIONAL_FIELDS = {
 }
 
 
+MISSING = object()
+
+
 def _field(record, key):
     value = record
     for part in key.split("."):
         if not isinstance(value, dict) or part not in value:
-            return KeyError
+            return MISSING
         value = value[part]
     return value
 
@@ -199,7 +209,7 @@ def check_run_record(record, path):
     for fields, required in ((RECORD_FIELDS, True), (OPTIONAL_FIELDS, False)):
         for key, (check, expected) in fields.items():
             value = _field(record, key)
-            if value is KeyError:
+            if value is MISSING:
                 problems += [f'"{key}" is missing'] if required else []
             elif not check(value):
                 problems.append(f'"{key}" must be {expected}, not {json.dumps(value)[:60]}')
