@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 from dasslite.cli import ArgumentParser, UsageError, check_output_file, run_cli
 from dasslite.errors import UserFileNotFoundError
-from dasslite.utils.io import atomic_write
 
 OUT_SUFFIXES = (".csv", ".json")
 
@@ -115,6 +114,8 @@ class OutFile:
         self.is_json = path.lower().endswith(".json")
 
     def __enter__(self):
+        from dasslite.utils.io import atomic_write  # dasslite.utils loads torch: not for --help
+
         self.context = atomic_write(self.path, newline="", encoding="utf-8")
         self.file = self.context.__enter__()
         if self.is_json:

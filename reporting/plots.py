@@ -10,7 +10,6 @@ import logging
 import os
 
 from dasslite.errors import UserError
-from dasslite.utils.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +104,9 @@ def write_plots(results, out_dir):
 
 def save_png(fig, path):
     """The figure as a PNG, written atomically with the umask's mode (as every file results.py writes)."""
+    from reporting.render import write_atomically
+
     data = io.BytesIO()
     fig.savefig(data, format="png", dpi=120, bbox_inches="tight")
-    with atomic_write(path, mode="wb") as f:
+    with write_atomically(path, mode="wb") as f:
         f.write(data.getvalue())

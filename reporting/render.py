@@ -14,8 +14,6 @@ import os
 
 from tabulate import tabulate
 
-from dasslite.utils.io import atomic_write
-
 
 def _paper(table, label, column):
     return table.paper.get(label, {}).get(column)
@@ -90,7 +88,7 @@ def write_csv(table, path, show_paper=False):
     for column in table.columns:
         header += [column, f"{column} spread", f"{column} n"]
         header += [f"{column} paper", f"{column} diff"] if show_paper else []
-    with atomic_write(path, newline="") as f:
+    with write_atomically(path, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for label, cells in table.rows:
@@ -121,7 +119,7 @@ def write_runs_csv(runs, path):
         "source",
         "path",
     ]
-    with atomic_write(path, newline="") as f:
+    with write_atomically(path, newline="") as f:
         writer = csv.DictWriter(f, fields)
         writer.writeheader()
         for run in runs:
@@ -137,11 +135,11 @@ def write_all(tables, runs, out_dir, show_paper=False, spread="std", decimals=2)
         paths.append(os.path.join(out_dir, f"{table.name}.csv"))
         write_csv(table, paths[-1], show_paper)
     paths.append(os.path.join(out_dir, "results.md"))
-    with atomic_write(paths[-1]) as f:
+    with write_atomically(paths[-1]) as f:
         f.write(f"# Results (mean ± {spread} over seeds)\n\n")
         f.write("\n".join(to_markdown(t, show_paper, decimals) for t in tables))
     paths.append(os.path.join(out_dir, "results.json"))
-    with atomic_write(paths[-1]) as f:
+    with write_atomically(paths[-1]) as f:
         data = dict(
             version=1,
             spread=spread,
@@ -152,3 +150,11 @@ def write_all(tables, runs, out_dir, show_paper=False, spread="std", decimals=2)
     paths.append(os.path.join(out_dir, "runs.csv"))
     write_runs_csv(runs, paths[-1])
     return paths
+
+
+def write_atomically(path, **open_kwargs):
+    """dasslite's atomic_write (umask mode, temp file + rename), imported when first writing: the
+    dasslite.utils package loads torch, which results.py otherwise never needs."""
+    from dasslite.utils.io import atomic_write
+
+    return atomic_write(path, **open_kwargs)
