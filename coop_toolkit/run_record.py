@@ -249,6 +249,8 @@ def weights_dir(run_dir, record, model_dir=""):
             f'"{run_dir}" is an evaluation of the model run "{recorded}" (relative to the run: "{beside}"); both '
             f"folders exist and hold different checkpoints. Pass --model-dir (model_dir=) with the one to use."
         )
+    if beside and here[0] != beside:
+        logger.warning(f'"{run_dir}": no model run at "{beside}" beside it; reading the recorded "{recorded}"')
     return here[0]
 
 
