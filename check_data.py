@@ -16,7 +16,7 @@ import logging
 import sys
 
 from coop_toolkit.datasets.check import MISSING, check_datasets, format_reports
-from dasslite.errors import exit_on_user_error
+from dasslite.cli import run_cli
 
 
 def build_parser():
@@ -40,4 +40,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    sys.exit(exit_on_user_error(main, sys.argv[1:]))
+    sys.exit(run_cli(main))

@@ -21,7 +21,7 @@ import sys
 from coop_toolkit.datasets.catalog import BENCHMARKS
 from coop_toolkit.datasets.check import check_datasets, format_reports
 from coop_toolkit.datasets.prepare import prepare_dataset
-from dasslite.errors import exit_on_user_error
+from dasslite.cli import run_cli
 
 
 def build_parser():
@@ -51,4 +51,4 @@ def main(argv=None):
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("dasslite").setLevel(logging.WARNING)  # not the readers' progress lines
-    sys.exit(exit_on_user_error(main, sys.argv[1:]))
+    sys.exit(run_cli(main))

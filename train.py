@@ -19,9 +19,10 @@ import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
 from coop_toolkit.config import merge_run_config
 from coop_toolkit.launch import FinishedRunError, RunPlan, Spelling, launch, report_stop
 from coop_toolkit.plugins import load_plugins
+from dasslite.cli import run_cli
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.interrupt import TrainingInterrupted
-from dasslite.errors import ConfigError, UserError
+from dasslite.errors import ConfigError
 from dasslite.utils.dist import destroy_distributed, launched_by_torchrun
 from dasslite.utils.logger import FILE_ONLY, log_file_path
 from dasslite.utils.tools import collect_env_info
@@ -230,16 +231,7 @@ def log_args_and_config(args, cfg):
 
 def cli(argv=None):
     """The command line: a user error prints one "error: ..." line and exits 2 (--debug: traceback)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        main(argv)
-    except UserError as exc:
-        if "--debug" in argv:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    finally:
-        destroy_distributed()
+    run_cli(main, argv, cleanup=destroy_distributed)
 
 
 if __name__ == "__main__":

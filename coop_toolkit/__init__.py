@@ -11,7 +11,17 @@ The dataset tools too: `coop_toolkit.check_datasets(root, names)` (check_data.py
 `coop_toolkit.prepare_dataset(root, name)` (prepare_data.py).
 """
 
-_API = ("load_run", "zero_shot", "get_cfg", "train", "find_images", "Run", "Prediction", "TrainingStopped")
+_API = (
+    "load_run",
+    "zero_shot",
+    "get_cfg",
+    "train",
+    "find_images",
+    "iter_images",
+    "Run",
+    "Prediction",
+    "TrainingStopped",
+)
 
 _DATA_API = {"check_datasets": "check", "check_dataset": "check", "prepare_dataset": "prepare"}
 

@@ -40,17 +40,3 @@ class RunFolderError(UserError, RuntimeError):
 
 class DataError(UserError, ValueError):
     """A dataset file or folder is wrong (bad split file, unreadable image, empty class folder)."""
-
-
-def exit_on_user_error(main, argv):
-    """Run a command's `main(argv)`; a UserError prints one "error: <message>" line and exits with status
-    2 (with `--debug` in argv its traceback is shown instead)."""
-    import sys
-
-    try:
-        return main(argv)
-    except UserError as exc:
-        if "--debug" in argv:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)

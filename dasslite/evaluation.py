@@ -16,7 +16,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 from .log_format import RESULT_HEADER
 from .registry import Registry
 from .utils.dist import is_main_process
-from .utils.io import write_json
+from .utils.io import atomic_write, write_json
 
 logger = logging.getLogger(__name__)
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
@@ -115,8 +115,8 @@ class Classification(EvaluatorBase):
     def _save_cmat(self):
         cmat = confusion_matrix(self._y_true, self._y_pred, normalize="true")
         path = os.path.join(self.cfg.OUTPUT_DIR, "cmat.pt")
-        os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
-        torch.save(torch.from_numpy(cmat), path)
+        with atomic_write(path, mode="wb") as f:
+            torch.save(torch.from_numpy(cmat), f)
         logger.info(f"Confusion matrix is saved to {path}")
 
 

@@ -14,8 +14,9 @@ import check_data
 import train
 from coop_toolkit.datasets import catalog
 from coop_toolkit.datasets.check import FOUND, INCOMPLETE, MISSING, check_dataset, check_datasets, format_reports
+from dasslite.cli import run_cli
 from dasslite.data.build import build_dataset
-from dasslite.errors import DataError, exit_on_user_error
+from dasslite.errors import DataError
 
 from .conftest import make_cfg
 from .layouts import BUILDERS, TEST_ONLY, build_dtd, build_food101, build_imagenet, build_sun397, write_image
@@ -294,7 +295,7 @@ def test_check_data_exit_status(tmp_path, capsys):
     assert check_data.main(["--root", str(tmp_path)]) == 1  # found but incomplete
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
-        exit_on_user_error(check_data.main, ["--root", str(tmp_path), "flowers"])
+        run_cli(check_data.main, ["--root", str(tmp_path), "flowers"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith('error: Unknown dataset "flowers". Did you mean "oxford_flowers"?') and err.count("\n") == 1

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import results
+from dasslite.cli import NothingFoundError
 from reporting.runs import collect_runs
 from reporting.tables import build_tables
 
@@ -186,7 +187,8 @@ def test_plots(b2n_tree, tmp_path):
 
 
 def test_empty_tree_is_an_error(tmp_path):
-    assert results.main([str(tmp_path)]) == 1
+    with pytest.raises(NothingFoundError, match="no finished runs in a known layout"):
+        results.main([str(tmp_path)])
 
 
 def test_plots_without_matplotlib_name_the_extra(b2n_tree, tmp_path, monkeypatch):
