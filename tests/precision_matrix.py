@@ -31,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FOR = {
     "ZeroshotCLIP": "configs/trainers/CoOp/vit_b16.yaml",
     "ZeroshotCLIP2": "configs/trainers/CoOp/vit_b16.yaml",
+    "ProGrad": "configs/trainers/ProGrad/rn50_ep50.yaml",  # the authors ship RN50 yamls only
 }
 DATASET_CONFIG = "configs/datasets/oxford_pets.yaml"
 # Bound on max |logits - fp32 logits| / max(1, max |fp32 logits|) per PREC. fp16 and amp: the 1e-2 this

@@ -23,8 +23,23 @@ from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
-from .clip_backbone import CONTEXT_LENGTH, check_input_size, clip_dtype, count_tokens, load_clip, tokenize
-from .precision import PRECISIONS, autocast_for, check_precision, resolve_precision
+from .clip_backbone import (
+    CONTEXT_LENGTH,
+    check_input_size,
+    count_tokens,
+    draw_dtype,
+    image_tower,
+    load_clip,
+    tokenize,
+)
+from .precision import (
+    PRECISIONS,
+    autocast_for,
+    check_precision,
+    describe_precision,
+    resolve_precision,
+    stored_precision,
+)
 
 __all__ = ["PRECISIONS", "autocast_for", "resolve_precision", "ClipTrainer", "PromptTrainer"]
 
@@ -47,7 +62,8 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
 
     With `ctx_init` words, the context starts as their token embeddings and M becomes their number
     of BPE tokens (the original takes the word count, which misaligns multi-token words). Otherwise
-    N(0, 0.02^2) drawn in CLIP's dtype, as the original draws it, so a seed gives the same start.
+    N(0, 0.02^2) drawn in CLIP's dtype, as the original draws it, so a seed gives the same start
+    (clip_backbone.draw_dtype).
     `n_cls_csc` > 0 makes class-specific contexts.
     """
     width = clip_model.ln_final.weight.shape[0]
@@ -74,7 +90,7 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
             raise ConfigError(f"N_CTX must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
         shape = (n_cls_csc, n_ctx, width) if n_cls_csc else (n_ctx, width)
         logger.info("Initializing class-specific contexts" if n_cls_csc else "Initializing a generic context")
-        ctx = torch.empty(shape, dtype=clip_dtype(clip_model))
+        ctx = torch.empty(shape, dtype=draw_dtype(clip_model))
         nn.init.normal_(ctx, std=0.02)
         ctx = ctx.float()
         text = " ".join(["X"] * n_ctx)
@@ -103,7 +119,7 @@ def register_class_prompts(learner, clip_model, prefix_text, classnames):
 def encode_images(image_encoder, image, dtype):
     """L2-normalised fp32 features of the frozen image encoder (no activations kept for backward)."""
     with torch.no_grad():
-        features = image_encoder(image.to(dtype)).float()
+        features = image_tower(image_encoder, image.to(dtype)).float()
     return features / features.norm(dim=-1, keepdim=True)
 
 
@@ -130,9 +146,11 @@ class ClipTrainer(TrainerX):
     def load_frozen_clip(self):
         """CLIP in the node's precision (sets self.prec), checked against INPUT.SIZE."""
         cfg = self.cfg
-        self.prec = resolve_precision(self.opts.PREC, self.device, f"TRAINER.{self.config_node}.PREC")
+        key = f"TRAINER.{self.config_node}.PREC"
+        self.prec = resolve_precision(self.opts.PREC, self.device, key)
+        logger.info(describe_precision(self.prec, self.device, key))
         logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=self.prec)
+        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=stored_precision(self.prec, self.device))
         check_input_size(cfg.INPUT.SIZE, clip_model)
         return clip_model
 
