@@ -27,6 +27,12 @@ def parse_args(argv=None):
     p.add_argument("--backbone", default="", help="CLIP weights to use (name, open_clip model:tag or file)")
     p.add_argument("--trainer", default="", help="zero-shot trainer to use without a RUN_DIR (ZeroshotCLIP[2])")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="fp32 (default, exact), or bf16 (a CPU with native bf16, or a GPU) / fp16 (a GPU): faster",
+    )
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_intermixed_args(argv)  # options may come between the paths
     if args.out and not args.out.lower().endswith((".csv", ".json")):
@@ -51,9 +57,17 @@ def load(args):
 
     classnames = read_classnames(args.classnames) if args.classnames else None
     if args.trainer:
-        return ct.zero_shot(classnames, args.backbone, trainer=args.trainer, device=args.device), args.paths
+        zs = ct.zero_shot(classnames, args.backbone, trainer=args.trainer, device=args.device, precision=args.precision)
+        return zs, args.paths
     run_dir, paths = args.paths[0], args.paths[1:]
-    run = ct.load_run(run_dir, args.load_epoch, backbone=args.backbone, classnames=classnames, device=args.device)
+    run = ct.load_run(
+        run_dir,
+        args.load_epoch,
+        backbone=args.backbone,
+        classnames=classnames,
+        device=args.device,
+        precision=args.precision,
+    )
     return run, paths
 
 

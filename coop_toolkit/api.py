@@ -37,6 +37,7 @@ from dasslite.data.data_manager import read_image
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.checkpoint import list_checkpoints
 from dasslite.engine.interrupt import TrainingInterrupted
+from dasslite.errors import ConfigError
 
 from . import run_record as rr
 from .config import merge_run_config
@@ -112,13 +113,14 @@ class TrainingStopped(TrainingInterrupted):
         )
 
 
-def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None):
+def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None, precision="fp32"):
     """A Run from a run folder alone (config.yaml, run.json, checkpoints); the dataset is not needed.
 
     `load_epoch`: model.pth.tar-N to load (default: the model the run reported: model-best.pth.tar
     under TEST.FINAL_MODEL best_val, else the last epoch saved). `backbone`: where the recorded CLIP
     weights are now (a file must have the recorded sha256; a zero-shot run takes any backbone).
     `classnames`: classify into these classes instead (prompts that are not class-specific transfer).
+    `precision`: fp32 (exact), bf16 or fp16, whatever PREC the run trained with (PRECISION_CHOICES).
     """
     record = rr.read_run_record(run_dir)
     cfg = run_config(run_dir)
@@ -126,7 +128,7 @@ def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None
     learned = not getattr(trainer_cls, "learns_nothing", False)
     cfg.MODEL.BACKBONE.NAME = rr.resolve_backbone(record["backbone"], backbone, learned=learned)
     names = list(classnames) if classnames is not None else record["classnames"]
-    trainer = _build(cfg, names, device)
+    trainer = _build(cfg, names, device, precision)
     if learned:
         model_dir = rr.weights_dir(run_dir, record)
         epoch = load_epoch if load_epoch is not None else default_epoch(cfg, record, model_dir, trainer)
@@ -159,7 +161,7 @@ def flat_items(node, prefix=""):
             yield f"{prefix}{key}", value
 
 
-def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None):
+def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None, precision="fp32"):
     """A zero-shot CLIP Run without a run folder: hand-written prompts ("a photo of a {}." unless
     `dataset_name` has its own template) for `classnames`, on `backbone` (MODEL.BACKBONE.NAME)."""
     cfg = get_cfg(trainer=trainer)
@@ -171,7 +173,7 @@ def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opt
     cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = list(OPENAI_DATASET_MEAN), list(OPENAI_DATASET_STD)
     cfg.INPUT.TRANSFORMS = ["normalize"]
     merge_from_list_checked(cfg, list(opts))
-    built = _build(cfg, list(classnames), device)
+    built = _build(cfg, list(classnames), device, precision)
     return Run(built, rr.preprocess_record(cfg), list(classnames), record=None)
 
 
@@ -186,7 +188,17 @@ def clip_image_size(backbone):
     return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
 
-def _build(cfg, classnames, device):
+# What a loaded run computes in: fp32 (exact), or bf16 / fp16 on request (on a CPU bf16 needs native bf16
+# and fp16 falls back to fp32; coop_toolkit/trainers/precision.py).
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+
+
+def _build(cfg, classnames, device, precision="fp32"):
+    if precision not in PRECISION_CHOICES:
+        raise ConfigError(f'precision must be one of {", ".join(PRECISION_CHOICES)}, got "{precision}"')
+    node = getattr(TRAINER_REGISTRY.get(cfg.TRAINER.NAME), "config_node", None)
+    if node and "PREC" in cfg.TRAINER.get(node, {}):
+        cfg.TRAINER[node].PREC = precision
     cfg.USE_CUDA = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
     cfg.freeze()
     with torch.random.fork_rng(devices=[]):  # a prompt's random init is drawn, then overwritten

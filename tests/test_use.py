@@ -293,3 +293,21 @@ def test_a_run_trained_with_a_plugin_trainer_registered_loads_without_it(runs, t
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     image = os.path.join(runs["data"], "test", "red_circle", "000.png")
     assert ct.load_run(run_dir).predict(image)[0].topk == ct.load_run(runs["CoOp"]).predict(image)[0].topk
+
+
+def test_a_run_computes_in_fp32_by_default_and_in_bf16_on_request(runs, monkeypatch):
+    from coop_toolkit.trainers import precision
+    from dasslite.errors import ConfigError
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))  # native bf16, any machine
+    images = sorted(glob.glob(os.path.join(runs["data"], "test", "*", "*.png")))[:4]
+    exact, low = ct.load_run(runs["CoOp"], device="cpu"), ct.load_run(runs["CoOp"], device="cpu", precision="bf16")
+    assert exact.trainer.prec == "fp32" and low.trainer.prec == "bf16"
+    assert low.trainer.model.image_encoder.conv1.weight.dtype == torch.bfloat16
+    assert low.trainer.model.prompt_learner.ctx.dtype == torch.float32
+    expected = exact.logits(images)
+    assert (low.logits(images) - expected).abs().max() <= 1e-1 * max(1.0, expected.abs().max().item())
+    printed = predict.main([runs["CoOp"], *images, "--precision", "bf16", "--device", "cpu"])
+    assert [p.topk for p in printed] == [p.topk for p in low.predict(images, topk=5)]
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16, fp16"):
+        ct.load_run(runs["CoOp"], precision="int8")
