@@ -88,7 +88,7 @@ def describe_precision(prec, device, key):
         return f"Precision ({key} resolved to fp32): CLIP and the learned parameters in fp32"
     stored = stored_precision(prec, device)
     if stored == "bf16":
-        why = f"this CPU computes bf16 natively ({native_bf16_flag()}); weights stored in bf16, never re-cast"
+        why = f"this CPU computes bf16 natively: {native_bf16_flag()}; weights stored in bf16, never re-cast"
     elif stored == "fp16":
         why = "OpenAI's half-precision conversion"
     else:
