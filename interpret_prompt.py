@@ -17,13 +17,10 @@ exactly (no matrix-product shortcut), so a context vector equal to a token's emb
 import argparse
 import sys
 
-import torch
-from open_clip.tokenizer import SimpleTokenizer
-
-from coop_toolkit.trainers.clip_backbone import load_clip
 from dasslite.cli import ArgumentParser, UsageError, run_cli
-from dasslite.engine.checkpoint import load_checkpoint
 from dasslite.errors import UserError
+
+# torch, open_clip and the toolkit are imported where used, so that --help answers at once.
 
 
 class NoContextError(UserError, KeyError):
@@ -32,6 +29,8 @@ class NoContextError(UserError, KeyError):
 
 def read_ctx(path):
     """The learned context tensor (M, width) or (n_cls, M, width) of a prompt-learner checkpoint."""
+    from dasslite.engine.checkpoint import load_checkpoint
+
     ckpt = load_checkpoint(path)
     state_dict = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else {}
     if "ctx" in state_dict:
@@ -48,6 +47,8 @@ def read_ctx(path):
 
 def nearest_tokens(ctx, token_embedding, topk):
     """(distances, token ids), each (M, topk), ascending: the k nearest table rows to each ctx row."""
+    import torch
+
     if ctx.shape[-1] != token_embedding.shape[1]:
         raise UsageError(
             f"The context vectors have width {ctx.shape[-1]} but the backbone's token embedding "
@@ -100,6 +101,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from coop_toolkit.trainers.clip_backbone import load_clip
+
     ctx = read_ctx(args.fpath).detach()
     print(f"Return the top-{args.topk} matched words")
     clip_model = load_clip(args.backbone, "fp32")

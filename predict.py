@@ -51,6 +51,12 @@ def parse_args(argv=None):
         help="module or .py file defining the run's trainer, when it comes from outside the toolkit (repeatable)",
     )
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="fp32 (default, exact), or bf16 (a CPU with native bf16, or a GPU) / fp16 (a GPU): faster",
+    )
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_intermixed_args(argv)  # options may come between the paths
     for flag in ("topk", "batch_size", "workers"):
@@ -88,7 +94,14 @@ def load(args, classnames):
     import coop_toolkit as ct
 
     if args.trainer:
-        return ct.zero_shot(classnames, args.backbone, trainer=args.trainer, device=args.device, plugins=args.plugin)
+        return ct.zero_shot(
+            classnames,
+            args.backbone,
+            trainer=args.trainer,
+            device=args.device,
+            precision=args.precision,
+            plugins=args.plugin,
+        )
     return ct.load_run(
         args.paths[0],
         args.load_epoch,
@@ -96,6 +109,7 @@ def load(args, classnames):
         classnames=classnames,
         device=args.device,
         model_dir=args.model_dir,
+        precision=args.precision,
         plugins=args.plugin,
     )
 

@@ -15,23 +15,18 @@ import os
 import shlex
 import sys
 
-import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
-from coop_toolkit.config import merge_run_config
-from coop_toolkit.launch import FinishedRunError, RunPlan, Spelling, launch, report_stop
-from coop_toolkit.plugins import load_plugins
+from coop_toolkit.trainer_names import trainer_names
 from dasslite.cli import run_cli
-from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
-from dasslite.engine.interrupt import TrainingInterrupted
 from dasslite.errors import ConfigError
-from dasslite.utils.dist import destroy_distributed, launched_by_torchrun
-from dasslite.utils.logger import FILE_ONLY, log_file_path
-from dasslite.utils.tools import collect_env_info
+
+# torch and the toolkit's trainers and datasets are imported in the functions that use them, so that
+# --help and a mistyped flag answer at once.
 
 logger = logging.getLogger("train")
 
 
-# how coop_toolkit/launch.py's errors name this command line's options
-FLAGS = Spelling(overwrite="--overwrite", resume="--resume", output_dir="--output-dir")
+# how coop_toolkit/launch.py's errors name this command line's options (a launch.Spelling)
+FLAGS = dict(overwrite="--overwrite", resume="--resume", output_dir="--output-dir")
 UNUSED = "unused: accepted so the original's command lines run; it sets {key}, which no CLIP trainer reads"
 
 
@@ -63,7 +58,7 @@ def build_parser():
         "--trainer",
         type=str,
         default="",
-        help=f"method (TRAINER.NAME): {', '.join(sorted(TRAINER_REGISTRY.registered_names()))}",
+        help=f"method (TRAINER.NAME): {', '.join(trainer_names())}",
     )
     p.add_argument(
         "--backbone",
@@ -153,6 +148,9 @@ def reset_cfg(cfg, args):
 
 
 def setup_cfg(args):
+    import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
+    from coop_toolkit.config import merge_run_config
+
     cfg = merge_run_config(args, lambda cfg: reset_cfg(cfg, args))
     cfg.freeze()
     return cfg
@@ -162,6 +160,10 @@ def main(argv=None):
     """Run train.py with `argv`; user errors are raised (cli() prints them as one line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    from coop_toolkit.launch import FinishedRunError, RunPlan, Spelling, launch, report_stop
+    from coop_toolkit.plugins import load_plugins
+    from dasslite.engine.interrupt import TrainingInterrupted
+
     load_plugins(args.plugin)
     cfg = setup_cfg(args)
     plan = RunPlan(
@@ -175,7 +177,11 @@ def main(argv=None):
     )
     try:
         launch(
-            cfg, plan, FLAGS, build=lambda cfg: build(args, cfg), log_header=lambda cfg: log_args_and_config(args, cfg)
+            cfg,
+            plan,
+            Spelling(**FLAGS),
+            build=lambda cfg: build(args, cfg),
+            log_header=lambda cfg: log_args_and_config(args, cfg),
         )
     except FinishedRunError as exc:
         sys.exit(f"error: {exc}")
@@ -186,6 +192,8 @@ def main(argv=None):
 
 def build(args, cfg):
     """The trainer; with --eval-only, loaded with the weights of --model-dir at --load-epoch."""
+    from dasslite.engine.build import build_trainer
+
     trainer = build_trainer(cfg)
     if args.eval_only:
         if not args.model_dir and not cfg.MODEL.INIT_WEIGHTS and trainer.learns_parameters():
@@ -209,6 +217,8 @@ def resume_command(argv, args, cfg):
 def launcher():
     """`python`, or torchrun options for as many processes as this run has (with several nodes, add
     your rendezvous options)."""
+    from dasslite.utils.dist import launched_by_torchrun
+
     if not launched_by_torchrun():
         return ["python"]
     per_node = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
@@ -218,6 +228,9 @@ def launcher():
 
 def log_args_and_config(args, cfg):
     """The original's header of log.txt; on the console only with --verbose (it is ~300 lines)."""
+    from dasslite.utils.logger import FILE_ONLY, log_file_path
+    from dasslite.utils.tools import collect_env_info
+
     if not args.verbose:
         logger.info(f"Arguments, config and environment: {log_file_path(cfg.OUTPUT_DIR)} (--verbose prints them here)")
     logger.info("***************\n** Arguments **\n***************", extra=FILE_ONLY)
@@ -231,7 +244,14 @@ def log_args_and_config(args, cfg):
 
 def cli(argv=None):
     """The command line: a user error prints one "error: ..." line and exits 2 (--debug: traceback)."""
-    run_cli(main, argv, cleanup=destroy_distributed)
+    run_cli(main, argv, cleanup=destroy_process_group)
+
+
+def destroy_process_group():
+    if "torch.distributed" in sys.modules:  # else no process group can exist
+        from dasslite.utils.dist import destroy_distributed
+
+        destroy_distributed()
 
 
 if __name__ == "__main__":

@@ -139,7 +139,9 @@ class TrainingStopped(TrainingInterrupted):
         )
 
 
-def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None, model_dir="", plugins=()):
+def load_run(
+    run_dir, load_epoch=None, backbone="", classnames=None, device=None, model_dir="", plugins=(), precision="fp32"
+):
     """A Run from a run folder alone (config.yaml, run.json, checkpoints); the dataset is not needed.
 
     `load_epoch`: model.pth.tar-N to load (default: the model the run reported: model-best.pth.tar
@@ -150,6 +152,7 @@ def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None
     run.json says (rr.weights_dir: the run folder, or the model run beside it or at its recorded path).
     `plugins`: the modules or .py files of a run trained with a plugin's trainer (predict.py --plugin);
     nothing run.json names is imported without them (coop_toolkit/plugins.py).
+    `precision`: fp32 (exact), bf16 or fp16, whatever PREC the run trained with (PRECISION_CHOICES).
     """
     if not os.path.isdir(run_dir):
         raise UserFileNotFoundError(f'Run folder "{run_dir}" not found; give the --output-dir of a train.py run')
@@ -162,7 +165,7 @@ def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None
     learned = not getattr(trainer_cls, "learns_nothing", False)
     cfg.MODEL.BACKBONE.NAME = rr.resolve_backbone(record["backbone"], backbone, learned=learned)
     names = list(classnames) if classnames is not None else record["classnames"]
-    trainer = _build(cfg, names, device)
+    trainer = _build(cfg, names, device, precision)
     if learned:
         model_dir = rr.weights_dir(run_dir, record, model_dir)
         epoch = load_epoch if load_epoch is not None else default_epoch(cfg, record, model_dir, trainer)
@@ -207,7 +210,9 @@ def flat_items(node, prefix=""):
             yield f"{prefix}{key}", value
 
 
-def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None, plugins=()):
+def zero_shot(
+    classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None, plugins=(), precision="fp32"
+):
     """A zero-shot CLIP Run without a run folder: hand-written prompts ("a photo of a {}." unless
     `dataset_name` has its own template) for `classnames`, on `backbone` (MODEL.BACKBONE.NAME)."""
     cfg = get_cfg(trainer=trainer, plugins=plugins)
@@ -219,7 +224,7 @@ def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opt
     cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = list(OPENAI_DATASET_MEAN), list(OPENAI_DATASET_STD)
     cfg.INPUT.TRANSFORMS = ["normalize"]
     merge_from_list_checked(cfg, list(opts))
-    built = _build(cfg, list(classnames), device)
+    built = _build(cfg, list(classnames), device, precision)
     return Run(built, rr.preprocess_record(cfg), list(classnames), record=None)
 
 
@@ -234,7 +239,17 @@ def clip_image_size(backbone):
     return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
 
-def _build(cfg, classnames, device):
+# What a loaded run computes in: fp32 (exact), or bf16 / fp16 on request (on a CPU bf16 needs native bf16
+# and fp16 falls back to fp32; coop_toolkit/trainers/precision.py).
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+
+
+def _build(cfg, classnames, device, precision="fp32"):
+    if precision not in PRECISION_CHOICES:
+        raise ConfigError(f'precision must be one of {", ".join(PRECISION_CHOICES)}, got "{precision}"')
+    node = getattr(TRAINER_REGISTRY.get(cfg.TRAINER.NAME), "config_node", None)
+    if node and "PREC" in cfg.TRAINER.get(node, {}):
+        cfg.TRAINER[node].PREC = precision
     cfg.USE_CUDA = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
     cfg.freeze()
     with torch.random.fork_rng(devices=[]):  # a prompt's random init is drawn, then overwritten

@@ -11,7 +11,6 @@ from collections import OrderedDict, defaultdict
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, f1_score
 
 from .log_format import RESULT_HEADER
 from .registry import Registry
@@ -71,6 +70,8 @@ class Classification(EvaluatorBase):
                 self._per_class_res[label].append(hit)
 
     def evaluate(self):
+        from sklearn.metrics import f1_score  # here, not at import: scikit-learn takes about a second to load
+
         if self._total == 0:
             raise RuntimeError("evaluate() called before any batch was processed (empty evaluation set?)")
         results = OrderedDict()
@@ -113,6 +114,8 @@ class Classification(EvaluatorBase):
         return mean_acc
 
     def _save_cmat(self):
+        from sklearn.metrics import confusion_matrix
+
         cmat = confusion_matrix(self._y_true, self._y_pred, normalize="true")
         path = os.path.join(self.cfg.OUTPUT_DIR, "cmat.pt")
         with atomic_write(path, mode="wb") as f:

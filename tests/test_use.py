@@ -5,6 +5,7 @@ CLIP saved in OpenAI's layout at 64 px, 1 epoch: CoOp through train.py, CoCoOp t
 ZeroshotCLIP as an eval-only run.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -301,3 +302,23 @@ def test_a_run_trained_with_a_plugin_trainer_registered_loads_without_it(runs, t
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     image = os.path.join(runs["data"], "test", "red_circle", "000.png")
     assert ct.load_run(run_dir).predict(image)[0].topk == ct.load_run(runs["CoOp"]).predict(image)[0].topk
+
+
+def test_a_run_computes_in_fp32_by_default_and_in_bf16_on_request(runs, monkeypatch, tmp_path):
+    from coop_toolkit.trainers import precision
+    from dasslite.errors import ConfigError
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))  # native bf16, any machine
+    images = sorted(glob.glob(os.path.join(runs["data"], "test", "*", "*.png")))[:4]
+    exact, low = ct.load_run(runs["CoOp"], device="cpu"), ct.load_run(runs["CoOp"], device="cpu", precision="bf16")
+    assert exact.trainer.prec == "fp32" and low.trainer.prec == "bf16"
+    assert low.trainer.model.image_encoder.conv1.weight.dtype == torch.bfloat16
+    assert low.trainer.model.prompt_learner.ctx.dtype == torch.float32
+    expected = exact.logits(images)
+    assert (low.logits(images) - expected).abs().max() <= 1e-1 * max(1.0, expected.abs().max().item())
+    out = tmp_path / "bf16.json"
+    predict.main([runs["CoOp"], *images, "--precision", "bf16", "--device", "cpu", "--out", str(out)])
+    printed = [[(t["label"], t["probability"]) for t in row["topk"]] for row in json.loads(out.read_text())]
+    assert printed == [p.topk for p in low.predict(images, topk=5)]
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16, fp16"):
+        ct.load_run(runs["CoOp"], precision="int8")

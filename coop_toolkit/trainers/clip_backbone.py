@@ -18,7 +18,7 @@ import zipfile
 import open_clip
 import torch
 import torch.nn as nn
-from open_clip.model import build_model_from_openai_state_dict
+from open_clip.model import build_model_from_openai_state_dict, convert_weights_to_lp
 
 from dasslite.errors import ConfigError, UserError
 
@@ -48,7 +48,7 @@ class BackboneNotFoundError(UserError, FileNotFoundError):
 
 
 def load_clip(name, precision="fp32", device="cpu"):
-    """Return CLIP in eval mode. precision "fp16" keeps OpenAI's half-precision conversion."""
+    """Return CLIP in eval mode, stored in `precision` (to_precision)."""
     if os.path.isfile(os.path.expanduser(name)):
         model = load_openai_checkpoint(os.path.expanduser(name))
     elif name in OPENAI_MODELS:
@@ -57,9 +57,17 @@ def load_clip(name, precision="fp32", device="cpu"):
         model = _load_open_clip_tag(name)
     else:
         raise BackboneNotFoundError(_unknown_backbone_message(name))
+    return to_precision(model, precision).to(device).eval()
+
+
+def to_precision(model, precision):
+    """CLIP (as built from OpenAI's files: fp16) stored in `precision`: fp16 as built, fp32, or bf16 for
+    the same weights OpenAI's conversion makes fp16 (the embeddings and norms stay fp32)."""
     if precision != "fp16":
         model.float()
-    return model.to(device).eval()
+    if precision == "bf16":
+        convert_weights_to_lp(model, dtype=torch.bfloat16)
+    return model
 
 
 def check_backbone_name(name):
@@ -147,6 +155,14 @@ def clip_dtype(clip_model):
     return clip_model.visual.conv1.weight.dtype
 
 
+def draw_dtype(clip_model):
+    """The dtype random initial prompts are drawn in: CLIP's, as the original draws them (fp16 or fp32),
+    but fp32 when CLIP is stored in bf16 (a CPU run's PREC bf16, which the original never had), so that
+    a seed starts bf16 and fp32 runs at the same prompts."""
+    dtype = clip_dtype(clip_model)
+    return torch.float32 if dtype == torch.bfloat16 else dtype
+
+
 def image_resolution(clip_model):
     size = clip_model.visual.image_size
     return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
@@ -179,6 +195,23 @@ def tokenize(texts):
 def count_tokens(text):
     """Number of BPE tokens of `text` (without start/end tokens)."""
     return len(_tokenizer.encode(text))
+
+
+def image_tower(visual, image):
+    """visual(image) for the frozen image encoder; a ViT stored in bf16 runs its blocks through run_blocks.
+
+    In train mode (CoOp's and CoCoOp's training steps) attention takes its general path, where a
+    batch-first nn.MultiheadAttention projects its transposed input position by position
+    (transformer_blocks.sequence_first): in bf16 on a CPU that copy took most of a training step.
+    run_blocks runs those blocks sequence-first. fp32 and fp16 keep open_clip's own forward: the
+    sequence-first products can round differently in the last bit at some widths, and their numbers
+    stay those of earlier runs.
+    """
+    if image.dtype != torch.bfloat16 or not isinstance(visual, open_clip.transformer.VisionTransformer):
+        return visual(image)
+    x = run_blocks(visual.transformer, visual._embeds(image))
+    pooled, _ = visual._pool(x)
+    return pooled @ visual.proj if visual.proj is not None else pooled
 
 
 def causal_mask(length, device):

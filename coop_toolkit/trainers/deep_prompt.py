@@ -19,7 +19,7 @@ from dasslite.utils.logger import notice_once
 
 from ..method_card import CLASSIFIER_HEAD
 from .authors_init import replay_clip_construction
-from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
+from .clip_backbone import CONTEXT_LENGTH, count_tokens, draw_dtype, tokenize
 from .learner import LearnerTrainer, encode_images
 from .precision import autocast_for
 from .prompt_trainer import register_class_prompts
@@ -81,7 +81,7 @@ def first_context(clip_model, n_ctx, ctx_init, key):
     if not 1 <= n_ctx <= CONTEXT_LENGTH - 3:
         raise ConfigError(f"the number of text context tokens must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
     ctx = nn.init.normal_(
-        torch.empty(n_ctx, clip_model.ln_final.weight.shape[0], dtype=clip_dtype(clip_model)), std=0.02
+        torch.empty(n_ctx, clip_model.ln_final.weight.shape[0], dtype=draw_dtype(clip_model)), std=0.02
     )
     return ctx.float(), " ".join(["X"] * n_ctx)
 

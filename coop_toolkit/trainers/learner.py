@@ -43,8 +43,8 @@ from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
-from .clip_backbone import check_input_size, load_clip
-from .precision import autocast_for, check_precision, resolve_precision
+from .clip_backbone import check_input_size, image_tower, load_clip
+from .precision import autocast_for, check_precision, describe_precision, resolve_precision, stored_precision
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def encode_images(image_encoder, image, dtype, normalize=True):
     """fp32 features of the frozen image encoder, L2-normalised unless `normalize` is False (no
     activations kept for backward)."""
     with torch.no_grad():
-        features = image_encoder(image.to(dtype)).float()
+        features = image_tower(image_encoder, image.to(dtype)).float()
     return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
 
@@ -81,9 +81,11 @@ class ClipTrainer(TrainerX):
     def load_frozen_clip(self):
         """CLIP in the node's precision (sets self.prec), checked against INPUT.SIZE."""
         cfg = self.cfg
-        self.prec = resolve_precision(self.opts.PREC, self.device, f"TRAINER.{self.config_node}.PREC")
+        key = f"TRAINER.{self.config_node}.PREC"
+        self.prec = resolve_precision(self.opts.PREC, self.device, key)
+        logger.info(describe_precision(self.prec, self.device, key))
         logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=self.prec)
+        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=stored_precision(self.prec, self.device))
         check_input_size(cfg.INPUT.SIZE, clip_model)
         return clip_model
 

@@ -15,7 +15,7 @@ from yacs.config import CfgNode as CN
 
 from dasslite.errors import ConfigError
 
-from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
+from .clip_backbone import CONTEXT_LENGTH, count_tokens, draw_dtype, tokenize
 from .learner import ClipTrainer, LearnerTrainer, encode_images
 from .precision import PRECISIONS, autocast_for, resolve_precision
 
@@ -41,7 +41,8 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
 
     With `ctx_init` words, the context starts as their token embeddings and M becomes their number
     of BPE tokens (the original takes the word count, which misaligns multi-token words). Otherwise
-    N(0, 0.02^2) drawn in CLIP's dtype, as the original draws it, so a seed gives the same start.
+    N(0, 0.02^2) drawn in CLIP's dtype, as the original draws it, so a seed gives the same start
+    (clip_backbone.draw_dtype).
     `n_cls_csc` > 0 makes class-specific contexts.
     """
     width = clip_model.ln_final.weight.shape[0]
@@ -68,7 +69,7 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
             raise ConfigError(f"N_CTX must be between 1 and {CONTEXT_LENGTH - 3}, got {n_ctx}")
         shape = (n_cls_csc, n_ctx, width) if n_cls_csc else (n_ctx, width)
         logger.info("Initializing class-specific contexts" if n_cls_csc else "Initializing a generic context")
-        ctx = torch.empty(shape, dtype=clip_dtype(clip_model))
+        ctx = torch.empty(shape, dtype=draw_dtype(clip_model))
         nn.init.normal_(ctx, std=0.02)
         ctx = ctx.float()
         text = " ".join(["X"] * n_ctx)
