@@ -15,12 +15,13 @@ import argparse
 import logging
 import sys
 
-from coop_toolkit.datasets.check import MISSING, check_datasets, format_reports
-from dasslite.cli import run_cli
+from dasslite.cli import ArgumentParser, UsageError, run_cli
+
+# The toolkit (torch) is imported in main, so that --help answers at once.
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="datasets to check (config names, e.g. oxford_pets; default: all fifteen)")
     p.add_argument("--root", required=True, help="the folder that holds every dataset (DATASET.ROOT)")
     p.add_argument("--decode", action="store_true", help="also open every image (slow: as long as an epoch)")
@@ -31,6 +32,10 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1; got {args.workers}")
+    from coop_toolkit.datasets.check import MISSING, check_datasets, format_reports
+
     reports = check_datasets(args.root, args.names or None, decode=args.decode, num_workers=args.workers)
     print(format_reports(reports))
     # Without names a dataset that is simply not there is not a failure: few users have all fifteen.

@@ -18,14 +18,13 @@ import argparse
 import logging
 import sys
 
-from coop_toolkit.datasets.catalog import BENCHMARKS
-from coop_toolkit.datasets.check import check_datasets, format_reports
-from coop_toolkit.datasets.prepare import prepare_dataset
-from dasslite.cli import run_cli
+from dasslite.cli import ArgumentParser, run_cli
+
+# The toolkit (torch, torchvision) is imported in main, so that --help answers at once.
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="+", help='datasets to prepare (config names, e.g. oxford_pets), or "all"')
     p.add_argument("--root", required=True, help="the folder that holds every dataset (DATASET.ROOT)")
     p.add_argument("--cache", default=None, help="torchvision's download folder (default: ROOT/torchvision-downloads)")
@@ -36,6 +35,10 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from coop_toolkit.datasets.catalog import BENCHMARKS
+    from coop_toolkit.datasets.check import check_datasets, format_reports
+    from coop_toolkit.datasets.prepare import prepare_dataset
+
     names = list(BENCHMARKS) if args.names == ["all"] else args.names
     for name in names:
         prep = prepare_dataset(args.root, name, cache=args.cache, devkit=args.devkit)

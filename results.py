@@ -24,7 +24,6 @@ import sys
 
 from dasslite.cli import ArgumentParser, NothingFoundError, UsageError, check_output_folder, run_cli
 from dasslite.errors import UserFileNotFoundError
-from reporting.paper_numbers import METHOD
 from reporting.render import has_paper_numbers, to_text, write_all
 from reporting.runs import LAYOUTS, collect_runs
 from reporting.tables import build_tables
@@ -90,6 +89,8 @@ def main(argv=None):
 
 def note_tables_without_paper(tables, listed=3):
     """--paper: one line naming the tables no published row matches (they print as without --paper)."""
+    from reporting import paper_numbers  # the published rows come from the trainers' cards: imports torch
+
     missing = [t.title for t in tables if not has_paper_numbers(t)]
     if missing:
         more = f" and {len(missing) - listed} more" if len(missing) > listed else ""
@@ -98,7 +99,7 @@ def note_tables_without_paper(tables, listed=3):
             "with CLIP ViT-B/16, and for few-shot and zero-shot also the ResNets, on the papers' benchmarks)",
             " | ".join(missing[:listed]),
             more,
-            ", ".join(sorted(set(METHOD.values()))),
+            ", ".join(sorted(set(paper_numbers.METHOD.values()))),
         )
 
 

@@ -18,6 +18,7 @@ import warnings
 import pytest
 import torch
 
+import dasslite.utils.tools
 import train
 from coop_toolkit.trainers import learner
 from coop_toolkit.trainers.clip_backbone import check_input_size, load_clip
@@ -117,7 +118,9 @@ def test_train_console_is_short_and_quiet_and_log_txt_keeps_the_report(short_dat
 
 
 def test_verbose_prints_the_report_on_the_console_too(short_data, small_clip, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train, "collect_env_info", lambda: "(environment report)")  # seconds; only printed
+    monkeypatch.setattr(
+        dasslite.utils.tools, "collect_env_info", lambda: "(environment report)"
+    )  # seconds; only printed
     train.main(train_argv(short_data, small_clip, tmp_path / "run", "--verbose", "--no-train"))
     out = capsys.readouterr().out
     assert "** System info **\n(environment report)" in out and "** Config **" in out and "verbose: True" in out
@@ -204,7 +207,7 @@ def test_input_size_suggestion_runs_as_typed_in_a_shell(tiny_clip_path):
 
 
 def test_zero_shot_trainer_without_eval_only_is_a_one_line_user_error(short_data, small_clip, tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "collect_env_info", lambda: "(environment report)")
+    monkeypatch.setattr(dasslite.utils.tools, "collect_env_info", lambda: "(environment report)")
     argv = train_argv(short_data, small_clip, tmp_path / "run")
     argv[argv.index("CoOp")] = "ZeroshotCLIP"
     with pytest.raises(ValueError, match="ZeroshotCLIP has nothing to train: run it with --eval-only"):
