@@ -62,20 +62,21 @@ DATASETS = [
     Dataset("ucf101", 101, 1934, 1849),
 ]
 
-# Trainer -> (its config for ten datasets, its config for ImageNet) as scripts/tables/base2new.sh runs
-# them (configs/trainers/<trainer>/<name>.yaml); a method adds its line here. The successors' configs
-# are the ones their authors' base-to-new scripts run. ProGrad's script runs rn50_ep100: its schedule
-# (100 epochs at batch 32) is projected at the ViT-B/16 sizes of the other rows.
-BASE2NEW_CONFIGS = {
-    "CoOp": ("vit_b16_ctxv1", "vit_b16_ep50_ctxv1"),
-    "CoCoOp": ("vit_b16_c4_ep10_batch1_ctxv1", "vit_b16_c4_ep10_batch1_ctxv1"),
-    "KgCoOp": ("vit_b16_ep100_ctxv1", "vit_b16_ep100_ctxv1"),
-    "ProGrad": ("rn50_ep100", "rn50_ep100"),
-    "MaPLe": ("vit_b16_c2_ep5_batch4_2ctx", "vit_b16_c2_ep5_batch4_2ctx"),
-    "IVLP": ("vit_b16_c2_ep5_batch4_2+2ctx", "vit_b16_c2_ep5_batch4_2+2ctx"),
-    "VPT": ("vit_b16_c2_ep5_batch4_4", "vit_b16_c2_ep5_batch4_4"),
-    "PromptSRC": ("vit_b16_c2_ep20_batch4_4+4ctx", "vit_b16_c2_ep20_batch4_4+4ctx"),
-}
+
+def base2new_configs():
+    """Trainer -> (its config for ten datasets, its config for ImageNet) as scripts/tables/base2new.sh runs
+    them (configs/trainers/<trainer>/<name>.yaml), from each trainer's card (`base2new_configs`). The
+    successors' configs are the ones their authors' base-to-new scripts run. ProGrad's script runs
+    rn50_ep100: its schedule (100 epochs at batch 32) is projected at the ViT-B/16 sizes of the other rows."""
+    import coop_toolkit.trainers  # noqa: F401  (registers every trainer)
+    from coop_toolkit.method_card import card_of
+    from dasslite.engine.build import TRAINER_REGISTRY
+
+    cards = {name: card_of(TRAINER_REGISTRY.get(name)) for name in TRAINER_REGISTRY.registered_names()}
+    return {name: card.base2new_configs for name, card in cards.items() if card.base2new_configs}
+
+
+BASE2NEW_CONFIGS = base2new_configs()
 
 
 @dataclasses.dataclass(frozen=True)

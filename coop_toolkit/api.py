@@ -280,6 +280,11 @@ class Run:
     def logit_scale(self):
         return float(self.trainer.logit_scale())
 
+    def logit_bias(self):
+        """None, or the scalar the model adds to every logit (logits = scale * image @ text.T + bias)."""
+        bias = self.trainer.logit_bias()
+        return None if bias is None else float(bias)
+
     def predict(self, images, topk=1, batch_size=None, progress=False):
         """A Prediction per image (paths and folders are expanded to their image files)."""
         if isinstance(images, torch.Tensor) and images.dim() == 4:

@@ -1,8 +1,8 @@
 """A run as files anyone can apply with open_clip and torch: safetensors weights plus a JSON card.
 
-Image-independent class features (CoOp, the zero-shot trainers, and any trainer whose
-`image_conditioned` is False): `text_features` (n_classes, embed_dim, L2-normalised, fp32) and
-`logit_scale` (the exp'd scale, a scalar), so that
+Image-independent class features (CoOp, the zero-shot trainers, and any trainer whose card declares
+`export=CLASSIFIER_HEAD` and whose image features are open_clip's own): `text_features` (n_classes,
+embed_dim, L2-normalised, fp32) and `logit_scale` (the exp'd scale, a scalar), so that
 
     logits = logit_scale * normalize(clip.encode_image(preprocess(image))) @ text_features.T
 
@@ -20,6 +20,8 @@ from safetensors.torch import save_file
 
 from dasslite.utils.io import atomic_write
 
+from .method_card import CLASSIFIER_HEAD, card_of
+
 CARD_VERSION = 1
 COCOOP_USAGE = (
     "Per image x: f = normalize(encode_image(x)); bias = meta_net(f) (Linear linear1, ReLU, Linear linear2); "
@@ -35,28 +37,32 @@ def card_path(out):
 
 
 def export_run(run, out):
-    """Write `out` (.safetensors) and its card; returns the card."""
+    """Write `out` (.safetensors) and its card; returns the card.
+
+    What is exported is the trainer's card's (`export`, coop_toolkit/method_card.py): a classifier head
+    (which needs `frozen_image_encoder`: open_clip's own image features) or an image-conditioned prompt
+    learner's tensors; a method that declares neither is refused with its `no_export_reason`.
+    """
     trainer = run.trainer
-    if not getattr(trainer, "frozen_image_encoder", False):
+    name = trainer.cfg.TRAINER.NAME or type(trainer).__name__
+    method = card_of(type(trainer))
+    kind = method.export
+    if kind == CLASSIFIER_HEAD and not getattr(trainer, "frozen_image_encoder", False):
+        kind = None
+    if kind is None:
+        reason = method.no_export_reason or "declares no export (its card's `export` is None)"
         raise ValueError(
-            f"{type(trainer).__name__} learns prompts inside the image encoder, so open_clip's frozen image "
-            f"encoder would not give this run's image features and no exported head could reproduce its "
-            f"logits; classify with predict.py or the Python API (coop_toolkit.load_run) instead."
+            f"{name} {reason}; classify with predict.py or the Python API (coop_toolkit.load_run) instead."
         )
     scale = run.logit_scale()
-    if not getattr(trainer, "image_conditioned", True):
+    if kind == CLASSIFIER_HEAD:
         tensors = {"text_features": run.text_features().float()}
-        kind, usage = "classifier_head", "logits = logit_scale * normalize(encode_image(x)) @ text_features.T"
-    elif hasattr(trainer.model, "prompt_learner"):
+        usage = "logits = logit_scale * normalize(encode_image(x)) @ text_features.T"
+    else:
         learner = trainer.model.prompt_learner
         tensors = {k: v.detach().float() for k, v in learner.state_dict().items()}
         tensors["token_ids"] = learner.token_ids.detach()
-        kind, usage = "image_conditioned_prompt_learner", COCOOP_USAGE
-    else:
-        raise ValueError(
-            f"Trainer {type(trainer).__name__} neither has image-independent class features "
-            f"(image_conditioned = False) nor a prompt_learner to export"
-        )
+        usage = COCOOP_USAGE
     tensors["logit_scale"] = torch.tensor(scale, dtype=torch.float32)
     tensors = {k: v.contiguous().cpu() for k, v in tensors.items()}
     save_file(tensors, out, metadata={"format": f"coop_toolkit.{kind}", "card": os.path.basename(card_path(out))})
@@ -65,7 +71,7 @@ def export_run(run, out):
         "format": f"coop_toolkit.{kind}",
         "version": CARD_VERSION,
         "weights": os.path.basename(out),
-        "trainer": type(trainer).__name__,
+        "trainer": name,
         "classnames": run.classnames,
         "backbone": record.get("backbone") or {"name": trainer.cfg.MODEL.BACKBONE.NAME},
         "preprocess": run.preprocess_record,

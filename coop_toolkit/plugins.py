@@ -94,11 +94,13 @@ def load_plugins(plugins=()):
 
 
 def load_plugin(plugin):
-    """Import `plugin`: the path of a .py file, or a module name."""
-    if plugin in _LOADED:
-        return
+    """Import `plugin`: the path of a .py file, or a module name (each once, however it is spelt)."""
     path = os.path.abspath(os.path.expanduser(plugin))
-    if plugin.endswith(".py") or os.path.isfile(path):
+    is_file = plugin.endswith(".py") or os.path.isfile(path)
+    key = path if is_file else plugin
+    if key in _LOADED:
+        return
+    if is_file:
         if not os.path.isfile(path):
             raise PluginError(f'--plugin "{plugin}": no such file; give a .py file or an importable module name')
         _recording({"file": path}, lambda: _import_file(path))
@@ -106,13 +108,13 @@ def load_plugin(plugin):
         try:
             _recording({"module": plugin}, lambda: importlib.import_module(plugin))
         except ModuleNotFoundError as exc:
-            if exc.name is None or not plugin.startswith(exc.name):
+            if exc.name is None or not (plugin == exc.name or plugin.startswith(exc.name + ".")):
                 raise  # the plugin itself imports something missing: its traceback says what
             raise PluginError(
                 f'--plugin "{plugin}": no module named "{exc.name}" on the Python path; give a .py file, '
                 f"or install the package (pip install -e) or add its folder to PYTHONPATH"
             ) from None
-    _LOADED.add(plugin)
+    _LOADED.add(key)
 
 
 def _import_file(path):

@@ -5,6 +5,6 @@ protocols, and write tables (text, CSV, JSON, Markdown) and plots.
     names.py         dataset names: folder / DATASET.NAME -> the papers' row names
     tables.py        group runs into protocol tables, mean +- spread over seeds
     render.py        text / CSV / JSON / Markdown output
-    paper_numbers.py the published numbers, for `results.py --paper`
+    paper_numbers.py the published numbers (from the trainers' cards), for `results.py --paper`
     plots.py         PNG figures from the results JSON (needs the `plots` extra)
 """

@@ -1,8 +1,8 @@
 """Every trainer under every PREC: the checks the CUDA tests run, written so that they also run on CPU.
 
-The trainers come from TRAINER_REGISTRY (every class defined in `coop_toolkit`), so a new method is
-covered as soon as it registers; its config is the first ViT-B/16 yaml in `configs/trainers/<Name>/`
-(zero-shot CLIP, which has none, uses CoOp's, as the original scripts do). Runs go through
+The trainers come from TRAINER_REGISTRY (every registered class but the ones tests define, so the
+installed plugins' too), so a new method is covered as soon as it registers; its config is the one its
+card declares (`card = MethodCard(reference_config=...)`, coop_toolkit/method_card.py). Runs go through
 train.py's own config path (`train.setup_cfg`, `train.main`) with a tiny 64-px CLIP saved in OpenAI's
 layout (`save_small_clip`).
 
@@ -22,16 +22,12 @@ import sys
 import torch
 
 import train
+from coop_toolkit.method_card import card_of, config_file
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.checkpoint import load_checkpoint
 from dasslite.utils.seed import set_random_seed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Trainers without a configs/trainers/<Name>/ folder of their own.
-CONFIG_FOR = {
-    "ZeroshotCLIP": "configs/trainers/CoOp/vit_b16.yaml",
-    "ZeroshotCLIP2": "configs/trainers/CoOp/vit_b16.yaml",
-}
 DATASET_CONFIG = "configs/datasets/oxford_pets.yaml"
 # Bound on max |logits - fp32 logits| / max(1, max |fp32 logits|) per PREC. fp16 and amp: the 1e-2 this
 # toolkit promises, relative to the largest logit because the logit scale multiplies every rounding
@@ -54,21 +50,20 @@ def save_small_clip(path, layers):
 
 
 def toolkit_trainers():
-    """Names of the trainers this toolkit registers (trainers a test registers are left out)."""
+    """Names of the registered trainers: the toolkit's and the installed plugins' (a test's are left out)."""
     names = TRAINER_REGISTRY.registered_names()
-    return sorted(n for n in names if TRAINER_REGISTRY.get(n).__module__.startswith("coop_toolkit."))
+    return sorted(n for n in names if not TRAINER_REGISTRY.get(n).__module__.startswith("tests."))
 
 
 def trainer_config(name):
-    if name in CONFIG_FOR:
-        return CONFIG_FOR[name]
-    found = sorted(glob.glob(os.path.join(REPO, "configs", "trainers", name, "vit_b16*.yaml")))
-    if not found:
+    """The config the trainer's card declares for these checks."""
+    path = config_file(card_of(TRAINER_REGISTRY.get(name)), REPO)
+    if not path:
         raise AssertionError(
-            f"trainer {name} has no configs/trainers/{name}/vit_b16*.yaml: add one, or name its config in "
-            f"tests/precision_matrix.py: CONFIG_FOR"
+            f"trainer {name} declares no reference config: give its class "
+            f'card = MethodCard(reference_config="configs/trainers/{name}/<config>.yaml") (coop_toolkit/method_card.py)'
         )
-    return os.path.relpath(found[0], REPO)
+    return path
 
 
 def is_trainable(name):

@@ -1,5 +1,6 @@
-"""Methods from outside the package: an installed distribution's entry point and a `--plugin` file train
-through train.py and predict from their run folders; a run folder never imports code on its own.
+"""Methods from outside the package: an installed distribution's entry point and a `--plugin` file (a
+trainer and a dataset) train through train.py and predict from their run folders; a run folder never
+imports code on its own.
 
 The installed package is a folder on sys.path holding the module and a `.dist-info` with
 `entry_points.txt`, which is all importlib.metadata reads (no pip install).
@@ -15,6 +16,7 @@ import coop_toolkit as ct
 import predict
 import train
 from coop_toolkit import plugins
+from dasslite.data.build import DATASET_REGISTRY
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.registry import Registry
 from dasslite.utils.logger import setup_logger
@@ -32,6 +34,8 @@ class MyAdapter(AdapterTrainer):
 """
 
 FILE_PLUGIN = """
+from coop_toolkit.datasets.imagefolder import ImageFolder
+from dasslite.data.build import DATASET_REGISTRY
 from dasslite.engine.build import TRAINER_REGISTRY
 from tests.adapter_example import AdapterTrainer
 
@@ -42,6 +46,11 @@ with open({marker!r}, "a") as f:  # proves whether this file was executed
 @TRAINER_REGISTRY.register()
 class FileAdapter(AdapterTrainer):
     config_node = "FILE_ADAPTER"
+
+
+@DATASET_REGISTRY.register(name="My_Folder")  # a dataset from the same plugin
+class MyFolder(ImageFolder):
+    pass
 """
 
 
@@ -58,6 +67,7 @@ def write_installed_package(site):
 def forget(name, module, key):
     """Undo a plugin's import: as a fresh process without it would be."""
     TRAINER_REGISTRY._obj_map.pop(name, None)
+    DATASET_REGISTRY._obj_map.pop("My_Folder", None)
     sys.modules.pop(module, None)
     plugins._LOADED = {k for k in plugins._LOADED if key not in str(k)}
 
@@ -140,11 +150,12 @@ def test_a_run_whose_plugin_is_not_installed_stops_with_one_line_naming_it(setup
 
 def test_a_file_plugin_runs_only_when_passed_and_run_json_naming_it_never_executes_it(setup, capsys):
     out = setup["tmp"] / "file_run"
-    train.main(train_args(setup, "FileAdapter", out, extra=("--plugin", setup["file"])))
+    train.main(train_args(setup, "FileAdapter", out, extra=("--plugin", setup["file"])) + ["DATASET.NAME", "My_Folder"])
     setup_logger(None)
     assert setup["marker"].read_text() == "ran\n"
     record = json.loads((out / "run.json").read_text())
-    assert record["plugins"] == {"trainer": {"file": setup["file"]}}
+    assert record["dataset"] == "My_Folder"
+    assert record["plugins"] == {"trainer": {"file": setup["file"]}, "dataset": {"file": setup["file"]}}
 
     forget("FileAdapter", "coop_toolkit_plugin_file_plugin", "file_plugin")
     setup["marker"].unlink()
@@ -174,3 +185,12 @@ def test_a_registry_entry_takes_an_explicit_name():
     registry.register(int, name="Integer")
     assert registry.get("CLIP_Adapter") is ClipAdapter and registry.get("Integer") is int
     assert registry.name_of(ClipAdapter) == "CLIP_Adapter" and "ClipAdapter" not in registry
+
+
+def test_a_plugin_missing_a_dependency_keeps_its_own_traceback(tmp_path, monkeypatch):
+    (tmp_path / "needs_missing.py").write_text("import needs_missing_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError) as raised:
+        plugins.load_plugin("needs_missing")
+    assert not isinstance(raised.value, plugins.PluginError)
+    assert raised.value.name == "needs_missing_dependency_xyz"

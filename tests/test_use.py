@@ -5,7 +5,6 @@ CLIP saved in OpenAI's layout at 64 px, 1 epoch: CoOp through train.py, CoCoOp t
 ZeroshotCLIP as an eval-only run.
 """
 
-import glob
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from coop_toolkit.export_head import export_run
 from coop_toolkit.run_record import sha256_of
 from dasslite.engine.build import build_trainer
 from dasslite.utils.logger import setup_logger
+from tests.precision_matrix import toolkit_trainers, trainer_config
 from tools.make_demo_data import make_demo_data
 from tools.tiny_clip import save_tiny_clip
 
@@ -249,15 +249,13 @@ def test_a_changed_backbone_file_is_refused_naming_both(runs, tmp_path, capsys):
 
 def test_every_registered_trainer_builds_from_class_names_alone_and_its_features_give_its_logits(runs, tmp_path):
     """build_trainer(cfg, classnames=...) reads no dataset; logits = logit_scale * image @ class features."""
-    from dasslite.engine.build import TRAINER_REGISTRY
 
     images = ct.find_images([os.path.join(runs["data"], "test", "blue_circle")])
-    names = [n for n in TRAINER_REGISTRY.registered_names() if TRAINER_REGISTRY.get(n).__module__.startswith("coop")]
+    names = toolkit_trainers()  # the toolkit's and the installed plugins'
     assert {"CoOp", "CoCoOp", "ZeroshotCLIP", "ZeroshotCLIP2", "KgCoOp", "ProGrad"} <= set(names)
     refused = []
     for name in names:
-        yamls = sorted(glob.glob(f"configs/trainers/{name}/*.yaml")) or ["configs/trainers/CoOp/demo.yaml"]
-        cfg = ct.get_cfg(trainer=name, config_file=yamls[0])
+        cfg = ct.get_cfg(trainer=name, config_file=trainer_config(name))
         cfg.MODEL.BACKBONE.NAME, cfg.DATASET.ROOT, cfg.INPUT.SIZE = runs["clip"], "/nonexistent", (64, 64)
         for node in cfg.TRAINER.values():
             if isinstance(node, dict) and "PREC" in node:
@@ -273,7 +271,7 @@ def test_every_registered_trainer_builds_from_class_names_alone_and_its_features
         image = run.image_features(images)
         text = run.text_features(image if trainer.image_conditioned else None)
         equation = "bd,bcd->bc" if trainer.image_conditioned else "bd,cd->bc"
-        logits = run.logit_scale() * torch.einsum(equation, image, text)
+        logits = run.logit_scale() * torch.einsum(equation, image, text) + (run.logit_bias() or 0.0)
         if getattr(trainer, "features_give_logits", True):
             torch.testing.assert_close(logits, run.logits(images), rtol=0, atol=1e-5, msg=name)
         else:  # logits not linear in the features (Tip-Adapter's cache): the features are their linear part

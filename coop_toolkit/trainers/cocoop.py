@@ -14,6 +14,15 @@ import torch.nn as nn
 from dasslite.config import allow_bool
 from dasslite.engine.build import TRAINER_REGISTRY
 
+from ..method_card import (
+    CROSS_DATASET_COLUMNS,
+    DG_COLUMNS,
+    PROMPT_LEARNER,
+    MethodCard,
+    Published,
+    base2new_rows,
+    columns,
+)
 from .clip_backbone import TextEncoder
 from .learner import encode_images
 from .precision import autocast_for
@@ -118,6 +127,36 @@ class CoCoOp(PromptTrainer):
 
     config_node = "COCOOP"
     image_conditioned = True
+    card = MethodCard(
+        reference_config="configs/trainers/CoCoOp/vit_b16_c16_ep10_batch1.yaml",
+        base2new_configs=("vit_b16_c4_ep10_batch1_ctxv1", "vit_b16_c4_ep10_batch1_ctxv1"),
+        published=(
+            Published(
+                "CoCoOp",
+                base2new=base2new_rows(
+                    (80.47, 71.69, 75.83),  # Average
+                    (75.98, 70.43, 73.1),  # ImageNet
+                    (97.96, 93.81, 95.84),  # Caltech101
+                    (95.2, 97.69, 96.43),  # OxfordPets
+                    (70.49, 73.59, 72.01),  # StanfordCars
+                    (94.87, 71.75, 81.71),  # Flowers102
+                    (90.7, 91.29, 90.99),  # Food101
+                    (33.41, 23.71, 27.74),  # FGVCAircraft
+                    (79.74, 76.86, 78.27),  # SUN397
+                    (77.01, 56.0, 64.85),  # DTD
+                    (87.49, 60.04, 71.21),  # EuroSAT
+                    (82.33, 73.45, 77.64),  # UCF101
+                ),
+                cross_dataset=columns(
+                    CROSS_DATASET_COLUMNS,
+                    (71.02, 94.43, 90.14, 65.32, 71.88, 86.06, 22.94, 67.36, 45.73, 45.37, 68.21, 65.74),
+                ),
+                domain_generalization=columns(DG_COLUMNS, (71.02, 64.07, 48.75, 50.63, 76.18, 59.91, 62.13)),
+                fewshot={"ViT-B/16": {"Average": {1: 66.95, 2: 67.63, 4: 71.98, 8: 72.92, 16: 75.02}}},
+            ),
+        ),
+        export=PROMPT_LEARNER,
+    )
 
     @torch.no_grad()
     def class_features(self, image_features=None):

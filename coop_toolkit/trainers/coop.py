@@ -12,6 +12,7 @@ from dasslite.config import allow_bool
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.errors import ConfigError
 
+from ..method_card import CROSS_DATASET_COLUMNS, DG_COLUMNS, MethodCard, Published, base2new_rows, columns
 from .clip_backbone import TextEncoder, count_tokens
 from .learner import encode_images
 from .prompt_trainer import PromptTrainer, context_node, init_context, register_class_prompts
@@ -109,6 +110,51 @@ class CoOp(PromptTrainer):
     """Context Optimization: learns only `prompt_learner.ctx`."""
 
     config_node = "COOP"
+    card = MethodCard(
+        reference_config="configs/trainers/CoOp/vit_b16.yaml",
+        base2new_configs=("vit_b16_ctxv1", "vit_b16_ep50_ctxv1"),
+        published=(
+            Published(
+                "CoOp",
+                base2new=base2new_rows(
+                    (82.69, 63.22, 71.66),  # Average
+                    (76.47, 67.88, 71.92),  # ImageNet
+                    (98.0, 89.81, 93.73),  # Caltech101
+                    (93.67, 95.29, 94.47),  # OxfordPets
+                    (78.12, 60.4, 68.13),  # StanfordCars
+                    (97.6, 59.67, 74.06),  # Flowers102
+                    (88.33, 82.26, 85.19),  # Food101
+                    (40.44, 22.3, 28.75),  # FGVCAircraft
+                    (80.6, 65.89, 72.51),  # SUN397
+                    (79.44, 41.18, 54.24),  # DTD
+                    (92.19, 54.74, 68.69),  # EuroSAT
+                    (84.69, 56.05, 67.46),  # UCF101
+                ),
+                cross_dataset=columns(
+                    CROSS_DATASET_COLUMNS,
+                    (71.51, 93.7, 89.14, 64.51, 68.71, 85.3, 18.47, 64.15, 41.92, 46.39, 66.55, 63.88),
+                ),
+                domain_generalization=columns(DG_COLUMNS, (71.51, 64.2, 47.99, 49.71, 75.21, 59.28, 61.72)),
+                fewshot={
+                    "RN50": {
+                        "ImageNet": {1: 57.15, 2: 57.81, 4: 59.99, 8: 61.56, 16: 62.95},
+                        "Caltech101": {16: 91.83},
+                        "OxfordPets": {16: 87.01},
+                        "StanfordCars": {16: 73.36},
+                        "Flowers102": {16: 94.51},
+                        "Food101": {16: 74.67},
+                        "FGVCAircraft": {16: 31.26},
+                        "SUN397": {16: 69.26},
+                        "DTD": {16: 63.58},
+                        "EuroSAT": {16: 83.53},
+                        "UCF101": {16: 75.71},
+                        "Average": {16: 73.42},
+                    },
+                    "ViT-B/16": {"Average": {1: 68.09, 2: 70.13, 4: 73.59, 8: 76.45, 16: 79.01}},
+                },
+            ),
+        ),
+    )
 
     @classmethod
     def add_config(cls, cfg):

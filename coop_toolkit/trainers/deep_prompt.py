@@ -16,6 +16,7 @@ from open_clip.transformer import VisionTransformer
 
 from dasslite.errors import ConfigError
 
+from ..method_card import CLASSIFIER_HEAD
 from .authors_init import replay_clip_construction
 from .clip_backbone import CONTEXT_LENGTH, clip_dtype, count_tokens, tokenize
 from .learner import LearnerTrainer, encode_images
@@ -24,6 +25,18 @@ from .prompt_trainer import register_class_prompts
 from .prompted_encoders import PromptedTextEncoder, check_depth, check_vision_prompts, prompted_image_features
 
 logger = logging.getLogger(__name__)
+
+# Where the deep-prompting methods' published base-to-new rows come from (their cards).
+DEEP_SOURCE = (
+    "MaPLe README (MaPLe, VPT, language prompting, IVLP 2+2) and PromptSRC README (PromptSRC, IVLP 4+4), "
+    "ViT-B/16, 16 shots; per-dataset rows as reprinted by later papers"
+)
+# How they export: a classifier head when no image-side prompt is learned (language-only IVLP), else refused.
+DEEP_EXPORT = dict(
+    export=CLASSIFIER_HEAD,
+    no_export_reason="learns prompts inside the image encoder, so open_clip's frozen image encoder would not "
+    "give this run's image features and no exported head could reproduce its logits",
+)
 
 # What the towers receive: text() -> the text prompt embeddings (n_cls, L, width) with the first layer's
 # context in place (called only when the class features are not cached), the text deep prompts, the

@@ -9,7 +9,8 @@ from yacs.config import CfgNode as CN
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.errors import ConfigError
 
-from .deep_prompt import ClassPromptLearner, DeepPromptCLIP, DeepPrompts, DeepPromptTrainer
+from ..method_card import MethodCard, Published, base2new_rows
+from .deep_prompt import DEEP_EXPORT, DEEP_SOURCE, ClassPromptLearner, DeepPromptCLIP, DeepPrompts, DeepPromptTrainer
 
 
 def build_vl_clip(trainer, opts, node, classnames, clip_model, model_class=DeepPromptCLIP):
@@ -39,6 +40,32 @@ class IVLP(DeepPromptTrainer):
     config_node = "IVLP"
     model_name = "VLPromptLearner"
     needs_vision_prompts = False  # language-only prompting runs on any backbone
+    card = MethodCard(
+        reference_config="configs/trainers/IVLP/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
+        base2new_configs=("vit_b16_c2_ep5_batch4_2+2ctx", "vit_b16_c2_ep5_batch4_2+2ctx"),
+        published=(
+            Published(
+                "IVLP",  # MaPLe README, 2+2 ctx, 5 epochs
+                source=DEEP_SOURCE,
+                base2new=base2new_rows((82.15, 74.07, 77.9)),  # averages only
+            ),
+            Published(
+                "IVLP (4+4 ctx)",  # PromptSRC README, 20 epochs
+                source=DEEP_SOURCE,
+                base2new=base2new_rows((84.21, 71.79, 77.51)),  # averages only
+            ),
+            Published(
+                "Deep language prompting",
+                source=DEEP_SOURCE,
+                base2new=base2new_rows((81.72, 73.81, 77.56)),  # averages only
+            ),
+        ),
+        published_for_config={
+            "vit_b16_c2_ep5_batch4_4ctx_language_only": "Deep language prompting",
+            "vit_b16_c2_ep20_batch4_4+4ctx": "IVLP (4+4 ctx)",
+        },
+        **DEEP_EXPORT,
+    )
 
     @classmethod
     def add_config(cls, cfg):

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from dasslite.engine.build import TRAINER_REGISTRY
 
+from ..method_card import MethodCard, Published, base2new_rows
 from .clip_backbone import clip_dtype
 from .coop import CoOp, CustomCLIP, PromptLearner
 from .handwritten import features_from_a_second_clip
@@ -58,6 +59,30 @@ class KgCoOp(CoOp):
     """Learns `prompt_learner.ctx` under CE + TRAINER.COOP.W * (1 - mean cos to the hand-written features)."""
 
     config_node = "COOP"  # the authors' keys: TRAINER.COOP.W (and CoOp's)
+    card = MethodCard(
+        reference_config="configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml",
+        base2new_configs=("vit_b16_ep100_ctxv1", "vit_b16_ep100_ctxv1"),
+        published=(
+            Published(
+                "KgCoOp",
+                source="KgCoOp paper (CVPR'23), ViT-B/16, 16 shots, 100 epochs, batch 128",
+                base2new=base2new_rows(
+                    (80.73, 73.6, 77.0),  # Average
+                    (75.83, 69.96, 72.78),  # ImageNet
+                    (97.72, 94.39, 96.03),  # Caltech101
+                    (94.65, 97.76, 96.18),  # OxfordPets
+                    (71.76, 75.04, 73.36),  # StanfordCars
+                    (95.0, 74.73, 83.65),  # Flowers102
+                    (90.5, 91.7, 91.09),  # Food101
+                    (36.21, 33.55, 34.83),  # FGVCAircraft
+                    (80.29, 76.53, 78.36),  # SUN397
+                    (77.55, 54.99, 64.35),  # DTD
+                    (85.64, 64.34, 73.48),  # EuroSAT
+                    (82.89, 76.67, 79.65),  # UCF101
+                ),
+            ),
+        ),
+    )
 
     @classmethod
     def add_config(cls, cfg):

@@ -87,6 +87,10 @@ class ClipTrainer(TrainerX):
         check_input_size(cfg.INPUT.SIZE, clip_model)
         return clip_model
 
+    def logit_bias(self):
+        """The features protocol: None, or the scalar added to every logit (a SigLIP-style backbone's)."""
+        return None
+
 
 def common_module(names):
     """The dotted name of the deepest module holding every parameter of `names` ("" = the model)."""
@@ -229,6 +233,3 @@ class LearnerTrainer(ClipTrainer):
 
     def logit_scale(self):
         return self.model.logit_scale.detach().exp().float()
-
-    def logit_bias(self):
-        return None

@@ -13,7 +13,8 @@ from yacs.config import CfgNode as CN
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.errors import ConfigError
 
-from .deep_prompt import ClassPromptLearner, DeepPromptCLIP, DeepPromptTrainer, Prompts
+from ..method_card import CROSS_DATASET_COLUMNS, DG_COLUMNS, MethodCard, Published, base2new_rows, columns
+from .deep_prompt import DEEP_EXPORT, DEEP_SOURCE, ClassPromptLearner, DeepPromptCLIP, DeepPromptTrainer, Prompts
 from .prompted_encoders import check_depth, vision_width
 
 
@@ -52,6 +53,36 @@ class MaPLeCLIP(DeepPromptCLIP):
 class MaPLe(DeepPromptTrainer):
     config_node = "MAPLE"
     model_name = "MultiModalPromptLearner"
+    card = MethodCard(
+        reference_config="configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml",
+        base2new_configs=("vit_b16_c2_ep5_batch4_2ctx", "vit_b16_c2_ep5_batch4_2ctx"),
+        published=(
+            Published(
+                "MaPLe",
+                source=DEEP_SOURCE,
+                base2new=base2new_rows(
+                    (82.28, 75.14, 78.55),  # Average
+                    (76.66, 70.54, 73.47),  # ImageNet
+                    (97.74, 94.36, 96.02),  # Caltech101
+                    (95.43, 97.76, 96.58),  # OxfordPets
+                    (72.94, 74.0, 73.47),  # StanfordCars
+                    (95.92, 72.46, 82.56),  # Flowers102
+                    (90.71, 92.05, 91.38),  # Food101
+                    (37.44, 35.61, 36.5),  # FGVCAircraft
+                    (80.82, 78.7, 79.75),  # SUN397
+                    (80.36, 59.18, 68.16),  # DTD
+                    (94.07, 73.23, 82.35),  # EuroSAT
+                    (83.0, 78.66, 80.77),  # UCF101
+                ),
+                cross_dataset=columns(
+                    CROSS_DATASET_COLUMNS,
+                    (70.72, 93.53, 90.49, 65.57, 72.23, 86.2, 24.74, 67.01, 46.49, 48.06, 68.69, 66.3),
+                ),
+                domain_generalization=columns(DG_COLUMNS, (70.72, 64.07, 49.15, 50.9, 76.98, 60.27)),
+            ),
+        ),
+        **DEEP_EXPORT,
+    )
 
     @classmethod
     def add_config(cls, cfg):

@@ -23,8 +23,9 @@ from yacs.config import CfgNode as CN
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.engine.hooks import HookBase, LRSchedulerHook
 
+from ..method_card import CROSS_DATASET_COLUMNS, DG_COLUMNS, MethodCard, Published, base2new_rows, columns
 from .clip_backbone import TextEncoder, tokenize
-from .deep_prompt import DeepPromptCLIP, DeepPromptTrainer
+from .deep_prompt import DEEP_EXPORT, DEEP_SOURCE, DeepPromptCLIP, DeepPromptTrainer
 from .ivlp import add_vl_config, build_vl_clip
 from .precision import autocast_for
 from .prompted_encoders import prompted_image_features
@@ -116,6 +117,36 @@ class GaussianPromptAggregation(HookBase):
 class PromptSRC(DeepPromptTrainer):
     config_node = "PROMPTSRC"
     model_name = "VLPromptLearner"
+    card = MethodCard(
+        reference_config="configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
+        base2new_configs=("vit_b16_c2_ep20_batch4_4+4ctx", "vit_b16_c2_ep20_batch4_4+4ctx"),
+        published=(
+            Published(
+                "PromptSRC",
+                source=DEEP_SOURCE,
+                base2new=base2new_rows(
+                    (84.26, 76.1, 79.97),  # Average
+                    (77.6, 70.73, 74.01),  # ImageNet
+                    (98.1, 94.03, 96.02),  # Caltech101
+                    (95.33, 97.3, 96.3),  # OxfordPets
+                    (78.27, 74.97, 76.58),  # StanfordCars
+                    (98.07, 76.5, 85.95),  # Flowers102
+                    (90.67, 91.53, 91.1),  # Food101
+                    (42.73, 37.87, 40.15),  # FGVCAircraft
+                    (82.67, 78.47, 80.52),  # SUN397
+                    (83.37, 62.97, 71.75),  # DTD
+                    (92.9, 73.9, 82.32),  # EuroSAT
+                    (87.1, 78.8, 82.74),  # UCF101
+                ),
+                cross_dataset=columns(
+                    CROSS_DATASET_COLUMNS,
+                    (71.27, 93.6, 90.25, 65.7, 70.25, 86.15, 23.9, 67.1, 46.87, 45.5, 68.75, 65.81),
+                ),
+                domain_generalization=columns(DG_COLUMNS, (71.27, 64.35, 49.55, 50.9, 77.8, 60.65)),
+            ),
+        ),
+        **DEEP_EXPORT,
+    )
     needs_vision_prompts = False
     checkpoint_ignore_keys = DeepPromptTrainer.checkpoint_ignore_keys + ZERO_SHOT_KEYS
 

@@ -10,7 +10,8 @@ from yacs.config import CfgNode as CN
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.errors import ConfigError
 
-from .deep_prompt import DeepPromptCLIP, DeepPrompts, DeepPromptTrainer, Prompts
+from ..method_card import MethodCard, Published, base2new_rows
+from .deep_prompt import DEEP_EXPORT, DEEP_SOURCE, DeepPromptCLIP, DeepPrompts, DeepPromptTrainer, Prompts
 from .handwritten import handwritten_class_features
 
 VPT_TEMPLATE = "a photo of a {}."  # the authors' code fixes it (TRAINER.VPT.CTX_INIT is not read)
@@ -37,6 +38,18 @@ class VPTCLIP(DeepPromptCLIP):
 class VPT(DeepPromptTrainer):
     config_node = "VPT"
     model_name = "prompt_learner"
+    card = MethodCard(
+        reference_config="configs/trainers/VPT/vit_b16_c2_ep5_batch4_4.yaml",
+        base2new_configs=("vit_b16_c2_ep5_batch4_4", "vit_b16_c2_ep5_batch4_4"),
+        published=(
+            Published(
+                "VPT",
+                source=DEEP_SOURCE,
+                base2new=base2new_rows((80.24, 73.43, 76.68)),  # averages only
+            ),
+        ),
+        **DEEP_EXPORT,
+    )
 
     @classmethod
     def add_config(cls, cfg):

@@ -193,3 +193,25 @@ def test_a_checkpoint_with_the_authors_keys_loads_and_evaluates(trainer_cls, tin
     trainer.save_model(0, str(tmp_path / "ours"))
     ours = torch.load(tmp_path / "ours" / "prompt_learner" / "model.pth.tar-1", weights_only=True)
     assert list(ours["state_dict"]) == list(theirs)
+
+
+def test_a_trainer_ported_from_the_dassl_fork_gets_prograd_backward_and_update_from_its_base():
+    """docs/porting-a-dassl-trainer.md: the fork's method is a method's code, taken as a base class."""
+    from coop_toolkit.trainers.prograd import ProGradUpdate
+    from dasslite.engine.trainer import TrainerBase
+
+    class Ported(ProGradUpdate, TrainerBase):
+        pass
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    trainer = Ported()
+    trainer.register_model("model", model, torch.optim.SGD(model.parameters(), lr=1.0))
+    x = torch.randn(4, 3)
+    loss_a, loss_b = lambda: model(x).sum(), lambda: -(model(x) ** 2).mean()  # noqa: E731
+    grads = [torch.autograd.grad(f(), list(model.parameters())) for f in (loss_a, loss_b)]
+    assert any(torch.dot(a.flatten(), b.flatten()) < 0 for a, b in zip(*grads))  # a projection happens
+    expected = [p.detach() - project_conflicting(a, b, 0.5) for p, a, b in zip(model.parameters(), *grads)]
+    trainer.prograd_backward_and_update(loss_a(), loss_b(), lambda_=0.5)
+    for p, e in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.detach(), e)
