@@ -40,6 +40,7 @@ from dasslite.engine.checkpoint import load_checkpoint
 from dasslite.errors import CheckpointError, ConfigError
 from dasslite.utils.io import atomic_write
 
+from ..method_card import CLASSIFIER_HEAD, MethodCard
 from .clip_backbone import TextEncoder, tokenize
 from .learner import LearnerTrainer
 from .precision import autocast_for
@@ -260,6 +261,15 @@ class CLIPLoRA(LearnerTrainer):
 
     config_node = "CLIP_LORA"
     model_name = "lora"
+    # No published rows: the authors' README shows a figure only, and the paper's table was not at hand.
+    card = MethodCard(
+        reference_config="configs/trainers/CLIP_LoRA/vit_b16.yaml",
+        base2new_configs=("vit_b16", "vit_b16"),
+        export=CLASSIFIER_HEAD,  # with TRAINER.CLIP_LORA.ENCODER text; else refused as below
+        no_export_reason="learns LoRA inside the image encoder (TRAINER.CLIP_LORA.ENCODER vision or both), so "
+        "open_clip's image encoder would not give this run's image features and no exported head could "
+        "reproduce its logits",
+    )
 
     @classmethod
     def add_config(cls, cfg):

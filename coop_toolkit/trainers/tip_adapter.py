@@ -37,6 +37,7 @@ from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.engine.checkpoint import checked_state_dict, load_checkpoint, model_file_path
 from dasslite.errors import CheckpointError
 
+from ..method_card import MethodCard, Published, fewshot_rows
 from .handwritten import handwritten_class_features
 from .learner import LearnerTrainer, encode_images
 from .precision import autocast_for
@@ -44,6 +45,56 @@ from .templates import IMAGENET_TEMPLATES_SELECT, template_for
 
 logger = logging.getLogger(__name__)
 CLIP_SCALE = 100.0  # the authors' fixed scale of the zero-shot part
+
+# RN50, 16/8/4/2/1 shots, one seed (read in gaopengcuhk/Tip-Adapter/exp.log@30d2598; their README says
+# these are the paper's Fig. 4-5 numbers). Tip-Adapter-F's were selected on the test set (see above).
+EXP_LOG = "Tip-Adapter repository exp.log (RN50, seed 1; README: the paper's Fig. 4-5); Average computed here"
+NO_EXPORT = (
+    "adds a cache term that is not linear in the image features (alpha * exp(-beta * (1 - f @ keys.T)) @ values), "
+    "so no exported classifier head could reproduce its logits"
+)
+TIP_PUBLISHED = Published(
+    "Tip-Adapter",
+    fewshot={
+        "RN50": fewshot_rows(
+            {
+                "ImageNet": (62.01, 61.45, 60.98, 60.96, 60.70),
+                "SUN397": (66.85, 65.62, 64.15, 62.70, 61.30),
+                "OxfordPets": (88.14, 87.03, 86.45, 87.03, 86.10),
+                "EuroSAT": (70.54, 67.95, 65.32, 61.68, 54.38),
+                "Caltech101": (90.18, 89.83, 89.39, 88.44, 87.18),
+                "DTD": (60.93, 58.63, 53.96, 49.47, 46.22),
+                "FGVCAircraft": (29.76, 25.59, 22.41, 21.21, 19.05),
+                "Food101": (77.83, 77.76, 77.54, 77.52, 77.42),
+                "Flowers102": (89.89, 87.98, 83.80, 79.13, 73.12),
+                "UCF101": (70.58, 68.68, 66.46, 64.74, 62.60),
+                "StanfordCars": (66.77, 62.93, 61.45, 57.93, 57.54),
+            }
+        )
+    },
+    fewshot_source=EXP_LOG,
+)
+TIP_F_PUBLISHED = Published(
+    "Tip-Adapter-F",
+    fewshot={
+        "RN50": fewshot_rows(
+            {
+                "ImageNet": (65.51, 64.00, 62.52, 61.69, 61.13),
+                "SUN397": (71.47, 68.87, 66.21, 63.64, 62.50),
+                "OxfordPets": (89.70, 88.09, 87.54, 87.03, 87.00),
+                "EuroSAT": (84.54, 77.93, 74.12, 66.15, 59.53),
+                "Caltech101": (92.86, 91.44, 90.56, 89.74, 89.33),
+                "DTD": (66.55, 62.71, 57.39, 53.72, 49.65),
+                "FGVCAircraft": (35.55, 30.21, 25.80, 23.19, 20.22),
+                "Food101": (79.43, 78.64, 78.24, 77.81, 77.51),
+                "Flowers102": (94.80, 91.51, 88.83, 82.30, 79.98),
+                "UCF101": (78.03, 74.25, 70.55, 66.43, 64.87),
+                "StanfordCars": (75.74, 69.25, 64.57, 61.50, 58.86),
+            }
+        )
+    },
+    fewshot_source=EXP_LOG + "; epochs selected on the test set by the authors (SELECT_ON_TEST)",
+)
 
 
 def tip_logits(features, text, affinity, values, alpha, beta):
@@ -147,6 +198,12 @@ class TipAdapter(LearnerTrainer):
 
     config_node = "TIP_ADAPTER"
     model_name = "tip_adapter"
+    card = MethodCard(
+        reference_config="configs/trainers/Tip_Adapter/vit_b16.yaml",
+        published=(TIP_PUBLISHED,),
+        export=None,
+        no_export_reason=NO_EXPORT,
+    )
     features_give_logits = False  # the cache term is not linear in the image features
     frozen_image_encoder = False  # its image features are open_clip's, but a head over them misses the cache term
     train_epochs = 0
@@ -176,6 +233,9 @@ class TipAdapter(LearnerTrainer):
         self.max_epoch = self.train_epochs
         if getattr(self, "train_loader_x", None) is not None:
             self.build_cache()
+        else:  # built from a class list: one entry per class, its text feature, until a checkpoint is loaded
+            text = self.model.text_features
+            self.model.cache.set_cache(text, torch.eye(text.shape[0], device=text.device))
         self.optim, self.sched, self.scaler = self.build_optimizer()
         self.register_model(self.model_name, self.model.cache, self.optim, self.sched)
         self.train_model = self.model
@@ -271,6 +331,11 @@ class TipAdapter(LearnerTrainer):
             self.search()
         return None
 
+    def forward_backward(self, batch):
+        if not self.learned_parameters():
+            raise RuntimeError(f"{type(self).__name__} trains nothing (its cache is built): run Tip_Adapter_F to train")
+        return super().forward_backward(batch)
+
     # The features protocol (coop_toolkit/trainers/learner.py): the zero-shot part only.
     def model_inference(self, image):
         with torch.no_grad(), autocast_for(self.prec, self.device):
@@ -302,6 +367,13 @@ def load_tensor(path):
 @TRAINER_REGISTRY.register(name="Tip_Adapter_F")
 class TipAdapterF(TipAdapter):
     """Tip-Adapter-F: the cache keys fine-tuned; the epoch is chosen on val (SELECT_ON_TEST: on test)."""
+
+    card = MethodCard(
+        reference_config="configs/trainers/Tip_Adapter/vit_b16.yaml",
+        published=(TIP_F_PUBLISHED,),
+        export=None,
+        no_export_reason=NO_EXPORT,
+    )
 
     @property
     def train_epochs(self):

@@ -136,7 +136,19 @@ def test_the_authors_cache_files_load(tiny_clip_path, tmp_path):
 def test_a_run_folder_checkpoint_resizes_the_empty_cache(trainer, tiny_clip_path, tmp_path):
     trainer.save_model(0, str(tmp_path))
     fresh = bare_trainer(TipAdapter, tip_cfg(tiny_clip_path, **{"DATASET.NAME": "DescribableTextures"}))
-    assert fresh.model.cache.values.shape[0] == 0  # built from class names alone
+    assert torch.equal(fresh.model.cache.values, torch.eye(N_CLS))  # built from class names alone
     fresh.load_model(str(tmp_path), epoch=1)
     image = batch_of()["img"]
     assert torch.equal(fresh.model_inference(image), trainer.model_inference(image))
+
+
+def test_results_paper_has_the_authors_few_shot_rows():
+    """exp.log's rows reach results.py --paper; the averages are those of the 11 rows (16 / 1 shots)."""
+    from reporting import paper_numbers as paper
+
+    expected = {"Tip-Adapter": (70.32, 62.33), "Tip-Adapter-F": (75.83, 64.60), "CLIP-Adapter": (74.44, 62.67)}
+    for method, (sixteen, one) in expected.items():
+        average = paper.FEWSHOT[method, "RN50"]["Average"]
+        assert (average[16], average[1]) == pytest.approx((sixteen, one), abs=0.01), method
+        assert "exp.log" in paper.FEWSHOT_SOURCE[method]
+    assert paper.METHOD["Tip_Adapter_F"] == "Tip-Adapter-F" and paper.METHOD["CLIP_Adapter"] == "CLIP-Adapter"
