@@ -210,6 +210,7 @@ class LoRACLIP(nn.Module):
         self.token_embedding = clip_model.token_embedding
         prompts = [TEMPLATE.format(name.replace("_", " ")) for name in classnames]
         self.register_buffer("token_ids", tokenize(prompts), persistent=False)
+        self._text_cache = None  # (LoRA weight versions, class features): see class_text
 
     def encode_image(self, image):
         features = self.image_encoder(image.to(self.image_encoder.conv1.weight.dtype)).float()
@@ -219,8 +220,26 @@ class LoRACLIP(nn.Module):
         features = self.text_encoder(self.token_embedding(self.token_ids), self.token_ids).float()
         return features / features.norm(dim=-1, keepdim=True)
 
+    def class_text(self):
+        """encode_text() in training; in eval, encoded once per state of the LoRA weights.
+
+        The cache is keyed on the weights' version counters (every optimizer step and load bumps them).
+        Its value is a function of that key alone, so a thread that finds it stale and encodes again
+        stores the same values: concurrent calls agree, and no module's parameters or mode change.
+        """
+        if self.lora.training:
+            return self.encode_text()
+        key = tuple(p._version for p in self.lora.parameters())
+        cached = self._text_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            features = self.encode_text()
+        self._text_cache = (key, features)
+        return features
+
     def forward(self, image):
-        return LOGIT_SCALE * self.encode_image(image) @ self.encode_text().t()
+        return LOGIT_SCALE * self.encode_image(image) @ self.class_text().t()
 
 
 def lora_node():
@@ -301,7 +320,6 @@ class CLIPLoRA(LearnerTrainer):
 
     def build_model(self):
         super().build_model()
-        self._text_cache = None
         loader = getattr(self, "train_loader_x", None)
         if loader is None:  # built from a class list: nothing to train
             return
@@ -341,37 +359,17 @@ class CLIPLoRA(LearnerTrainer):
         return super().load_model(directory, epoch)
 
     # The features protocol (coop_toolkit/trainers/learner.py).
-    def model_inference(self, image):
-        if self.model.lora.training:
-            return super().model_inference(image)
-        return self.logit_scale() * self.image_features(image) @ self.class_features().t()
-
     @torch.no_grad()
     def image_features(self, image, normalize=True):
-        with autocast_for(self.prec, self.device):
-            features = self.image_encoder_features(image.to(self.device))
-        return features / features.norm(dim=-1, keepdim=True) if normalize else features
-
-    def image_encoder_features(self, image):
         encoder = self.model.image_encoder
-        return encoder(image.to(encoder.conv1.weight.dtype)).float()
+        with autocast_for(self.prec, self.device):
+            features = encoder(image.to(self.device).to(encoder.conv1.weight.dtype)).float()
+        return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     @torch.no_grad()
     def class_features(self, image_features=None):
-        """The LoRA text encoder's class features, encoded once per state of the LoRA weights.
-
-        The cache is keyed on the weights' version counters (every optimizer step and load bumps them);
-        a thread that finds it stale computes the same values, so concurrent calls agree.
-        """
-        key = tuple(p._version for p in self.model.lora.parameters())
-        cached = self._text_cache
-        if cached is not None and cached[0] == key and not self.model.lora.training:
-            return cached[1]
         with autocast_for(self.prec, self.device):
-            features = self.model.encode_text()
-        if not self.model.lora.training:
-            self._text_cache = (key, features)
-        return features
+            return self.model.class_text()
 
     def logit_scale(self):
         return torch.tensor(LOGIT_SCALE)

@@ -147,3 +147,14 @@ def test_the_authors_file_round_trips_and_loads_by_folder(trainer, tmp_path):
     torch.save({"weights": weights, "metadata": {**meta, "r": 4}}, tmp_path / "theirs" / "lora_weights.pt")
     with pytest.raises(CheckpointError, match="TRAINER.CLIP_LORA.R"):
         trainer.load_model(str(tmp_path / "theirs"))
+
+
+def test_text_only_lora_leaves_the_image_encoder_as_open_clips(tiny_clip_path):
+    """ENCODER text: the image features are the frozen CLIP's, so an exported head could serve it."""
+    torch.manual_seed(0)
+    trainer = bare_trainer(CLIPLoRA, lora_cfg(tiny_clip_path, **{"TRAINER.CLIP_LORA.ENCODER": "text"}))
+    assert sorted(trainer.model.lora) == ["layer_0", "layer_1"] and trainer.frozen_image_encoder
+    image = batch_of()["img"]
+    with torch.no_grad():
+        expected = F.normalize(clip_fp32(tiny_clip_path).visual(image), dim=-1)
+    torch.testing.assert_close(trainer.image_features(image), expected, rtol=0, atol=1e-5)
