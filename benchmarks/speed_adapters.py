@@ -109,9 +109,10 @@ def _their_projection(x, weight, bias, lora, scaling):
     the merged weight (they merge once, into weight.data, when the model goes to eval)."""
     if lora is None:
         return F.linear(x, weight, bias)
+    a, b = lora.w_lora_A.to(x.dtype), lora.w_lora_B.to(x.dtype)  # fp32 pairs beside an fp16 CLIP (--prec fp16)
     if lora.training:
-        return F.linear(x, weight, bias) + (lora.dropout(x) @ lora.w_lora_A.t() @ lora.w_lora_B.t()) * scaling
-    return F.linear(x, weight + lora.w_lora_B @ lora.w_lora_A * scaling, bias)
+        return F.linear(x, weight, bias) + (lora.dropout(x) @ a.t() @ b.t()) * scaling
+    return F.linear(x, weight + b @ a * scaling, bias)
 
 
 def _their_attention(attn, x, mask):

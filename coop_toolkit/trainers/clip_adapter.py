@@ -78,7 +78,6 @@ class CLIPAdapter(LearnerTrainer):
     model_name = "clip_adapter"  # the authors' register_model name: OUTPUT_DIR/clip_adapter/
     card = MethodCard(
         reference_config="configs/trainers/CLIP_Adapter/vit_b16.yaml",
-        base2new_configs=("vit_b16", "vit_b16_ep50"),
         published=(
             Published(
                 "CLIP-Adapter",
