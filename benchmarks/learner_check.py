@@ -94,7 +94,7 @@ def record(path):
 
 
 def compare(before_path, after_path):
-    before, after = torch.load(before_path), torch.load(after_path)
+    before, after = torch.load(before_path, weights_only=True), torch.load(after_path, weights_only=True)
     ok = True
     for name in sorted(set(before) | set(after)):
         a, b = before.get(name), after.get(name)
