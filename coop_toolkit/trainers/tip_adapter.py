@@ -303,8 +303,17 @@ class TipAdapter(LearnerTrainer):
         if directory:
             state = checked_state_dict(load_checkpoint(model_file_path(directory, self.model_name, epoch)), directory)
             if "adapter.weight" in state and "values" in state:
+                self.check_classes(state["values"], directory)
                 self.model.cache.set_cache(state["adapter.weight"], state["values"])
         return super().load_model(directory, epoch)
+
+    def check_classes(self, values, where):
+        n_cls = self.model.text_features.shape[0]
+        if values.shape[1] != n_cls:
+            raise CheckpointError(
+                f'The cache in "{where}" holds {values.shape[1]} classes, this run has {n_cls}: a Tip-Adapter '
+                f"cache is class-specific and classifies only the classes it was built on (no base-to-new)"
+            )
 
     def load_authors_cache(self, directory):
         """keys_<K>shots.pt ([D, N*K]) and values_<K>shots.pt, and best_F_<K>shots.pt (Tip-Adapter-F's
@@ -317,7 +326,8 @@ class TipAdapter(LearnerTrainer):
         values = load_tensor(files["values"]) if "values" in files else cache.values
         if "best_F" in files:
             keys = load_tensor(files["best_F"])
-        if keys.shape[0] != values.shape[0] or values.shape[1] != self.model.text_features.shape[0]:
+        self.check_classes(values, directory)
+        if keys.shape[0] != values.shape[0]:
             raise CheckpointError(
                 f'The cache in "{directory}" does not fit: keys {tuple(keys.shape)}, values {tuple(values.shape)} '
                 f"for {self.model.text_features.shape[0]} classes (keys_/values_<shots>shots.pt of this "

@@ -152,3 +152,13 @@ def test_results_paper_has_the_authors_few_shot_rows():
         assert (average[16], average[1]) == pytest.approx((sixteen, one), abs=0.01), method
         assert "exp.log" in paper.FEWSHOT_SOURCE[method]
     assert paper.METHOD["Tip_Adapter_F"] == "Tip-Adapter-F" and paper.METHOD["CLIP_Adapter"] == "CLIP-Adapter"
+
+
+def test_a_cache_of_other_classes_is_refused_naming_why(trainer, tiny_clip_path, tmp_path):
+    """The cache is class-specific: a run over other classes (base-to-new's new half) cannot use it."""
+    from dasslite.errors import CheckpointError
+
+    trainer.save_model(0, str(tmp_path))
+    other = bare_trainer(TipAdapter, tip_cfg(tiny_clip_path), classnames=CLASSNAMES[:3])
+    with pytest.raises(CheckpointError, match="class-specific"):
+        other.load_model(str(tmp_path), epoch=1)
