@@ -122,7 +122,9 @@ class LoRAAttention(nn.Module):
     def forward(self, query, key=None, value=None, need_weights=False, attn_mask=None, **kwargs):
         if need_weights or kwargs.get("key_padding_mask") is not None:
             raise ValueError("LoRAAttention computes self-attention without weights or a padding mask")
-        x = query.transpose(0, 1) if self.base.batch_first else query  # (L, N, D)
+        # (L, N, D), contiguous: F.linear on a transposed view multiplies position by position, about twice as
+        # slow (coop_toolkit/trainers/transformer_blocks.py)
+        x = query.transpose(0, 1).contiguous() if self.base.batch_first else query
         out = self._unmerged(x, attn_mask) if self.lora_training else self._merged(x, attn_mask)
         return (out.transpose(0, 1) if self.base.batch_first else out), None
 
