@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from open_clip.model import build_model_from_openai_state_dict  # noqa: E402
 
+from benchmarks.speed_adapters import adapter_cases  # noqa: E402
 from benchmarks.speed_deep import authors_text_features, deep_cases  # noqa: E402
 from coop_toolkit import trainers  # noqa: E402
 from coop_toolkit.trainers import cocoop, coop, kgcoop, prograd  # noqa: E402
@@ -262,6 +263,8 @@ CASES = [
 ]
 # MaPLe, IVLP, VPT, PromptSRC at the authors' batch 4 (benchmarks/speed_deep.py)
 CASES += [Case(**row) for row in deep_cases()]
+# CLIP-Adapter, Tip-Adapter-F, CLIP-LoRA (benchmarks/speed_adapters.py)
+CASES += [Case(**row) for row in adapter_cases()]
 
 
 # ---- measurement ------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ fill in the rest):
   (+ logit_bias())`. * `self.model.logit_scale`, no bias.
 - class attributes: `image_conditioned` (* False), `frozen_image_encoder` (* False: True only when
   open_clip's own image encoder, normalised, gives `image_features`, which an exported classifier head
-  needs) and `learns_nothing` (* False; True for zero-shot CLIP: no checkpoint to load).
+  needs), `learns_nothing` (* False; True for zero-shot CLIP: no checkpoint to load) and
+  `features_give_logits` (* True; False when the logits are not linear in the image features, as
+  Tip-Adapter's cache term: class_features() is then the linear (zero-shot) part of the logits).
 """
 
 import functools
@@ -62,6 +64,7 @@ class ClipTrainer(TrainerX):
 
     config_node = None  # e.g. "COOP": the trainer reads self.opts = cfg.TRAINER.COOP, nothing else
     learns_nothing = False  # the features protocol (module docstring)
+    features_give_logits = True
 
     @classmethod
     def add_config(cls, cfg):
