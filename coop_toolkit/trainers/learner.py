@@ -29,6 +29,9 @@ fill in the rest):
   needs), `learns_nothing` (* False; True for zero-shot CLIP: no checkpoint to load) and
   `features_give_logits` (* True; False when the logits are not linear in the image features, as
   Tip-Adapter's cache term: class_features() is then the linear (zero-shot) part of the logits).
+  Two more describe training: `learns_by_gradient` (* True; False when what the method learns is built,
+  not stepped: Tip-Adapter's cache) and `learned_init_from_data` (* False; True when the learned
+  parameters start from the training images' features, not from a seeded draw: Tip-Adapter-F's keys).
 """
 
 import functools
@@ -65,6 +68,8 @@ class ClipTrainer(TrainerX):
     config_node = None  # e.g. "COOP": the trainer reads self.opts = cfg.TRAINER.COOP, nothing else
     learns_nothing = False  # the features protocol (module docstring)
     features_give_logits = True
+    learns_by_gradient = True
+    learned_init_from_data = False
 
     @classmethod
     def add_config(cls, cfg):

@@ -205,6 +205,7 @@ class TipAdapter(LearnerTrainer):
         no_export_reason=NO_EXPORT,
     )
     features_give_logits = False  # the cache term is not linear in the image features
+    learns_by_gradient = False  # the cache is built from the few-shot features; Tip-Adapter-F steps it
     frozen_image_encoder = False  # its image features are open_clip's, but a head over them misses the cache term
     train_epochs = 0
 
@@ -388,6 +389,9 @@ class TipAdapterF(TipAdapter):
     @property
     def train_epochs(self):
         return self.opts.TRAIN_EPOCH
+
+    learns_by_gradient = True
+    learned_init_from_data = True  # the keys start as the cache built from the few-shot features
 
     def learned_parameters(self):
         return {"cache.adapter.weight": self.model.cache.adapter.weight}

@@ -49,11 +49,17 @@ def native_bf16(monkeypatch):
 
 
 def towers(trainer):
-    """The frozen image tower and text transformer the trainer computes with."""
+    """The frozen image tower and text transformer the trainer computes with (the image tower alone for a
+    model that encodes its class prompts once, at build: CLIP-Adapter, Tip-Adapter)."""
     clip = getattr(trainer, "clip_model", None)
     if clip is not None:  # zero-shot CLIP
         return clip.visual, clip.transformer
-    return trainer.model.image_encoder, trainer.model.text_encoder.transformer
+    text = getattr(trainer.model, "text_encoder", None)
+    return (trainer.model.image_encoder,) + ((text.transformer,) if text is not None else ())
+
+
+def close(got, expected):
+    return (got - expected).abs().max().item() <= BF16_STORED_TOLERANCE * max(1.0, expected.abs().max().item())
 
 
 def tower_weights(tower):
@@ -80,18 +86,22 @@ def test_bf16_on_cpu_runs_the_frozen_towers_in_bf16_and_learns_in_fp32(
     low = build(name, "bf16", CPU, pets, clip_12_layers, tmp_path / "bf16")
     ref = build(name, "fp32", CPU, pets, clip_12_layers, tmp_path / "fp32")
     assert low.prec == "bf16"
-    image_tower, text_transformer = towers(low)
-    for tower in (image_tower, text_transformer):
+    image_tower, *text_transformer = towers(low)
+    for tower in (image_tower, *text_transformer):
         weights = list(tower_weights(tower))
         assert weights and all(w.dtype == torch.bfloat16 for w in weights)
     seen = set()
-    hooks = record_block_outputs([image_tower.transformer.resblocks[-1], text_transformer.resblocks[-1]], seen)
+    last_blocks = [tower.resblocks[-1] for tower in (image_tower.transformer, *text_transformer)]
+    hooks = record_block_outputs(last_blocks, seen)
     if is_trainable(name):
         learned = low.learned_parameters()
         assert learned and all(p.dtype == torch.float32 for p in learned.values())
         # a random context is drawn in fp32 when CLIP is stored in bf16: a seed starts both runs alike
         reference = ref.learned_parameters()
-        assert all(torch.equal(p, reference[n]) for n, p in learned.items())
+        if type(low).learned_init_from_data:  # e.g. Tip-Adapter-F's keys: bf16 features of the same images
+            assert all(close(p, reference[n]) for n, p in learned.items())
+        else:
+            assert all(torch.equal(p, reference[n]) for n, p in learned.items())
         low.set_model_mode("train")
         summary = low.forward_backward(next(iter(low.train_loader_x)))
         assert all(torch.isfinite(torch.tensor(v)) for v in summary.values())
