@@ -94,9 +94,9 @@ class CustomCLIP(nn.Module):
             cache = self._text_cache = (key, self._encode_text())
         return cache[1]
 
-    def _encode_text(self):
+    def _encode_text(self, normalize=True):
         features = self.text_encoder(self.prompt_learner(), self.prompt_learner.token_ids)
-        return features / features.norm(dim=-1, keepdim=True)
+        return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     def forward(self, image, details=False):
         """Logits; with `details`, (logits, image features, class text features), all L2-normalised."""

@@ -157,10 +157,10 @@ class DeepPromptCLIP(nn.Module):
             list(self.vision_prompts.deep),
         )
 
-    def encode_text(self, prompts):
+    def encode_text(self, prompts, normalize=True):
         deep = [authors_fp16(p) for p in prompts.text_deep]
         features = self.text_encoder(prompts.text(), self.prompt_learner.token_ids, deep_prompts=deep)
-        return features / features.norm(dim=-1, keepdim=True)
+        return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     def text_features(self, prompts):
         """Normalised class features; without grad they are computed once until a parameter changes."""

@@ -16,17 +16,12 @@ from coop_toolkit.trainers.maple import MaPLe
 from coop_toolkit.trainers.prompted_encoders import prompted_image_features
 from coop_toolkit.trainers.promptsrc import PromptSRC
 from coop_toolkit.trainers.vpt import VPT
+from tests.trainers import test_deep_prompt_init
 from tests.trainers.helpers import CLASSNAMES, clip_fp32
-from tools.tiny_clip import save_tiny_clip
 
 METHODS = (IVLP, PromptSRC, MaPLe, VPT)
 
-
-@pytest.fixture(scope="module")
-def clip_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("clip") / "tiny-B32.pt"
-    save_tiny_clip(path, shape="ViT-B/32", layers=3, fmt="state_dict")
-    return str(path)
+clip_path = test_deep_prompt_init.clip_path  # the tiny ViT-B/32 fixture
 
 
 def images(n=2):
