@@ -238,6 +238,13 @@ def _unknown_key_error(full_key, cfg, where):
 BOOL_ALSO = set()
 
 
+def clean_cfg(cfg, trainer):
+    """Drop every TRAINER node but NAME and `trainer`'s (upper-cased), as Dassl's clean_cfg does to make
+    print(cfg) show only what the run reads."""
+    for key in [k for k in cfg.TRAINER if k not in ("NAME", trainer.upper())]:
+        cfg.TRAINER.pop(key)
+
+
 def allow_bool(full_key):
     BOOL_ALSO.add(full_key)
 
