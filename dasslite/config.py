@@ -111,6 +111,7 @@ _C.OPTIM.SGD_NESTEROV = False  # SGD Nesterov momentum
 _C.OPTIM.RMSPROP_ALPHA = 0.99  # RMSprop smoothing constant
 _C.OPTIM.ADAM_BETA1 = 0.9  # Adam-family beta1
 _C.OPTIM.ADAM_BETA2 = 0.999  # Adam-family beta2
+_C.OPTIM.ADAM_EPS = 1e-8  # Adam-family eps (torch's default); TCP's yamls set 1e-3 (its fp16 Meta-Net)
 _C.OPTIM.STAGED_LR = False  # give layers not in NEW_LAYERS the learning rate LR * BASE_LR_MULT
 _C.OPTIM.NEW_LAYERS = ()  # child-module names trained at the full LR when STAGED_LR
 _C.OPTIM.BASE_LR_MULT = 0.1  # LR multiplier of the other layers when STAGED_LR
