@@ -36,7 +36,7 @@ from dasslite.errors import ConfigError
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.logger import notice_once
 
-from ..method_card import MethodCard, Published, base2new_rows
+from ..method_card import MethodCard, Published, base2new_rows, card_of
 from .cocoop import CoCoOp
 from .coop import CoOp
 from .kgcoop import KgCoOp
@@ -236,24 +236,25 @@ class DePT:
 
 # ---------------------------------------------------------------- the combinations, under the authors' names
 DEPT_SOURCE = "DePT paper (CVPR'24), ViT-B/16, 16 shots, base-to-new averages"
-DEPT_EXPORT = dict(
-    export=None,
-    no_export_reason="on base classes its logits fuse a linear head on FiLM-transformed features with the "
-    "prompt's, which no head of class features can reproduce",
+DEPT_NO_EXPORT = (
+    "on base classes its logits fuse a linear head on FiLM-transformed features with the prompt's, which no "
+    "head of class features can reproduce"
 )
 
 
-def dept_card(config, published=None):
-    stem = config.rsplit("/", 1)[-1][: -len(".yaml")]
+def dept_card(base, config, published=None):
+    """The combination's card: its yaml, its published row, export refused (for the base's reason too).
+    No base2new_configs yet: the time projection needs a speed case (benchmarks/speed.py) first."""
     rows = (Published(published[0], source=DEPT_SOURCE, base2new=base2new_rows(published[1])),) if published else ()
-    return MethodCard(reference_config=config, base2new_configs=(stem, stem), published=rows, **DEPT_EXPORT)
+    reason = "; and ".join(r for r in (card_of(base).no_export_reason, DEPT_NO_EXPORT) if r)
+    return MethodCard(reference_config=config, published=rows, export=None, no_export_reason=reason)
 
 
 @TRAINER_REGISTRY.register(name="ExtrasLinearProbeCoOp")
 class ExtrasLinearProbeCoOp(DePT, CoOp):
     model_name = "PromptLearner"
     features = staticmethod(coop_features)
-    card = dept_card("configs/trainers/ExtrasLinearProbeCoOp/vit_b16_ep10_bs4_lr35.yaml")
+    card = dept_card(CoOp, "configs/trainers/ExtrasLinearProbeCoOp/vit_b16_ep10_bs4_lr35.yaml")
 
 
 @TRAINER_REGISTRY.register(name="ExtrasLinearProbeCoCoOp")
@@ -261,6 +262,7 @@ class ExtrasLinearProbeCoCoOp(DePT, CoCoOp):
     model_name = "PromptLearner"
     features = staticmethod(cocoop_features)
     card = dept_card(
+        CoCoOp,
         "configs/trainers/ExtrasLinearProbeCoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
         ("CoCoOp+DePT", (83.80, 72.89, 77.97)),
     )
@@ -271,6 +273,7 @@ class ExtrasLinearProbeKgCoOp(DePT, KgCoOp):
     model_name = "PromptLearner"
     features = staticmethod(coop_features)
     card = dept_card(
+        KgCoOp,
         "configs/trainers/ExtrasLinearProbeKgCoOp/vit_b16_ep10_ctxv1_bs4_lr35.yaml",
         ("KgCoOp+DePT", (83.62, 75.04, 79.10)),
     )
@@ -282,7 +285,7 @@ class ExtrasLinearProbeKgCoOp(DePT, KgCoOp):
 @TRAINER_REGISTRY.register(name="ExtrasLinearProbeMaPLe")
 class ExtrasLinearProbeMaPLe(DePT, MaPLe):
     features = staticmethod(deep_prompt_features)
-    card = dept_card("configs/trainers/ExtrasLinearProbeMaPLe/vit_b16_c2_ep10_batch4_2ctx.yaml")
+    card = dept_card(MaPLe, "configs/trainers/ExtrasLinearProbeMaPLe/vit_b16_c2_ep10_batch4_2ctx.yaml")
 
 
 @TRAINER_REGISTRY.register(name="ExtrasLinearProbePromptSRC")
@@ -290,6 +293,7 @@ class ExtrasLinearProbePromptSRC(DePT, PromptSRC):
     features = staticmethod(deep_prompt_features)
     whole_model_ignore_keys = PromptSRC.checkpoint_ignore_keys
     card = dept_card(
+        PromptSRC,
         "configs/trainers/ExtrasLinearProbePromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
         ("PromptSRC+DePT", (85.19, 76.17, 80.43)),
     )

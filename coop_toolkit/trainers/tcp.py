@@ -120,7 +120,7 @@ class TCP(CoOp):
 
     card = MethodCard(
         reference_config="configs/trainers/TCP/vit_b16_ep100_ctxv1.yaml",
-        base2new_configs=("vit_b16_ep100_ctxv1", "vit_b16_ep100_ctxv1"),
+        # no base2new_configs yet: the time projection needs a speed case (benchmarks/speed.py) first
         published=(
             Published(
                 "TCP",
