@@ -50,9 +50,10 @@ def build(trainer_class, config_file=""):
 
 
 def _replace(x, prompt, start):
-    """Sequence-first x (L, N, D) with positions start..start+n replaced by the prompt, by concatenation."""
+    """Sequence-first x (L, N, D) with positions start..start+n replaced by the prompt, by concatenation
+    (the authors' `.half()` first: the concatenation then promotes it to x's dtype)."""
     n = prompt.shape[0]
-    return torch.cat([x[:start], prompt.to(x.dtype).unsqueeze(1).expand(-1, x.shape[1], -1), x[start + n :]])
+    return torch.cat([x[:start], prompt.half().unsqueeze(1).expand(-1, x.shape[1], -1), x[start + n :]])
 
 
 @contextlib.contextmanager
@@ -105,7 +106,7 @@ def authors_image(visual, images, first=None, deep=()):
     x = torch.cat([visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)
     x = x + visual.positional_embedding.to(x.dtype)
     if first is not None:
-        x = torch.cat([x, first.to(x.dtype).expand(x.shape[0], -1, -1)], dim=1)
+        x = torch.cat([x, first.half().expand(x.shape[0], -1, -1)], dim=1)
 
     def replace(k, x):
         return _replace(x, deep[k - 1], x.shape[0] - deep[k - 1].shape[0]) if 1 <= k <= len(deep) else x

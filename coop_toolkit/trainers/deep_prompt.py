@@ -66,6 +66,18 @@ def _rename(state_dict, prefix, rules):
                 break
 
 
+def authors_fp16(prompt):
+    """A tower's prompt as the authors' clip/model.py puts it in: rounded to fp16 whatever PREC says.
+
+    Their blocks (ResidualAttentionBlock_IVLP / _MaPLe) and image towers call `.half()` on the deep
+    prompts of both towers and on the image tower's first prompt before the concatenation, which then
+    promotes to the stream's dtype: with CLIP in fp32 (PREC fp32 or amp, or fp16 off CUDA) the values,
+    and the gradients coming back, are fp16-rounded. The first text context (the prompt learner's ctx)
+    is not rounded. Stays fp32 here; the towers cast to their stream's dtype.
+    """
+    return prompt.half().float()
+
+
 def first_context(clip_model, n_ctx, ctx_init, key):
     """The authors' context init: the first n_ctx token embeddings of CTX_INIT when it is given and
     n_ctx <= 4 (the prompt text keeps all of CTX_INIT, so with N_CTX 2 and "a photo of a" the words
@@ -145,9 +157,10 @@ class DeepPromptCLIP(nn.Module):
             list(self.vision_prompts.deep),
         )
 
-    def encode_text(self, prompts):
-        features = self.text_encoder(prompts.text(), self.prompt_learner.token_ids, deep_prompts=prompts.text_deep)
-        return features / features.norm(dim=-1, keepdim=True)
+    def encode_text(self, prompts, normalize=True):
+        deep = [authors_fp16(p) for p in prompts.text_deep]
+        features = self.text_encoder(prompts.text(), self.prompt_learner.token_ids, deep_prompts=deep)
+        return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     def text_features(self, prompts):
         """Normalised class features; without grad they are computed once until a parameter changes."""
@@ -164,7 +177,9 @@ class DeepPromptCLIP(nn.Module):
         if prompts.vision_first is None and not prompts.vision_deep:
             # No image-side prompts (language-only IVLP): the frozen tower, any backbone, nothing to backprop.
             return encode_images(self.image_encoder, image, self.image_encoder.conv1.weight.dtype, normalize)
-        features = prompted_image_features(self.image_encoder, image, prompts.vision_first, prompts.vision_deep)
+        first = None if prompts.vision_first is None else authors_fp16(prompts.vision_first)
+        deep = [authors_fp16(p) for p in prompts.vision_deep]
+        features = prompted_image_features(self.image_encoder, image, first, deep)
         return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     def features_and_logits(self, image):

@@ -154,7 +154,7 @@ class LearnerTrainer(ClipTrainer):
         self.model.to(self.device)
 
         module = self.saved_module()
-        self.optim = build_optimizer(module, self.cfg.OPTIM)
+        self.optim = self.build_optimizer(module)
         self.sched = build_lr_scheduler(self.optim, self.cfg.OPTIM)
         self.register_model(self.model_name, module, self.optim, self.sched)
         # loss scaling is for fp16 on CUDA; a GradScaler built without CUDA only warns and disables itself
@@ -162,6 +162,10 @@ class LearnerTrainer(ClipTrainer):
         # Training steps go through DDP under torchrun (gradients averaged over the processes, so with
         # equal per-process batches the update is the global batch's); self.model stays the plain module.
         self.train_model = wrap_ddp(self.model, self.device)
+
+    def build_optimizer(self, module):
+        """The optimizer of saved_module() (OPTIM); a method with its own parameter groups overrides it."""
+        return build_optimizer(module, self.cfg.OPTIM)
 
     def freeze_all_but_learned(self):
         learned = self.learned_parameters()

@@ -78,15 +78,17 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
     return ctx, text
 
 
-def register_class_prompts(learner, clip_model, prefix_text, classnames):
-    """Give `learner` the frozen pieces around its context, for prompts "<prefix_text> <class>.".
+def register_class_prompts(learner, clip_model, prefix_text, classnames, template=None):
+    """Give `learner` the frozen pieces around its context, for prompts "<prefix_text> <class>." (or
+    `template`.format(class), whose first n_ctx tokens stand for the context).
 
     Buffers: `token_prefix` (SOS), `token_suffix` (class tokens, ".", EOS, padding) and `token_ids`
     (not saved). The two embedding buffers carry the original's state-dict names, so checkpoints
     load both ways. Returns the class names as written in the prompts.
     """
     names = [name.replace("_", " ") for name in classnames]
-    token_ids = tokenize([f"{prefix_text} {name}." for name in names])
+    texts = [template.format(name) if template else f"{prefix_text} {name}." for name in names]
+    token_ids = tokenize(texts)
     with torch.no_grad():
         embedding = clip_model.token_embedding(token_ids).float()
     learner.register_buffer("token_prefix", embedding[:, :1])
