@@ -17,16 +17,20 @@ exactly (no matrix-product shortcut), so a context vector equal to a token's emb
 import argparse
 import sys
 
-import torch
-from open_clip.tokenizer import SimpleTokenizer
+from dasslite.cli import ArgumentParser, UsageError, run_cli
+from dasslite.errors import UserError
 
-from coop_toolkit.trainers.clip_backbone import load_clip
-from coop_toolkit.trainers.text_tower import text_tower
-from dasslite.engine.checkpoint import load_checkpoint
+# torch, open_clip and the toolkit are imported where used, so that --help answers at once.
+
+
+class NoContextError(UserError, KeyError):
+    """The checkpoint holds no learned context `ctx`."""
 
 
 def read_ctx(path):
     """The learned context tensor (M, width) or (n_cls, M, width) of a prompt-learner checkpoint."""
+    from dasslite.engine.checkpoint import load_checkpoint
+
     ckpt = load_checkpoint(path)
     state_dict = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else {}
     if "ctx" in state_dict:
@@ -35,7 +39,7 @@ def read_ctx(path):
     if len(candidates) == 1:
         return state_dict[candidates[0]]
     keys = ", ".join(list(state_dict)[:10]) or "none"
-    raise KeyError(
+    raise NoContextError(
         f'"{path}" holds no learned context "ctx" (keys: {keys}). Pass a prompt learner\'s '
         f"checkpoint, e.g. OUTPUT_DIR/prompt_learner/model.pth.tar-<epoch>."
     )
@@ -43,14 +47,16 @@ def read_ctx(path):
 
 def nearest_tokens(ctx, token_embedding, topk):
     """(distances, token ids), each (M, topk), ascending: the k nearest table rows to each ctx row."""
+    import torch
+
     if ctx.shape[-1] != token_embedding.shape[1]:
-        raise ValueError(
+        raise UsageError(
             f"The context vectors have width {ctx.shape[-1]} but the backbone's token embedding "
             f"has width {token_embedding.shape[1]}; pass the backbone the prompt was learned with "
             f"(--backbone, e.g. --backbone ViT-B/16)."
         )
     if not 1 <= topk <= token_embedding.shape[0]:
-        raise ValueError(f"TOPK must be between 1 and the vocabulary size {token_embedding.shape[0]}; got {topk}")
+        raise UsageError(f"TOPK must be between 1 and the vocabulary size {token_embedding.shape[0]}; got {topk}")
     distance = torch.cdist(ctx.float(), token_embedding.float(), compute_mode="donot_use_mm_for_euclid_dist")
     return torch.topk(distance, topk, dim=1, largest=False, sorted=True)
 
@@ -60,7 +66,7 @@ def interpret(ctx, token_embedding, topk, decoder):
     if ctx.dim() == 3:
         return [interpret(c, token_embedding, topk, decoder) for c in ctx]
     if ctx.dim() != 2:
-        raise ValueError(f"ctx must be (M, width) or (n_cls, M, width); got shape {tuple(ctx.shape)}")
+        raise UsageError(f"ctx must be (M, width) or (n_cls, M, width); got shape {tuple(ctx.shape)}")
     dists, idxs = nearest_tokens(ctx, token_embedding, topk)
     return [
         [(decoder.get(i, f"<id {i}>"), d) for i, d in zip(row_i.tolist(), row_d.tolist())]
@@ -76,7 +82,7 @@ def format_position(m, pairs):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("fpath", type=str, help="path to the learned prompt (a prompt_learner checkpoint)")
     p.add_argument("topk", type=int, help="select top-k similar words")
     p.add_argument(
@@ -86,11 +92,17 @@ def parse_args(argv=None):
         "model:tag (default: RN50)",
     )
     p.add_argument("--class-index", type=int, default=None, help="class-specific context: show only this class")
-    return p.parse_args(argv)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    args = p.parse_args(argv)
+    if args.topk < 1:
+        raise UsageError(f"TOPK must be at least 1 (the words shown per context vector); got {args.topk}")
+    return args
 
 
 def vocabulary(tokenizer):
     """{token id: token text} of the model's tokenizer (CLIP's BPE, or a Hugging Face tokenizer's)."""
+    from open_clip.tokenizer import SimpleTokenizer
+
     if isinstance(tokenizer, SimpleTokenizer):
         return tokenizer.decoder
     return {i: t for t, i in tokenizer.tokenizer.get_vocab().items()}
@@ -98,6 +110,9 @@ def vocabulary(tokenizer):
 
 def main(argv=None):
     args = parse_args(argv)
+    from coop_toolkit.trainers.clip_backbone import load_clip
+    from coop_toolkit.trainers.text_tower import text_tower
+
     ctx = read_ctx(args.fpath).detach()
     print(f"Return the top-{args.topk} matched words")
     clip_model = load_clip(args.backbone, "fp32")
@@ -110,7 +125,7 @@ def main(argv=None):
         classes = range(ctx.shape[0])
         if args.class_index is not None:
             if not 0 <= args.class_index < ctx.shape[0]:
-                raise SystemExit(f"--class-index must be in 0..{ctx.shape[0] - 1}; got {args.class_index}")
+                raise UsageError(f"--class-index must be in 0..{ctx.shape[0] - 1}; got {args.class_index}")
             classes = [args.class_index]
         for c in classes:
             print(f"Class {c}:")
@@ -125,7 +140,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, KeyError, FileNotFoundError) as err:  # user errors: the message, not a traceback
-        sys.exit(f"interpret_prompt.py: error: {err.args[0] if err.args else err}")
+    sys.exit(run_cli(main))

@@ -9,8 +9,9 @@
 Compatible with the original code's logs: values are read after the end-of-training line (`Finish
 training`, or `Finished training` as printed by Dassl < 0.6.1), or after `=> result` with --test-log; the
 last `* <keyword>: N%` line after it wins. Spread is np.std over seeds (population) or 1.96*std/sqrt(n).
-Unlike the reference, a stray file or a folder without log.txt is skipped with a warning. For
-full-precision results and the papers' tables use results.py, which reads metrics.json.
+Unlike the reference, a stray file or a folder without log.txt is skipped with a warning; a missing
+folder, a seed folder given for its parent, or a folder with no result is one `error:` line (exit
+status 2). For full-precision results and the papers' tables use results.py, which reads metrics.json.
 """
 
 import argparse
@@ -21,6 +22,8 @@ import sys
 
 import numpy as np
 
+from dasslite.cli import ArgumentParser, NothingFoundError, UsageError, run_cli
+from dasslite.errors import UserFileNotFoundError
 from dasslite.log_format import END_SIGNALS, RESULT_HEADER
 
 logger = logging.getLogger("parse_test_res")
@@ -66,16 +69,15 @@ def is_seed_folder(directory):
 
 
 def parse_function(directory, keyword, end_signals, ci95=False):
-    """Print one line per seed folder and the summary; return the mean, or None when nothing parsed."""
+    """Print one line per seed folder and the summary; return the mean (NothingFoundError: nothing parsed)."""
+    if not os.path.isdir(directory):
+        raise UserFileNotFoundError(f'no such folder: "{directory}"; give the folder holding the seed folders')
     if is_seed_folder(directory):
         parent = os.path.dirname(os.path.normpath(os.path.abspath(directory)))
-        logger.error(
-            "%s is one run's folder (it holds log.txt); point parse_test_res.py at the folder holding the "
-            "seed folders, its parent: python parse_test_res.py %s",
-            directory,
-            parent,
+        raise UsageError(
+            f"{directory} is one run's folder (it holds log.txt); point parse_test_res.py at the folder holding "
+            f"the seed folders, its parent: python parse_test_res.py {parent}"
         )
-        return None
     print(f"Parsing files in {directory}")
     regex = re.compile(rf"\* {re.escape(keyword)}: ([\.\deE+-]+)%")
     values = []
@@ -93,8 +95,9 @@ def parse_function(directory, keyword, end_signals, ci95=False):
         values.append(value)
         print(f"file: {fpath}. {keyword}: {value:.2f}%. ")
     if not values:
-        logger.error("nothing found in %s", directory)
-        return None
+        raise NothingFoundError(
+            f"nothing found in {directory}: no seed folder's log.txt has a '{keyword}' result (see the warnings above)"
+        )
     spread = compute_ci95(values) if ci95 else np.std(values)
     print("===")
     print(f"Summary of directory: {directory}")
@@ -104,31 +107,37 @@ def parse_function(directory, keyword, end_signals, ci95=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory", type=str, help="path to directory")
     parser.add_argument("--ci95", action="store_true", help=r"compute 95%% confidence interval")
     parser.add_argument("--test-log", action="store_true", help="parse test-only logs")
     parser.add_argument("--multi-exp", action="store_true", help="parse multiple experiments")
     parser.add_argument("--keyword", default="accuracy", type=str, help="which keyword to extract")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     signals = TEST_SIGNALS if args.test_log else END_SIGNALS
     if not args.multi_exp:
-        return 0 if parse_function(args.directory, args.keyword, signals, args.ci95) is not None else 1
+        parse_function(args.directory, args.keyword, signals, args.ci95)
+        return 0
+    if not os.path.isdir(args.directory):
+        raise UserFileNotFoundError(f'no such folder: "{args.directory}"; give the folder holding the experiments')
     means = []
     for name in listdir_nohidden(args.directory):
         directory = os.path.join(args.directory, name)
         if not os.path.isdir(directory):
             logger.warning("skipped %s: not a folder", directory)
             continue
-        mean = parse_function(directory, args.keyword, signals, args.ci95)
-        means += [] if mean is None else [mean]
+        try:
+            means.append(parse_function(directory, args.keyword, signals, args.ci95))
+        except NothingFoundError as e:  # one empty experiment does not hide the others
+            logger.warning("%s", e)
     if not means:
-        return 1
+        raise NothingFoundError(f"nothing found in {args.directory}: no experiment folder has a result")
     print("Average performance")
     print(f"* {args.keyword}: {np.mean(means):.2f}%")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -15,21 +15,18 @@ import os
 import shlex
 import sys
 
-import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
-from coop_toolkit.config import merge_run_config
-from coop_toolkit.launch import FinishedRunError, RunPlan, Spelling, launch, report_stop
-from coop_toolkit.plugins import load_plugins
-from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
-from dasslite.engine.interrupt import TrainingInterrupted
-from dasslite.errors import ConfigError, UserError
-from dasslite.utils.dist import destroy_distributed, launched_by_torchrun
-from dasslite.utils.tools import collect_env_info
+from coop_toolkit.trainer_names import trainer_names
+from dasslite.cli import run_cli
+from dasslite.errors import ConfigError
+
+# torch and the toolkit's trainers and datasets are imported in the functions that use them, so that
+# --help and a mistyped flag answer at once.
 
 logger = logging.getLogger("train")
 
 
-# how coop_toolkit/launch.py's errors name this command line's options
-FLAGS = Spelling(overwrite="--overwrite", resume="--resume", output_dir="--output-dir")
+# how coop_toolkit/launch.py's errors name this command line's options (a launch.Spelling)
+FLAGS = dict(overwrite="--overwrite", resume="--resume", output_dir="--output-dir")
 UNUSED = "unused: accepted so the original's command lines run; it sets {key}, which no CLIP trainer reads"
 
 
@@ -61,7 +58,7 @@ def build_parser():
         "--trainer",
         type=str,
         default="",
-        help=f"method (TRAINER.NAME): {', '.join(sorted(TRAINER_REGISTRY.registered_names()))}",
+        help=f"method (TRAINER.NAME): {', '.join(trainer_names())}",
     )
     p.add_argument(
         "--backbone",
@@ -96,6 +93,11 @@ def build_parser():
         "(DATASET.CHECK_DATA True)",
     )
     p.add_argument("--debug", action="store_true", help="show the Python traceback of user errors too")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print the arguments, config and environment report on the console too (always in log.txt)",
+    )
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="KEY VALUE config overrides, merged last")
     return p
 
@@ -146,6 +148,9 @@ def reset_cfg(cfg, args):
 
 
 def setup_cfg(args):
+    import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
+    from coop_toolkit.config import merge_run_config
+
     cfg = merge_run_config(args, lambda cfg: reset_cfg(cfg, args))
     cfg.freeze()
     return cfg
@@ -155,6 +160,10 @@ def main(argv=None):
     """Run train.py with `argv`; user errors are raised (cli() prints them as one line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    from coop_toolkit.launch import FinishedRunError, RunPlan, Spelling, launch, report_stop
+    from coop_toolkit.plugins import load_plugins
+    from dasslite.engine.interrupt import TrainingInterrupted
+
     load_plugins(args.plugin)
     cfg = setup_cfg(args)
     plan = RunPlan(
@@ -164,10 +173,15 @@ def main(argv=None):
         model_dir=args.model_dir,
         load_epoch=args.load_epoch,
         no_train=args.no_train,
+        verbose=args.verbose,
     )
     try:
         launch(
-            cfg, plan, FLAGS, build=lambda cfg: build(args, cfg), log_header=lambda cfg: log_args_and_config(args, cfg)
+            cfg,
+            plan,
+            Spelling(**FLAGS),
+            build=lambda cfg: build(args, cfg),
+            log_header=lambda cfg: log_args_and_config(args, cfg),
         )
     except FinishedRunError as exc:
         sys.exit(f"error: {exc}")
@@ -178,6 +192,8 @@ def main(argv=None):
 
 def build(args, cfg):
     """The trainer; with --eval-only, loaded with the weights of --model-dir at --load-epoch."""
+    from dasslite.engine.build import build_trainer
+
     trainer = build_trainer(cfg)
     if args.eval_only:
         if not args.model_dir and not cfg.MODEL.INIT_WEIGHTS and trainer.learns_parameters():
@@ -201,6 +217,8 @@ def resume_command(argv, args, cfg):
 def launcher():
     """`python`, or torchrun options for as many processes as this run has (with several nodes, add
     your rendezvous options)."""
+    from dasslite.utils.dist import launched_by_torchrun
+
     if not launched_by_torchrun():
         return ["python"]
     per_node = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
@@ -209,26 +227,30 @@ def launcher():
 
 
 def log_args_and_config(args, cfg):
-    logger.info("***************\n** Arguments **\n***************")
+    """The original's header of log.txt; on the console only with --verbose (it is ~300 lines)."""
+    from dasslite.utils.logger import FILE_ONLY, log_file_path
+    from dasslite.utils.tools import collect_env_info
+
+    if not args.verbose:
+        logger.info(f"Arguments, config and environment: {log_file_path(cfg.OUTPUT_DIR)} (--verbose prints them here)")
+    logger.info("***************\n** Arguments **\n***************", extra=FILE_ONLY)
     for key in sorted(vars(args)):
-        logger.info(f"{key}: {getattr(args, key)}")
-    logger.info("************\n** Config **\n************")
-    logger.info(cfg)
-    logger.info("Collecting env info ...")
-    logger.info("** System info **\n" + collect_env_info() + "\n")
+        logger.info(f"{key}: {getattr(args, key)}", extra=FILE_ONLY)
+    logger.info("************\n** Config **\n************", extra=FILE_ONLY)
+    logger.info(cfg, extra=FILE_ONLY)
+    logger.info("Collecting env info ...", extra=FILE_ONLY)
+    logger.info("** System info **\n" + collect_env_info() + "\n", extra=FILE_ONLY)
 
 
 def cli(argv=None):
     """The command line: a user error prints one "error: ..." line and exits 2 (--debug: traceback)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        main(argv)
-    except UserError as exc:
-        if "--debug" in argv:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    finally:
+    run_cli(main, argv, cleanup=destroy_process_group)
+
+
+def destroy_process_group():
+    if "torch.distributed" in sys.modules:  # else no process group can exist
+        from dasslite.utils.dist import destroy_distributed
+
         destroy_distributed()
 
 

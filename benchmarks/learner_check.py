@@ -64,7 +64,7 @@ def outputs(name, clip_path):
     images = torch.randn(4, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g)
     batch = {"img": images, "label": torch.arange(4) % len(CLASSNAMES)}
     out = {}
-    if not name.startswith("ZeroshotCLIP"):
+    if getattr(trainer, "learned_parameters", dict)():  # zero-shot CLIP and Tip-Adapter learn nothing by gradient
         trainer.set_model_mode("train")
         for step in range(STEPS):
             trainer.batch_idx, trainer.num_batches = step, STEPS

@@ -37,12 +37,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from open_clip.model import build_model_from_openai_state_dict  # noqa: E402
 
+from benchmarks.speed_adapters import adapter_cases  # noqa: E402
 from benchmarks.speed_deep import authors_text_features, deep_cases  # noqa: E402
 from coop_toolkit import trainers  # noqa: E402
 from coop_toolkit.trainers import cocoop, coop, kgcoop, prograd  # noqa: E402
+from coop_toolkit.trainers.clip_backbone import to_precision  # noqa: E402
 from coop_toolkit.trainers.handwritten import handwritten_class_features  # noqa: E402
+from coop_toolkit.trainers.precision import autocast_for, resolve_precision, stored_precision  # noqa: E402
 from coop_toolkit.trainers.prograd import project_conflicting  # noqa: E402
-from coop_toolkit.trainers.prompt_trainer import autocast_for, resolve_precision  # noqa: E402
 from dasslite.config import get_cfg_default  # noqa: E402
 from tools.tiny_clip import build_tiny_clip, openai_state_dict  # noqa: E402
 
@@ -81,8 +83,9 @@ def build_clip(tiny, prec, device):
         import open_clip
 
         model = open_clip.create_model("ViT-B-16", pretrained=None, force_quick_gelu=True)
-    if prec == "fp16":  # OpenAI's half-precision conversion, the path load_clip takes for fp16
-        model = build_model_from_openai_state_dict(openai_state_dict(model))
+    stored = stored_precision(prec, device)
+    if stored != "fp32":  # OpenAI's half-precision conversion, then the precision, as load_clip stores it
+        model = to_precision(build_model_from_openai_state_dict(openai_state_dict(model)), stored)
     return model.to(device).eval()
 
 
@@ -260,6 +263,8 @@ CASES = [
 ]
 # MaPLe, IVLP, VPT, PromptSRC at the authors' batch 4 (benchmarks/speed_deep.py)
 CASES += [Case(**row) for row in deep_cases()]
+# CLIP-Adapter, Tip-Adapter-F, CLIP-LoRA (benchmarks/speed_adapters.py)
+CASES += [Case(**row) for row in adapter_cases()]
 
 
 # ---- measurement ------------------------------------------------------------------------------------

@@ -8,7 +8,10 @@ regularising terms. Ours trims the text to the longest end-of-text position and 
 features once per evaluation. The image tower is the same computation in both.
 """
 
+import contextlib
+
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from coop_toolkit import trainers
@@ -16,7 +19,6 @@ from coop_toolkit.trainers.deep_prompt import DeepPromptTrainer
 from coop_toolkit.trainers.ivlp import IVLP
 from coop_toolkit.trainers.maple import MaPLe
 from coop_toolkit.trainers.promptsrc import PromptSRC, promptsrc_losses
-from coop_toolkit.trainers.transformer_blocks import sequence_first
 from coop_toolkit.trainers.vpt import VPT
 from dasslite.config import get_cfg_default
 
@@ -48,17 +50,34 @@ def build(trainer_class, config_file=""):
 
 
 def _replace(x, prompt, start):
-    """Sequence-first x (L, N, D) with positions start..start+n replaced by the prompt, by concatenation."""
+    """Sequence-first x (L, N, D) with positions start..start+n replaced by the prompt, by concatenation
+    (the authors' `.half()` first: the concatenation then promotes it to x's dtype)."""
     n = prompt.shape[0]
-    return torch.cat([x[:start], prompt.to(x.dtype).unsqueeze(1).expand(-1, x.shape[1], -1), x[start + n :]])
+    return torch.cat([x[:start], prompt.half().unsqueeze(1).expand(-1, x.shape[1], -1), x[start + n :]])
+
+
+@contextlib.contextmanager
+def built_sequence_first(transformer):
+    """The transformer's attention as OpenAI's CLIP builds it (batch_first=False) while the blocks run.
+
+    It switches the shared modules: safe in this single-threaded reference only; the toolkit itself
+    never changes a module in a forward (coop_toolkit/trainers/transformer_blocks.py)."""
+    attentions = [block.attn for block in transformer.resblocks]
+    assert all(isinstance(a, nn.MultiheadAttention) and a.batch_first for a in attentions), "not open_clip's layout"
+    for attention in attentions:
+        attention.batch_first = False
+    try:
+        yield
+    finally:
+        for attention in attentions:
+            attention.batch_first = True
 
 
 def _sequence_first_blocks(transformer, x, replace, mask=None):
     """The blocks over batch-first x, run as the authors' (OpenAI's) CLIP runs them: x.permute(1, 0, 2)
     to (L, N, D) and attention built sequence-first; replace(k, x) puts block k's prompt in."""
     x = x.permute(1, 0, 2)
-    with sequence_first(transformer) as batch_first:
-        assert not batch_first, "this backbone's attention cannot run sequence-first"
+    with built_sequence_first(transformer):
         for k, block in enumerate(transformer.resblocks):
             x = block(replace(k, x), attn_mask=mask)
     return x.permute(1, 0, 2)
@@ -87,7 +106,7 @@ def authors_image(visual, images, first=None, deep=()):
     x = torch.cat([visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)
     x = x + visual.positional_embedding.to(x.dtype)
     if first is not None:
-        x = torch.cat([x, first.to(x.dtype).expand(x.shape[0], -1, -1)], dim=1)
+        x = torch.cat([x, first.half().expand(x.shape[0], -1, -1)], dim=1)
 
     def replace(k, x):
         return _replace(x, deep[k - 1], x.shape[0] - deep[k - 1].shape[0]) if 1 <= k <= len(deep) else x

@@ -3,7 +3,9 @@
     import coop_toolkit as ct
     run = ct.load_run("output/my_run")                # config.yaml + run.json + checkpoints
     for p in run.predict(["a.jpg", "more_images/"], topk=3):
-        print(p.path, p.topk)                          # [(class name, probability), ...]
+        print(p.path, p.topk, p.error)                 # [(class name, probability), ...]; error: unreadable
+    for p in run.iter_predict(["huge_folder/"]):       # streamed: memory flat in the number of files
+        ...
     logits = run.logits(pil_images_or_tensors)         # (N, n_classes)
     image_features = run.image_features(images)        # L2-normalised (N, embed_dim)
     text_features = run.text_features()                # (n_classes, embed_dim); CoCoOp: per image
@@ -16,12 +18,17 @@
 
 The model is built by the trainer's own `build_model()` (any registered trainer) for the recorded
 class names (`build_trainer(cfg, classnames=...)`, no dataset folder is read), then its checkpoint is
-loaded. Images go through the recorded test-time preprocessing (coop_toolkit/run_record.py).
+loaded. Images go through the recorded test-time preprocessing (coop_toolkit/run_record.py), decoded in
+threads while the model classifies the previous batch (PIL releases the GIL while it decodes). An image
+that cannot be read gives a Prediction with `error` set (its message) and no label; `strict=True`
+raises at the first one instead.
 """
 
+import collections
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -36,6 +43,7 @@ from dasslite.data.data_manager import read_image
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.checkpoint import list_checkpoints
 from dasslite.engine.interrupt import TrainingInterrupted
+from dasslite.errors import ConfigError, UserFileNotFoundError
 
 from . import run_record as rr
 from .config import merge_run_config
@@ -50,13 +58,27 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Prediction:
-    """One image's result: `topk` is [(class name, probability), ...], most probable first."""
+    """One image's result: `topk` is [(class name, probability), ...], most probable first.
+
+    An image that could not be read has `error` (why, naming the file) and no label (None, topk []).
+    """
 
     path: str | None
-    label: int
-    classname: str
-    probability: float
+    label: int | None
+    classname: str | None
+    probability: float | None
     topk: list = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def shown_path(self):
+        """The path as text that prints and encodes anywhere: bytes that are not UTF-8 shown as \\xNN."""
+        return None if self.path is None else printable(self.path)
+
+
+def printable(path):
+    """A path (or a message holding one) with the bytes that are not UTF-8 written as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def get_cfg(trainer="", config_file="", dataset_config_file="", opts=(), plugins=()):
@@ -117,16 +139,24 @@ class TrainingStopped(TrainingInterrupted):
         )
 
 
-def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None, plugins=()):
+def load_run(
+    run_dir, load_epoch=None, backbone="", classnames=None, device=None, model_dir="", plugins=(), precision="fp32"
+):
     """A Run from a run folder alone (config.yaml, run.json, checkpoints); the dataset is not needed.
 
     `load_epoch`: model.pth.tar-N to load (default: the model the run reported: model-best.pth.tar
     under TEST.FINAL_MODEL best_val, else the last epoch saved). `backbone`: where the recorded CLIP
     weights are now (a file must have the recorded sha256; a zero-shot run takes any backbone).
     `classnames`: classify into these classes instead (prompts that are not class-specific transfer).
+    `model_dir`: the folder of the weights (the model run of an eval-only run) when it is not where
+    run.json says (rr.weights_dir: the run folder, or the model run beside it or at its recorded path).
     `plugins`: the modules or .py files of a run trained with a plugin's trainer (predict.py --plugin);
     nothing run.json names is imported without them (coop_toolkit/plugins.py).
+    `precision`: fp32 (exact), bf16 or fp16, whatever PREC the run trained with (PRECISION_CHOICES).
     """
+    if not os.path.isdir(run_dir):
+        raise UserFileNotFoundError(f'Run folder "{run_dir}" not found; give the --output-dir of a train.py run')
+    check_classnames(classnames)
     load_plugins(plugins)
     record = rr.read_run_record(run_dir)
     require_trainer(record, run_dir)
@@ -135,12 +165,21 @@ def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None
     learned = not getattr(trainer_cls, "learns_nothing", False)
     cfg.MODEL.BACKBONE.NAME = rr.resolve_backbone(record["backbone"], backbone, learned=learned)
     names = list(classnames) if classnames is not None else record["classnames"]
-    trainer = _build(cfg, names, device)
+    trainer = _build(cfg, names, device, precision)
     if learned:
-        model_dir = rr.weights_dir(run_dir, record)
+        model_dir = rr.weights_dir(run_dir, record, model_dir)
         epoch = load_epoch if load_epoch is not None else default_epoch(cfg, record, model_dir, trainer)
         trainer.load_model(model_dir, epoch=epoch)
     return Run(trainer, record["preprocess"], names, record=record)
+
+
+def check_classnames(classnames, where="classnames="):
+    if classnames is None:
+        return
+    if isinstance(classnames, (str, bytes)) or not all(isinstance(n, str) and n.strip() for n in classnames):
+        raise ConfigError(f"{where} must be a list of class names (non-empty strings), not {classnames!r:.60}")
+    if not classnames:
+        raise ConfigError(f"{where} is empty; give at least one class name")
 
 
 def run_config(run_dir):
@@ -148,10 +187,13 @@ def run_config(run_dir):
     that was imported at training time) are left out: only the run's own trainer's node matters."""
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'"{path}" not found: "{run_dir}" is not a complete run folder')
+        raise UserFileNotFoundError(f'"{path}" not found: "{run_dir}" is not a complete run folder')
     cfg = get_cfg()
-    with open(path) as f:
-        loaded = CN.load_cfg(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            loaded = CN.load_cfg(f)
+    except (UnicodeDecodeError, ValueError, TypeError, AttributeError) as e:  # yaml's errors are ValueErrors
+        raise ConfigError(f'"{path}" is not a config file train.py wrote ({e}); restore it from a copy') from None
     for node in [k for k in loaded.get("TRAINER", {}) if k not in cfg.TRAINER]:
         logger.info(f"{path}: TRAINER.{node} belongs to a trainer that is not registered here; left out")
         del loaded.TRAINER[node]
@@ -168,7 +210,9 @@ def flat_items(node, prefix=""):
             yield f"{prefix}{key}", value
 
 
-def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None, plugins=()):
+def zero_shot(
+    classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None, plugins=(), precision="fp32"
+):
     """A zero-shot CLIP Run without a run folder: hand-written prompts ("a photo of a {}." unless
     `dataset_name` has its own template) for `classnames`, on `backbone` (MODEL.BACKBONE.NAME)."""
     cfg = get_cfg(trainer=trainer, plugins=plugins)
@@ -181,7 +225,7 @@ def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opt
     cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = list(preprocess["mean"]), list(preprocess["std"])
     cfg.INPUT.TRANSFORMS = ["normalize"]
     merge_from_list_checked(cfg, list(opts))
-    built = _build(cfg, list(classnames), device)
+    built = _build(cfg, list(classnames), device, precision)
     record = rr.preprocess_record(cfg)
     if preprocess["resize_mode"] == "squash":  # SigLIP, PE: the whole image resized to the input size, no crop
         record["resize"] = list(cfg.INPUT.SIZE)
@@ -199,7 +243,17 @@ def clip_image_size(backbone):
     return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
 
 
-def _build(cfg, classnames, device):
+# What a loaded run computes in: fp32 (exact), or bf16 / fp16 on request (on a CPU bf16 needs native bf16
+# and fp16 falls back to fp32; coop_toolkit/trainers/precision.py).
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+
+
+def _build(cfg, classnames, device, precision="fp32"):
+    if precision not in PRECISION_CHOICES:
+        raise ConfigError(f'precision must be one of {", ".join(PRECISION_CHOICES)}, got "{precision}"')
+    node = getattr(TRAINER_REGISTRY.get(cfg.TRAINER.NAME), "config_node", None)
+    if node and "PREC" in cfg.TRAINER.get(node, {}):
+        cfg.TRAINER[node].PREC = precision
     cfg.USE_CUDA = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
     cfg.freeze()
     with torch.random.fork_rng(devices=[]):  # a prompt's random init is drawn, then overwritten
@@ -222,18 +276,39 @@ def default_epoch(cfg, record, model_dir, trainer):
 
 def find_images(paths):
     """Image files of `paths` (files, and folders searched recursively), folders' files in sorted order."""
-    found = []
+    return list(iter_images(paths))
+
+
+def iter_images(paths):
+    """find_images as an iterator (folders are listed as it goes); a missing path fails before the first.
+
+    In folders, hidden files and folders (names starting with "."; macOS's "._name.png") are skipped,
+    as training skips them; a file named on its own is taken as it is.
+    """
+    paths = [os.fspath(p) for p in paths]
     for path in paths:
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            for folder, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found += [os.path.join(folder, f) for f in sorted(files) if f.lower().endswith(IMG_EXTENSIONS)]
-        elif os.path.isfile(path):
-            found.append(path)
-        else:
-            raise FileNotFoundError(f'"{path}" is neither an image file nor a folder')
-    return found
+        if not os.path.exists(path):
+            raise UserFileNotFoundError(f'"{printable(path)}" is neither an image file nor a folder')
+    return _walk(paths)
+
+
+def _walk(paths):
+    for path in paths:
+        if not os.path.isdir(path):
+            yield path
+            continue
+        for folder, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            yield from (os.path.join(folder, f) for f in sorted(files) if is_image_name(f))
+
+
+def is_image_name(name):
+    return not name.startswith(".") and name.lower().endswith(IMG_EXTENSIONS)
+
+
+def default_workers():
+    """Decoding threads: PIL decodes without the GIL, so a few threads keep one batch ready."""
+    return min(8, os.cpu_count() or 1)
 
 
 class Run:
@@ -289,27 +364,84 @@ class Run:
         bias = self.trainer.logit_bias()
         return None if bias is None else float(bias)
 
-    def predict(self, images, topk=1, batch_size=None, progress=False):
-        """A Prediction per image (paths and folders are expanded to their image files)."""
+    def predict(self, images, topk=1, batch_size=None, progress=False, strict=False, workers=None):
+        """A Prediction per image (paths and folders are expanded to their image files); see iter_predict."""
+        results = []
+        with tqdm(desc="predict", unit="img", file=sys.stderr, disable=not progress) as bar:
+            for prediction in self.iter_predict(images, topk, batch_size, strict, workers):
+                results.append(prediction)
+                bar.update()
+        failed = [p for p in results if p.error]
+        if failed:
+            logger.warning(f"{len(failed)} of {len(results)} images could not be read: " + failed[0].error)
+        return results
+
+    def iter_predict(self, images, topk=1, batch_size=None, strict=False, workers=None):
+        """Predictions in the order of `images`, streamed: memory stays flat in the number of images.
+
+        `workers` threads (default: default_workers()) decode and preprocess images ahead of the
+        model. An unreadable image yields a Prediction with `error` set; with `strict` its
+        ImageReadError is raised. Batches hold readable images only, so the logits of an image do not
+        depend on which other files are broken.
+        """
+        if not isinstance(topk, int) or topk < 1:
+            raise ConfigError(f"topk must be a whole number of at least 1 (the labels shown per image); got {topk!r}")
+        batch_size = batch_size or self.trainer.cfg.DATALOADER.TEST.BATCH_SIZE
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1; got {batch_size}")
+        k = min(topk, len(self.classnames))
+        pending, readable = [], 0  # (item, tensor or None, error or None) since the last batch
+        pool = ThreadPoolExecutor(max_workers=workers or default_workers())
+        try:
+            for item, tensor, error in _prefetch(pool, self._prepare, self._items(images), ahead=2 * batch_size):
+                if error is not None and strict:
+                    raise error
+                pending.append((item, tensor, error))
+                readable += tensor is not None
+                if readable == batch_size:
+                    yield from self._classify(pending, k)
+                    pending, readable = [], 0
+            yield from self._classify(pending, k)
+        finally:  # stopped early (strict, or the caller stopped iterating): drop the images read ahead
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _items(self, images):
+        """The images one by one, folders expanded as they are reached; a list's missing path fails first."""
         if isinstance(images, torch.Tensor) and images.dim() == 4:
             images = list(images)
         elif isinstance(images, (str, os.PathLike, Image.Image, torch.Tensor)):
             images = [images]
-        images = list(images)
-        if any(isinstance(i, (str, os.PathLike)) for i in images):
-            images = [p for i in images for p in (find_images([i]) if isinstance(i, (str, os.PathLike)) else [i])]
-        batch_size = batch_size or self.trainer.cfg.DATALOADER.TEST.BATCH_SIZE
-        k = min(topk, len(self.classnames))
-        results = []
-        bar = tqdm(total=len(images), desc="predict", unit="img", file=sys.stderr, disable=not progress)
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            probs = self.logits(chunk).softmax(dim=-1)
-            values, indices = probs.topk(k, dim=-1)
-            for item, vals, idxs in zip(chunk, values.tolist(), indices.tolist()):
-                path = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
-                top = [(self.classnames[i], v) for i, v in zip(idxs, vals)]
-                results.append(Prediction(path, idxs[0], top[0][0], vals[0], top))
-            bar.update(len(chunk))
-        bar.close()
-        return results
+        if isinstance(images, (list, tuple)):
+            iter_images([i for i in images if isinstance(i, (str, os.PathLike))])
+        return (p for i in images for p in (iter_images([i]) if isinstance(i, (str, os.PathLike)) else [i]))
+
+    def _prepare(self, item):
+        """(item, (3, H, W) tensor, None), or (item, None, the ImageReadError) for an unreadable file."""
+        try:
+            return item, self.to_batch([item])[0], None
+        except OSError as error:  # ImageReadError / UserFileNotFoundError: they name the file
+            return item, None, error
+
+    def _classify(self, pending, k):
+        good = [t for _, t, _ in pending if t is not None]
+        top_k = self.logits(torch.stack(good)).softmax(dim=-1).topk(k, dim=-1) if good else None
+        rows = zip(top_k.values.tolist(), top_k.indices.tolist()) if good else None
+        for item, tensor, error in pending:
+            path = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
+            if tensor is None:
+                yield Prediction(path, None, None, None, [], printable(str(error)))
+                continue
+            vals, idxs = next(rows)
+            top = [(self.classnames[i], v) for i, v in zip(idxs, vals)]
+            yield Prediction(path, idxs[0], top[0][0], vals[0], top)
+
+
+def _prefetch(pool, fn, items, ahead):
+    """fn(item) for each item, computed `ahead` items in advance by `pool`, yielded in order."""
+    queue = collections.deque()
+    for item in items:
+        queue.append(pool.submit(fn, item))
+        if len(queue) >= ahead:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()

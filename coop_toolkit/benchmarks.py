@@ -44,6 +44,11 @@ def folder_name(paper):
     return _DATASETS[paper][0]
 
 
+def dataset_name(paper):
+    """The DATASET.NAME of a paper dataset name."""
+    return _DATASETS[paper][1]
+
+
 def order_key(name):
     """Sort datasets in the papers' order, unknown ones after, alphabetically."""
     names = list(_DATASETS)

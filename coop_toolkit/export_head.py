@@ -18,8 +18,9 @@ import json
 import os
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from dasslite.errors import UserError
 from dasslite.utils.io import atomic_write
 
 from .method_card import CLASSIFIER_HEAD, card_of
@@ -35,13 +36,17 @@ COCOOP_USAGE = (
 )
 
 
+class ExportError(UserError, ValueError):
+    """The run's trainer has nothing open_clip could apply on its own."""
+
+
 def card_path(out):
     root, ext = os.path.splitext(out)
     return (root if ext == ".safetensors" else out) + ".json"
 
 
 def export_run(run, out):
-    """Write `out` (.safetensors) and its card; returns the card.
+    """Write `out` (.safetensors) and its card, each atomically with the umask's mode; returns the card.
 
     What is exported is the trainer's card's (`export`, coop_toolkit/method_card.py): a classifier head
     (which needs `frozen_image_encoder`: open_clip's own image features) or an image-conditioned prompt
@@ -55,7 +60,7 @@ def export_run(run, out):
         kind = None
     if kind is None:
         reason = method.no_export_reason or "declares no export (its card's `export` is None)"
-        raise ValueError(
+        raise ExportError(
             f"{name} {reason}; classify with predict.py or the Python API (coop_toolkit.load_run) instead."
         )
     scale = run.logit_scale()
@@ -73,7 +78,9 @@ def export_run(run, out):
         tensors["logit_bias"] = bias.detach().float().reshape(())
         usage += " + logit_bias"
     tensors = {k: v.contiguous().cpu() for k, v in tensors.items()}
-    save_file(tensors, out, metadata={"format": f"coop_toolkit.{kind}", "card": os.path.basename(card_path(out))})
+    data = save(tensors, metadata={"format": f"coop_toolkit.{kind}", "card": os.path.basename(card_path(out))})
+    with atomic_write(out, mode="wb") as f:  # safetensors' own save_file writes in place with mode 0600
+        f.write(data)
     record = run.record or {}
     card = {
         "format": f"coop_toolkit.{kind}",

@@ -1,12 +1,12 @@
 """Start one run in its output folder: the steps `python train.py` and `coop_toolkit.train(cfg)` share.
 
-Check the names and the request (before anything is written) -> join torchrun's process group -> lock
-the folder (rank 0, dasslite/engine/run_lock.py) -> clean it up, clear it for an overwrite and check
-that what it holds may be resumed (dasslite/engine/run_folder.py) -> seed -> open log.txt -> build the
-trainer -> config.yaml and run.json -> train or test. While training, a SIGINT / SIGTERM stops at the
-end of a batch (dasslite/engine/interrupt.py) and TrainingInterrupted reaches the caller, who says how
-its user resumes. The callers differ only in how their users ask for things (`Spelling`: flags or
-keywords), in the header they log and in how they report a stop.
+Check the names, the request and a benchmark's folder (before anything is written) -> join torchrun's
+process group -> lock the folder (rank 0, dasslite/engine/run_lock.py) -> clean it up, clear it for an
+overwrite and check that what it holds may be resumed (dasslite/engine/run_folder.py) -> seed -> open
+log.txt -> build the trainer -> config.yaml and run.json -> train or test. While training, a SIGINT /
+SIGTERM stops at the end of a batch (dasslite/engine/interrupt.py) and TrainingInterrupted reaches the
+caller, who says how its user resumes. The callers differ only in how their users ask for things
+(`Spelling`: flags or keywords), in the header they log and in how they report a stop.
 """
 
 import logging
@@ -17,6 +17,7 @@ import torch
 
 from dasslite.config import check_cfg_values
 from dasslite.data.build import DATASET_REGISTRY
+from dasslite.data.dataset_base import dataset_root
 from dasslite.data.transforms import AVAILABLE_TRANSFORMS
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.interrupt import stop_on_signals
@@ -31,6 +32,8 @@ from dasslite.utils.io import read_json
 from dasslite.utils.logger import setup_logger
 from dasslite.utils.seed import set_random_seed
 
+from .datasets.catalog import BENCHMARKS
+from .datasets.check import require_usable
 from .run_record import write_run_record
 from .trainers.clip_backbone import check_backbone_name
 
@@ -61,6 +64,7 @@ class RunPlan:
     model_dir: str = ""
     load_epoch: int | None = None
     no_train: bool = False
+    verbose: bool = False  # the log header (arguments, config, environment) on the console too
 
 
 class FinishedRunError(RunFolderError):
@@ -117,6 +121,14 @@ def check_plan(cfg, plan, spelling):
         )
 
 
+def check_dataset_folder(cfg):
+    """A benchmark's folder is checked whole before anything reads it or the run folder is made: every
+    problem at once, each with its fix (check_data.py's check), instead of the first error the reader meets.
+    Files that break mid-run (e.g. an image that fails to decode) still stop the run when they are read."""
+    if cfg.DATASET.NAME in BENCHMARKS:
+        require_usable(dataset_root(cfg), cfg.DATASET.NAME)
+
+
 def launch(cfg, plan, spelling, build=build_trainer, log_header=None):
     """Carry out `plan` with the frozen `cfg` in cfg.OUTPUT_DIR; returns the trainer.
 
@@ -126,6 +138,7 @@ def launch(cfg, plan, spelling, build=build_trainer, log_header=None):
     """
     check_names(cfg)
     check_plan(cfg, plan, spelling)
+    check_dataset_folder(cfg)
     init_distributed(use_cuda=cfg.USE_CUDA)  # torchrun: join the process group (README: Multi-GPU)
     lock = RunLock(cfg.OUTPUT_DIR) if is_main_process() else None  # one run per folder; rank 0 holds it
     if lock is not None:
@@ -148,6 +161,7 @@ def start_logging(cfg, plan, notes, log_header):
     setup_logger(
         cfg.OUTPUT_DIR if is_main_process() else None,
         resume=not plan.overwrite and (bool(cfg.RESUME) or os.path.isdir(cfg.OUTPUT_DIR)),
+        verbose=plan.verbose,
     )
     for note in filter(None, notes):
         logger.warning(note)

@@ -47,6 +47,13 @@ def base2new_rows(*triples):
     return {row: dict(zip(("Base", "New", "H"), t)) for row, t in zip(BASE2NEW_ROWS, triples)}
 
 
+def fewshot_rows(rows, shots=(16, 8, 4, 2, 1)):
+    """{row: {shots: accuracy}} from {row: accuracies in `shots` order}, plus their unweighted "Average"."""
+    table = {row: dict(zip(shots, values)) for row, values in rows.items()}
+    table["Average"] = {k: round(sum(r[k] for r in table.values()) / len(table), 2) for k in shots}
+    return table
+
+
 def columns(names, values):
     return dict(zip(names, values))
 
@@ -61,6 +68,7 @@ class Published:
     cross_dataset: dict = field(default_factory=dict)  # CROSS_DATASET_COLUMNS -> accuracy
     domain_generalization: dict = field(default_factory=dict)  # DG_COLUMNS -> accuracy
     fewshot: dict = field(default_factory=dict)  # backbone -> row -> {shots: accuracy}
+    fewshot_source: str = ""  # where its few-shot numbers come from, when not the CoOp paper's
     zeroshot: dict = field(default_factory=dict)  # backbone -> dataset -> accuracy
 
 

@@ -5,7 +5,7 @@
      "backbone": {"kind": "openai" | "file" | "open_clip", "name": MODEL.BACKBONE.NAME, ...},
      "preprocess": {"resize": 224, "crop": [224, 224], "interpolation": "bicubic",
                     "mean": [...], "std": [...], "instance_norm": false},
-     "weights": {"model_dir": ".", "epoch": null},
+     "weights": {"model_dir": ".", "model_dir_relative": ".", "epoch": null},
      "plugins": {"trainer": {"file": "/abs/my_method.py"}}}  # or "module" / "entry_point" + "distribution"
 
 `backbone` identifies the CLIP weights: an OpenAI name (with its open_clip model name and the
@@ -13,29 +13,40 @@
 of its bytes, which loading checks (`resolve_backbone`). `preprocess` is the test-time pipeline of
 dasslite/data/transforms.py (resize the smaller edge, centre crop, [0, 1] tensor, normalise).
 `weights.model_dir` is where the checkpoints are ("." = the run folder; an eval-only run points to its
---model-dir) and `weights.epoch` the --load-epoch it evaluated (null: the run's final model).
-`plugins` says where the run's trainer and dataset come from when a plugin provides them
-(coop_toolkit/plugins.py); loading never imports them.
+--model-dir by absolute path, and by `model_dir_relative` to the run folder, so a pair of run folders
+moved or copied together still finds it: `weights_dir`) and `weights.epoch` the --load-epoch it
+evaluated (null: the run's final model). `plugins` says where the run's trainer and dataset come from
+when a plugin provides them (coop_toolkit/plugins.py); loading never imports them.
 """
 
 import hashlib
+import json
+import logging
+import numbers
 import os
 
 from torchvision import transforms as T
 
 from dasslite.data.transforms import INTERPOLATION_MODES
-from dasslite.utils.io import read_json, write_json
+from dasslite.engine.checkpoint import list_checkpoints
+from dasslite.errors import RunFolderError, UserError, UserFileNotFoundError
+from dasslite.utils.io import write_json
 
 from .plugins import run_plugins
 from .trainers.backbone_config import family_record
 from .trainers.clip_backbone import OPENAI_MODELS, SCHEMAS
 
+logger = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 VERSION = 1
 
 
-class BackboneMismatchError(ValueError):
+class BackboneMismatchError(UserError, ValueError):
     """The backbone file is not the one the run was trained with."""
+
+
+class RunRecordError(UserError, ValueError):
+    """run.json is not valid JSON or lacks a field, or a field has the wrong type."""
 
 
 def sha256_of(path, chunk=1 << 20):
@@ -103,7 +114,11 @@ def make_run_record(cfg, classnames, model_dir="", load_epoch=None):
         "backbone": backbone_record(cfg.MODEL.BACKBONE.NAME),
         "family": family_record(cfg.MODEL.BACKBONE.NAME),
         "preprocess": preprocess_record(cfg),
-        "weights": {"model_dir": _relative_to(model_dir, cfg.OUTPUT_DIR), "epoch": load_epoch},
+        "weights": {
+            "model_dir": _relative_to(model_dir, cfg.OUTPUT_DIR),
+            "model_dir_relative": os.path.relpath(os.path.abspath(model_dir or cfg.OUTPUT_DIR), cfg.OUTPUT_DIR),
+            "epoch": load_epoch,
+        },
         "plugins": run_plugins(cfg),
     }
 
@@ -129,24 +144,132 @@ def read_run_record(run_dir):
     path = os.path.join(run_dir, RUN_FILE)
     if not os.path.isfile(path):
         if os.path.isfile(os.path.join(run_dir, "config.yaml")):
-            raise FileNotFoundError(
+            raise UserFileNotFoundError(
                 f'"{path}" not found: the run predates run.json. Evaluate it once with train.py (its usual flags '
                 f"and --eval-only --model-dir {run_dir} --output-dir NEW_FOLDER) and use NEW_FOLDER."
             )
-        raise FileNotFoundError(
+        raise UserFileNotFoundError(
             f'"{path}" not found: "{run_dir}" is not a run folder (train.py writes config.yaml and run.json '
             f"into every --output-dir); give the --output-dir of a run."
         )
-    record = read_json(path)
-    missing = [k for k in ("classnames", "backbone", "preprocess") if k not in record]
-    if missing:
-        raise ValueError(f'"{path}" lacks the key(s) {", ".join(missing)}; it is not a run record of this toolkit')
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunRecordError(
+            f'"{path}" is not valid JSON ({e}); train.py writes it: restore it from a copy of the run folder'
+        ) from None
+    check_run_record(record, path)
     return record
 
 
-def weights_dir(run_dir, record):
-    model_dir = (record.get("weights") or {}).get("model_dir") or "."
-    return run_dir if model_dir == "." else model_dir
+def _is_number_list(value, length=None):
+    ok = isinstance(value, list) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+    return ok and (length is None or len(value) == length)
+
+
+# field -> (check, what it must be); a field that is absent is reported as missing
+RECORD_FIELDS = {
+    "classnames": (
+        lambda v: isinstance(v, list) and v and all(isinstance(n, str) and n for n in v),
+        "a non-empty list of class names (strings)",
+    ),
+    "backbone": (
+        lambda v: (
+            isinstance(v, dict)
+            and isinstance(v.get("name"), str)
+            and (v.get("kind") != "file" or all(isinstance(v.get(k), str) for k in ("path", "sha256")))
+        ),
+        'an object with a "name" (and, for a file, its "path" and "sha256")',
+    ),
+    "preprocess": (lambda v: isinstance(v, dict), "an object (resize, crop, interpolation, mean, std)"),
+    "preprocess.resize": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
+    "preprocess.crop": (lambda v: _is_number_list(v, 2), "[height, width]"),
+    "preprocess.interpolation": (lambda v: v in INTERPOLATION_MODES, " or ".join(INTERPOLATION_MODES)),
+    "preprocess.mean": (lambda v: v is None or _is_number_list(v, 3), "null or 3 numbers"),
+    "preprocess.std": (lambda v: v is None or _is_number_list(v, 3), "null or 3 numbers"),
+}
+OPTIONAL_FIELDS = {
+    "weights": (lambda v: v is None or isinstance(v, dict), "an object"),
+    "weights.model_dir": (lambda v: isinstance(v, str), "a folder path"),
+    "weights.model_dir_relative": (lambda v: isinstance(v, str), "a folder path"),
+    "weights.epoch": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)), "null or an epoch"),
+}
+
+
+MISSING = object()
+
+
+def _field(record, key):
+    value = record
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
+
+
+def check_run_record(record, path):
+    """Every field load_run reads, with the type it needs; one RunRecordError lists what is wrong."""
+    if not isinstance(record, dict):
+        raise RunRecordError(f'"{path}" holds {type(record).__name__}, not a run record (an object)')
+    problems = []
+    for fields, required in ((RECORD_FIELDS, True), (OPTIONAL_FIELDS, False)):
+        for key, (check, expected) in fields.items():
+            value = _field(record, key)
+            if value is MISSING:
+                problems += [f'"{key}" is missing'] if required else []
+            elif not check(value):
+                problems.append(f'"{key}" must be {expected}, not {json.dumps(value)[:60]}')
+    if problems:
+        raise RunRecordError(
+            f'"{path}" is not a valid run record: {"; ".join(problems)}. train.py writes it: restore it from '
+            f"a copy of the run folder, or evaluate the run again."
+        )
+
+
+def weights_dir(run_dir, record, model_dir=""):
+    """The folder holding the checkpoints of the run in `run_dir` (`model_dir`: the user's override).
+
+    An eval-only run records its model run by absolute path and relative to itself; the relative one
+    wins when it exists, so run folders moved or copied together use their own copies. When both exist
+    and hold different checkpoints, nothing is guessed: the error asks for `model_dir`.
+    """
+    if model_dir:
+        if not os.path.isdir(model_dir):
+            raise UserFileNotFoundError(f'--model-dir "{model_dir}" (model_dir=): no such folder')
+        return model_dir
+    weights = record.get("weights") or {}
+    recorded = weights.get("model_dir") or "."
+    if recorded == ".":
+        return run_dir
+    relative = weights.get("model_dir_relative")
+    beside = os.path.normpath(os.path.join(run_dir, relative)) if relative else None
+    here = [p for p in (beside, recorded) if p and os.path.isdir(p)]
+    if not here:
+        where = f'"{recorded}"' + (f' or, relative to the run, "{beside}"' if beside else "")
+        raise UserFileNotFoundError(
+            f'"{run_dir}" is an evaluation of the model run at {where}, which is not there; copy that run '
+            f"folder back, or pass --model-dir (model_dir= in the Python API) with where it is now."
+        )
+    if len(here) == 2 and not os.path.samefile(*here) and _checkpoints_digest(beside) != _checkpoints_digest(recorded):
+        raise RunFolderError(
+            f'"{run_dir}" is an evaluation of the model run "{recorded}" (relative to the run: "{beside}"); both '
+            f"folders exist and hold different checkpoints. Pass --model-dir (model_dir=) with the one to use."
+        )
+    if beside and here[0] != beside:
+        logger.warning(f'"{run_dir}": no model run at "{beside}" beside it; reading the recorded "{recorded}"')
+    return here[0]
+
+
+def _checkpoints_digest(model_dir):
+    """sha256 over the names and bytes of every checkpoint in model_dir's model folders."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(model_dir)):
+        folder = os.path.join(model_dir, name)
+        for checkpoint in list_checkpoints(folder):
+            digest.update(f"{name}/{checkpoint}:{sha256_of(os.path.join(folder, checkpoint))}".encode())
+    return digest.hexdigest()
 
 
 def resolve_backbone(recorded, override="", learned=True):
@@ -168,7 +291,7 @@ def resolve_backbone(recorded, override="", learned=True):
         return recorded["name"]
     path = os.path.expanduser(override) if override else recorded["path"]
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise UserFileNotFoundError(
             f'Backbone file "{path}" (sha256 {recorded["sha256"]}) not found; pass --backbone PATH '
             f"(backbone= in the Python API) with the file's new location."
         )

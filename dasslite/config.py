@@ -111,6 +111,7 @@ _C.OPTIM.SGD_NESTEROV = False  # SGD Nesterov momentum
 _C.OPTIM.RMSPROP_ALPHA = 0.99  # RMSprop smoothing constant
 _C.OPTIM.ADAM_BETA1 = 0.9  # Adam-family beta1
 _C.OPTIM.ADAM_BETA2 = 0.999  # Adam-family beta2
+_C.OPTIM.ADAM_EPS = 1e-8  # Adam-family eps (torch's default); TCP's yamls set 1e-3 (its fp16 Meta-Net)
 _C.OPTIM.STAGED_LR = False  # give layers not in NEW_LAYERS the learning rate LR * BASE_LR_MULT
 _C.OPTIM.NEW_LAYERS = ()  # child-module names trained at the full LR when STAGED_LR
 _C.OPTIM.BASE_LR_MULT = 0.1  # LR multiplier of the other layers when STAGED_LR
@@ -236,6 +237,13 @@ def _unknown_key_error(full_key, cfg, where):
 # `CTX_INIT: True` (their default is False) where this toolkit's default is a string; the trainer
 # that owns such a key names it with allow_bool() and reads either.
 BOOL_ALSO = set()
+
+
+def clean_cfg(cfg, trainer):
+    """Drop every TRAINER node but NAME and `trainer`'s (upper-cased), as Dassl's clean_cfg does to make
+    print(cfg) show only what the run reads."""
+    for key in [k for k in cfg.TRAINER if k not in ("NAME", trainer.upper())]:
+        cfg.TRAINER.pop(key)
 
 
 def allow_bool(full_key):

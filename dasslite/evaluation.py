@@ -11,12 +11,11 @@ from collections import OrderedDict, defaultdict
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, f1_score
 
 from .log_format import RESULT_HEADER
 from .registry import Registry
 from .utils.dist import is_main_process
-from .utils.io import write_json
+from .utils.io import atomic_write, write_json
 
 logger = logging.getLogger(__name__)
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
@@ -71,6 +70,8 @@ class Classification(EvaluatorBase):
                 self._per_class_res[label].append(hit)
 
     def evaluate(self):
+        from sklearn.metrics import f1_score  # here, not at import: scikit-learn takes about a second to load
+
         if self._total == 0:
             raise RuntimeError("evaluate() called before any batch was processed (empty evaluation set?)")
         results = OrderedDict()
@@ -113,10 +114,12 @@ class Classification(EvaluatorBase):
         return mean_acc
 
     def _save_cmat(self):
+        from sklearn.metrics import confusion_matrix
+
         cmat = confusion_matrix(self._y_true, self._y_pred, normalize="true")
         path = os.path.join(self.cfg.OUTPUT_DIR, "cmat.pt")
-        os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
-        torch.save(torch.from_numpy(cmat), path)
+        with atomic_write(path, mode="wb") as f:
+            torch.save(torch.from_numpy(cmat), f)
         logger.info(f"Confusion matrix is saved to {path}")
 
 

@@ -25,14 +25,16 @@ SOURCE = {
 # The tables, by name: BASE2NEW (method -> row -> {"Base", "New", "H"}; "Average" H = HM(avg Base, avg
 # New)), BASE2NEW_SOURCE (method -> source, when not SOURCE["base2new"]), CROSS_DATASET and
 # DOMAIN_GENERALIZATION (method -> column -> accuracy), FEWSHOT ((method, backbone) -> row -> {shots:
-# accuracy}), ZEROSHOT (backbone -> dataset -> accuracy), METHOD (trainer -> the papers' method name) and
-# METHOD_BY_CFG ((trainer, config) -> method, for a published row that is not the trainer's default one).
+# accuracy}), FEWSHOT_SOURCE (method -> source, when not SOURCE["fewshot"]), ZEROSHOT (backbone -> dataset
+# -> accuracy), METHOD (trainer -> the papers' method name) and METHOD_BY_CFG ((trainer, config) ->
+# method, for a published row that is not the trainer's default one).
 TABLES = (
     "BASE2NEW",
     "BASE2NEW_SOURCE",
     "CROSS_DATASET",
     "DOMAIN_GENERALIZATION",
     "FEWSHOT",
+    "FEWSHOT_SOURCE",
     "ZEROSHOT",
     "METHOD",
     "METHOD_BY_CFG",
@@ -68,6 +70,8 @@ def _add(tables, rows):
         if table:
             tables[name][method] = table
     tables["FEWSHOT"].update(((method, backbone), by_row) for backbone, by_row in rows.fewshot.items())
+    if rows.fewshot_source:
+        tables["FEWSHOT_SOURCE"][method] = rows.fewshot_source
     tables["ZEROSHOT"].update(rows.zeroshot)
 
 

@@ -4,18 +4,30 @@ figure per base-to-new table) or per method (one per by-method table). matplotli
 imported only here.
 """
 
+import io
 import json
 import logging
 import os
 
+from dasslite.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 
-def _pyplot():
+class MissingExtraError(UserError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+def require_matplotlib():
     try:
         import matplotlib
     except ImportError as error:
-        raise ImportError('plots need matplotlib: pip install -e ".[plots]"') from error
+        raise MissingExtraError('--plots needs matplotlib: pip install -e ".[plots]"') from error
+    return matplotlib
+
+
+def _pyplot():
+    matplotlib = require_matplotlib()
     matplotlib.use("Agg")  # files only; works without a display
     import matplotlib.pyplot as plt
 
@@ -40,7 +52,7 @@ def plot_fewshot(tables, out_dir, plt):
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
         paths.append(os.path.join(out_dir, "fewshot_" + _file_name(dataset)))
-        fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+        save_png(fig, paths[-1])
         plt.close(fig)
     return paths
 
@@ -73,7 +85,7 @@ def plot_base2new(tables, out_dir, plt):
         ax.set(title=table["title"], ylabel="accuracy (%)", ylim=(0, 100))
         ax.legend(fontsize="small", ncols=3)
         paths.append(os.path.join(out_dir, _file_name(table["name"])))
-        fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+        save_png(fig, paths[-1])
         plt.close(fig)
     return paths
 
@@ -88,3 +100,13 @@ def write_plots(results, out_dir):
     paths = plot_fewshot(results["tables"], out_dir, plt) + plot_base2new(results["tables"], out_dir, plt)
     logger.info("wrote %d plots to %s", len(paths), out_dir)
     return paths
+
+
+def save_png(fig, path):
+    """The figure as a PNG, written atomically with the umask's mode (as every file results.py writes)."""
+    from reporting.render import write_atomically
+
+    data = io.BytesIO()
+    fig.savefig(data, format="png", dpi=120, bbox_inches="tight")
+    with write_atomically(path, mode="wb") as f:
+        f.write(data.getvalue())

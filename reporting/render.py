@@ -19,6 +19,11 @@ def _paper(table, label, column):
     return table.paper.get(label, {}).get(column)
 
 
+def has_paper_numbers(table):
+    """True when --paper has a published number to show beside at least one of the table's cells."""
+    return any(_paper(table, label, column) is not None for label, cells in table.rows for column in cells)
+
+
 def format_cell(stat, published=None, decimals=2):
     if stat is None:
         return "" if published is None else f"- (paper {published:.{decimals}f})"
@@ -88,7 +93,7 @@ def write_csv(table, path, show_paper=False):
     for column in table.columns:
         header += [column, f"{column} spread", f"{column} n"]
         header += [f"{column} paper", f"{column} diff"] if show_paper else []
-    with open(path, "w", newline="") as f:
+    with write_atomically(path, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for label, cells in table.rows:
@@ -119,7 +124,7 @@ def write_runs_csv(runs, path):
         "source",
         "path",
     ]
-    with open(path, "w", newline="") as f:
+    with write_atomically(path, newline="") as f:
         writer = csv.DictWriter(f, fields)
         writer.writeheader()
         for run in runs:
@@ -135,11 +140,11 @@ def write_all(tables, runs, out_dir, show_paper=False, spread="std", decimals=2)
         paths.append(os.path.join(out_dir, f"{table.name}.csv"))
         write_csv(table, paths[-1], show_paper)
     paths.append(os.path.join(out_dir, "results.md"))
-    with open(paths[-1], "w") as f:
+    with write_atomically(paths[-1]) as f:
         f.write(f"# Results (mean ± {spread} over seeds)\n\n")
         f.write("\n".join(to_markdown(t, show_paper, decimals) for t in tables))
     paths.append(os.path.join(out_dir, "results.json"))
-    with open(paths[-1], "w") as f:
+    with write_atomically(paths[-1]) as f:
         data = dict(
             version=1,
             spread=spread,
@@ -150,3 +155,11 @@ def write_all(tables, runs, out_dir, show_paper=False, spread="std", decimals=2)
     paths.append(os.path.join(out_dir, "runs.csv"))
     write_runs_csv(runs, paths[-1])
     return paths
+
+
+def write_atomically(path, **open_kwargs):
+    """dasslite's atomic_write (umask mode, temp file + rename), imported when first writing: the
+    dasslite.utils package loads torch, which results.py otherwise never needs."""
+    from dasslite.utils.io import atomic_write
+
+    return atomic_write(path, **open_kwargs)

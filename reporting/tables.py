@@ -201,7 +201,7 @@ def _fewshot_table(key, cells, ci95):
     published = paper.FEWSHOT.get((paper.METHOD.get(trainer), backbone))
     if published and variant in ("", "nctx16_cscFalse_ctpend"):
         table.paper = {row: {str(s): v for s, v in by_shot.items()} for row, by_shot in published.items()}
-        table.paper_source = paper.SOURCE["fewshot"]
+        table.paper_source = paper.FEWSHOT_SOURCE.get(paper.METHOD.get(trainer)) or paper.SOURCE["fewshot"]
     return table
 
 

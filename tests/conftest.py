@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny CLIP saved in OpenAI's release layout, loaded by path like real weights."""
 
 import os
+import sys
 
 import pytest
 
@@ -25,6 +26,14 @@ def tiny_rn_clip_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("clip") / "tiny-RN.pt"
     save_tiny_clip(path, vision="rn", fmt="state_dict")
     return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _notices_show_again():
+    """notice_once shows a notice once per process; each test sees its notices as a fresh process would."""
+    logger = sys.modules.get("dasslite.utils.logger")  # not imported here: a test may check what imports what
+    if logger is not None:
+        logger.forget_notices()
 
 
 def pytest_collection_modifyitems(config, items):

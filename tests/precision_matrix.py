@@ -67,7 +67,9 @@ def trainer_config(name):
 
 
 def is_trainable(name):
-    return not name.startswith("ZeroshotCLIP")
+    """Whether the trainer steps learned parameters (zero-shot CLIP and Tip-Adapter's built cache do not)."""
+    trainer = TRAINER_REGISTRY.get(name)
+    return not trainer.learns_nothing and trainer.learns_by_gradient
 
 
 def prec_opts(prec):
@@ -165,18 +167,19 @@ def check_checkpoint_and_eval_only(name, prec, use_cuda, root, clip_path, tmp_pa
     convolution algorithm in the second process, and a random tiny CLIP has near ties.
     """
     trained, again = tmp_path / "trained", tmp_path / "eval_only"
-    if not is_trainable(name):
+    if TRAINER_REGISTRY.get(name).learns_nothing:
         train.main(run_args(name, root, clip_path, again, prec, use_cuda, extra=("--eval-only",)))
         metrics = read_metrics(again)
         assert metrics["total"] == 10 and 0 <= metrics["accuracy"] <= 100
         return metrics
     train.main(run_args(name, root, clip_path, trained, prec, use_cuda))
-    checkpoints = glob.glob(str(trained / "*" / "model.pth.tar-1"))
+    checkpoints = glob.glob(str(trained / "*" / "model.pth.tar-*"))  # the last epoch: 1, or the method's own
     assert checkpoints, f"{name}: no checkpoint in {trained}"
     for path in checkpoints:  # safe to load (weights only), and nothing non-finite was saved
         state = load_checkpoint(path)["state_dict"]
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), path
-    extra = ("--eval-only", "--model-dir", str(trained), "--load-epoch", "1")
+    last = max(int(path.rsplit("-", 1)[1]) for path in checkpoints)
+    extra = ("--eval-only", "--model-dir", str(trained), "--load-epoch", str(last))
     train.main(run_args(name, root, clip_path, again, prec, use_cuda, extra=extra))
     first, second = read_metrics(trained), read_metrics(again)
     assert second["total"] == first["total"] == 10

@@ -36,9 +36,10 @@ def pets_root(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def no_env_report(monkeypatch):
     """train.main's environment report shells out to pip and nvidia-smi (seconds per run); only the log reads it."""
-    import train
+    import dasslite.utils.tools
 
-    monkeypatch.setattr(train, "collect_env_info", lambda: "(environment report skipped in tests)")
+    # train.py imports it when it logs
+    monkeypatch.setattr(dasslite.utils.tools, "collect_env_info", lambda: "(environment report skipped in tests)")
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import coop_toolkit as ct
 import predict
 import train
 from coop_toolkit import plugins
+from dasslite.cli import run_cli
 from dasslite.data.build import DATASET_REGISTRY
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.registry import Registry
@@ -105,7 +106,7 @@ def predict_error(capsys, argv):
     """The one line predict.py stops with."""
     capsys.readouterr()  # what earlier steps printed
     with pytest.raises(SystemExit) as stop:
-        predict.main(argv)
+        run_cli(predict.main, argv)
     text = (stop.value.code if isinstance(stop.value.code, str) else "") + "\n" + capsys.readouterr().err
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), text
@@ -127,8 +128,11 @@ def test_an_installed_plugin_trains_through_train_py_and_predicts_from_its_run_f
     assert record["plugins"] == {"trainer": source}
     assert os.path.isfile(installed_run / "model" / "model.pth.tar-1")  # the adapter, saved as `model`
     images = os.path.join(setup["data"], "test")
-    predictions = predict.main([str(installed_run), images, "--topk", "2"])
-    assert len(predictions) == 10 and all(len(p.topk) == 2 for p in predictions)
+    out = setup["tmp"] / "installed_predictions.json"
+    summary = predict.main([str(installed_run), images, "--topk", "2", "--out", str(out)])
+    rows = json.loads(out.read_text())
+    assert summary.predicted == 10 and not summary.failed
+    assert len(rows) == 10 and all(len(row["topk"]) == 2 and row["error"] is None for row in rows)
 
 
 def test_a_run_whose_plugin_is_not_installed_stops_with_one_line_naming_it(setup, installed_run, capsys):
@@ -145,7 +149,7 @@ def test_a_run_whose_plugin_is_not_installed_stops_with_one_line_naming_it(setup
     finally:
         sys.path.insert(0, setup["site"])
         plugins.load_plugins()
-    assert len(predict.main([str(installed_run), images])) == 10  # installed again: found again
+    assert predict.main([str(installed_run), images]).predicted == 10  # installed again: found again
 
 
 def test_a_file_plugin_runs_only_when_passed_and_run_json_naming_it_never_executes_it(setup, capsys):
@@ -164,8 +168,8 @@ def test_a_file_plugin_runs_only_when_passed_and_run_json_naming_it_never_execut
     assert f"--plugin {setup['file']}" in line
     assert not setup["marker"].exists()  # run.json named the file; nothing executed it
 
-    predictions = predict.main([str(out), images, "--plugin", setup["file"]])
-    assert len(predictions) == 10 and setup["marker"].read_text() == "ran\n"
+    summary = predict.main([str(out), images, "--plugin", setup["file"]])
+    assert summary.predicted == 10 and setup["marker"].read_text() == "ran\n"
 
 
 def test_a_missing_plugin_is_one_user_error_naming_it(capsys):

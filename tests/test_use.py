@@ -5,8 +5,10 @@ CLIP saved in OpenAI's layout at 64 px, 1 epoch: CoOp through train.py, CoCoOp t
 ZeroshotCLIP as an eval-only run.
 """
 
+import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,8 +22,10 @@ import export
 import predict
 import train
 from coop_toolkit.export_head import export_run
+from coop_toolkit.method_card import card_of
 from coop_toolkit.run_record import sha256_of
 from dasslite.engine.build import build_trainer
+from dasslite.errors import UserError
 from dasslite.utils.logger import setup_logger
 from tests.precision_matrix import toolkit_trainers, trainer_config
 from tools.make_demo_data import make_demo_data
@@ -80,6 +84,12 @@ def test_tensorboard_events_hold_the_training_scalars(runs):
     assert {"train/loss", "train/acc", "train/lr", "test/accuracy"} <= set(events.Tags()["scalars"])
 
 
+def predict_rows(argv, out):
+    """predict.py's --out JSON rows for `argv` (path, topk [{label, probability}], error)."""
+    predict.main([*argv, "--out", str(out)])
+    return json.loads(out.read_text())
+
+
 def folder_labels(data):
     """test/<folder>/<file> -> class name (classnames.txt), the ground truth of the test split."""
     names = dict(line.strip().split(" ", 1) for line in open(os.path.join(data, "classnames.txt")))
@@ -119,16 +129,16 @@ def test_predict_gives_the_test_loop_logits_per_image(runs):
 def test_predict_works_with_the_dataset_folder_moved_away(runs, tmp_path):
     images = tmp_path / "images"
     shutil.copytree(os.path.join(runs["data"], "test", "red_circle"), images)
-    before = predict.main([runs["CoOp"], str(images)])
+    before = predict_rows([runs["CoOp"], str(images)], tmp_path / "before.json")
     moved = runs["tmp"] / "data-moved"
     os.rename(runs["data"], moved)
     try:
-        after = predict.main([runs["CoOp"], str(images)])
-        zero_shot = predict.main([str(runs["ZeroshotCLIP"]), str(images / "000.png")])
+        after = predict_rows([runs["CoOp"], str(images)], tmp_path / "after.json")
+        zero_shot = predict_rows([str(runs["ZeroshotCLIP"]), str(images / "000.png")], tmp_path / "zs.json")
     finally:
         os.rename(moved, runs["data"])
-    assert [(p.path, p.topk) for p in after] == [(p.path, p.topk) for p in before] and len(after) == 2
-    assert zero_shot[0].classname in ct.load_run(runs["ZeroshotCLIP"]).classnames
+    assert after == before and len(after) == 2
+    assert zero_shot[0]["topk"][0]["label"] in ct.load_run(runs["ZeroshotCLIP"]).classnames
 
 
 def readme_snippet(after):
@@ -199,7 +209,8 @@ def test_cocoop_exports_its_prompt_learner_and_meta_net(runs, tmp_path):
 
 def test_the_api_from_another_folder_predicts_what_predict_py_prints(runs, tmp_path):
     images = os.path.join(runs["data"], "test", "pink_triangle")
-    cli = predict.main([runs["CoOp"], images, "--topk", "2", "--out", str(tmp_path / "p.csv")])
+    cli = predict_rows([runs["CoOp"], images, "--topk", "2"], tmp_path / "p.json")
+    predict.main([runs["CoOp"], images, "--topk", "2", "--out", str(tmp_path / "p.csv")])
     code = (
         "import sys, json, coop_toolkit\n"
         "assert 'torch' not in sys.modules, 'import coop_toolkit must stay light'\n"
@@ -213,19 +224,21 @@ def test_the_api_from_another_folder_predicts_what_predict_py_prints(runs, tmp_p
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     api = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert api == [[p.path, [list(t) for t in p.topk]] for p in cli]
+    assert api == [[r["path"], [[t["label"], t["probability"]] for t in r["topk"]]] for r in cli]
     lines = (tmp_path / "p.csv").read_text().splitlines()
-    assert lines[0] == "path,label1,probability1,label2,probability2" and len(lines) == 3
-    assert lines[1].split(",")[:2] == [cli[0].path, cli[0].classname]
+    assert lines[0] == "path,label1,probability1,label2,probability2,error" and len(lines) == 3
+    assert lines[1].split(",")[:2] == [cli[0]["path"], cli[0]["topk"][0]["label"]]
 
 
 def test_zero_shot_from_class_names_and_a_backbone_without_a_run(runs, tmp_path):
     names = tmp_path / "classes.txt"
     names.write_text("red circle\nblue circle\ngreen square\n")
     image = os.path.join(runs["data"], "test", "red_circle", "000.png")
-    preds = predict.main(["--trainer", "ZeroshotCLIP2", "--classnames", str(names), "--backbone", runs["clip"], image])
+    argv = ["--trainer", "ZeroshotCLIP2", "--classnames", str(names), "--backbone", runs["clip"], image]
+    (row,) = predict_rows(argv, tmp_path / "p.json")
     api = ct.zero_shot(["red circle", "blue circle", "green square"], runs["clip"], trainer="ZeroshotCLIP2")
-    assert [p.topk for p in api.predict([image], topk=5)] == [p.topk for p in preds] and len(preds[0].topk) == 3
+    (prediction,) = api.predict([image], topk=5)
+    assert prediction.topk == [(t["label"], t["probability"]) for t in row["topk"]] and len(row["topk"]) == 3
 
 
 def test_a_changed_backbone_file_is_refused_naming_both(runs, tmp_path, capsys):
@@ -239,12 +252,12 @@ def test_a_changed_backbone_file_is_refused_naming_both(runs, tmp_path, capsys):
     (changed / "run.json").write_text(json.dumps(record))
     image = os.path.join(runs["data"], "test", "red_circle", "000.png")
     for argv in ([str(changed), image], [runs["CoOp"], "--backbone", str(other), image]):
-        with pytest.raises(SystemExit) as err:
+        with pytest.raises(UserError) as err:
             predict.main(argv)
         message = str(err.value)
         assert sha256_of(other) in message and sha256_of(runs["clip"]) in message, message
     # A zero-shot run learned nothing: another backbone is a new zero-shot model, not an error.
-    assert predict.main([str(runs["ZeroshotCLIP"]), "--backbone", str(other), image])
+    assert predict.main([str(runs["ZeroshotCLIP"]), "--backbone", str(other), image]).predicted == 1
 
 
 def test_every_registered_trainer_builds_from_class_names_alone_and_its_features_give_its_logits(runs, tmp_path):
@@ -272,12 +285,16 @@ def test_every_registered_trainer_builds_from_class_names_alone_and_its_features
         text = run.text_features(image if trainer.image_conditioned else None)
         equation = "bd,bcd->bc" if trainer.image_conditioned else "bd,cd->bc"
         logits = run.logit_scale() * torch.einsum(equation, image, text) + (run.logit_bias() or 0.0)
-        torch.testing.assert_close(logits, run.logits(images), rtol=0, atol=1e-5, msg=name)
-        if not trainer.frozen_image_encoder:  # learned vision prompts: no open_clip head can reproduce it
-            with pytest.raises(ValueError, match="inside the image encoder"):
+        if getattr(trainer, "features_give_logits", True):
+            torch.testing.assert_close(logits, run.logits(images), rtol=0, atol=1e-5, msg=name)
+        else:  # logits not linear in the features (Tip-Adapter's cache): the features are their linear part
+            assert run.logits(images).shape == logits.shape, name
+        card = card_of(type(trainer))
+        if not trainer.frozen_image_encoder or card.export is None:  # refused, with the card's reason
+            with pytest.raises(ValueError, match=re.escape(card.no_export_reason)):
                 export_run(run, str(tmp_path / f"{name}.safetensors"))
             refused.append(name)
-    assert {"MaPLe", "VPT"} <= set(refused)
+    assert {"MaPLe", "VPT", "CLIP_Adapter", "CLIP_LoRA", "Tip_Adapter"} <= set(refused)
 
 
 def test_a_run_trained_with_a_plugin_trainer_registered_loads_without_it(runs, tmp_path):
@@ -291,3 +308,23 @@ def test_a_run_trained_with_a_plugin_trainer_registered_loads_without_it(runs, t
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     image = os.path.join(runs["data"], "test", "red_circle", "000.png")
     assert ct.load_run(run_dir).predict(image)[0].topk == ct.load_run(runs["CoOp"]).predict(image)[0].topk
+
+
+def test_a_run_computes_in_fp32_by_default_and_in_bf16_on_request(runs, monkeypatch, tmp_path):
+    from coop_toolkit.trainers import precision
+    from dasslite.errors import ConfigError
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))  # native bf16, any machine
+    images = sorted(glob.glob(os.path.join(runs["data"], "test", "*", "*.png")))[:4]
+    exact, low = ct.load_run(runs["CoOp"], device="cpu"), ct.load_run(runs["CoOp"], device="cpu", precision="bf16")
+    assert exact.trainer.prec == "fp32" and low.trainer.prec == "bf16"
+    assert low.trainer.model.image_encoder.conv1.weight.dtype == torch.bfloat16
+    assert low.trainer.model.prompt_learner.ctx.dtype == torch.float32
+    expected = exact.logits(images)
+    assert (low.logits(images) - expected).abs().max() <= 1e-1 * max(1.0, expected.abs().max().item())
+    out = tmp_path / "bf16.json"
+    predict.main([runs["CoOp"], *images, "--precision", "bf16", "--device", "cpu", "--out", str(out)])
+    printed = [[(t["label"], t["probability"]) for t in row["topk"]] for row in json.loads(out.read_text())]
+    assert printed == [p.topk for p in low.predict(images, topk=5)]
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16, fp16"):
+        ct.load_run(runs["CoOp"], precision="int8")

@@ -15,18 +15,22 @@ class FGVCAircraft(SplitDataset):
     dataset_dir, image_subdir, anchor = "fgvc_aircraft", "images", "fgvcaircraft"
 
     def read_splits(self, rng):
-        """The official lists, read every time (no random choice, so `rng` is left untouched)."""
-        variants = os.path.join(self.dataset_dir, "variants.txt")
-        with open(require_path(variants, "FGVCAircraft class list", self.anchor)) as f:
-            classnames = [line.strip() for line in f if line.strip()]
-        cname2lab = {c: i for i, c in enumerate(classnames)}  # label = line index in variants.txt
-        train, val, test = (self.read_data(cname2lab, f"images_variant_{s}.txt") for s in ("train", "val", "test"))
+        """The official lists, read every time; every image they name must exist."""
+        train, val, test = self.make_split(rng)
         check_images_exist(
             train + val + test,
             "the images_variant_*.txt files",
             f"Check {self.image_dir} against the layout in DATASETS.md#{self.anchor}.",
         )
         return train, val, test
+
+    def make_split(self, rng):
+        """The official lists (no random choice, so `rng` is left untouched)."""
+        variants = os.path.join(self.dataset_dir, "variants.txt")
+        with open(require_path(variants, "FGVCAircraft class list", self.anchor)) as f:
+            classnames = [line.strip() for line in f if line.strip()]
+        cname2lab = {c: i for i, c in enumerate(classnames)}  # label = line index in variants.txt
+        return tuple(self.read_data(cname2lab, f"images_variant_{s}.txt") for s in ("train", "val", "test"))
 
     def read_data(self, cname2lab, split_file):
         """Lines `<image id> <variant name words>`."""

@@ -1,11 +1,13 @@
 """Your own images as a dataset: DATASET.NAME ImageFolder, DATASET.ROOT = the folder itself.
 
-    ROOT/train/<class>/*.jpg      required; labels = sorted class folder order
+    ROOT/train/<class>/*.jpg      required, at least two classes; labels = sorted class folder order
     ROOT/val/<class>/*.jpg        optional; else 20% of each train class (the same for every seed)
     ROOT/test/<class>/*.jpg       required
     ROOT/classnames.txt           optional; lines `<class folder> <class name words>`
 
-Class folders without images and hidden folders are skipped with a warning (DATASETS.md#imagefolder).
+Images in subfolders of a class folder (train/<class>/more/x.jpg) belong to that class, as with
+torchvision's ImageFolder. Class folders without images and hidden folders are skipped with a warning
+(DATASETS.md#imagefolder); hidden files and subfolders are skipped.
 
 Few-shot sampling and base/new splits work as for the benchmarks.
 """
@@ -17,8 +19,9 @@ import random
 from dasslite.data.build import DATASET_REGISTRY
 from dasslite.data.dataset_base import DatasetBase, dataset_root, fewshot_and_subsample, make_rng
 from dasslite.data.datum import Datum
-from dasslite.data.splits import listdir_nohidden, split_trainval
+from dasslite.data.splits import split_trainval
 from dasslite.errors import DataError, UserFileNotFoundError
+from dasslite.utils.logger import notice_once
 
 logger = logging.getLogger(__name__)
 ANCHOR = "imagefolder"
@@ -85,15 +88,32 @@ def class_folders(split_dir):
     entries = sorted(e for e in os.listdir(split_dir) if os.path.isdir(os.path.join(split_dir, e)))
     hidden = [e for e in entries if e.startswith(".")]
     if hidden:
-        logger.warning(
+        notice_once(
+            logger,
             f"ImageFolder: skipping the hidden folder(s) {', '.join(os.path.join(split_dir, h) for h in hidden)} "
-            f"(their names start with '.'); rename a folder that is a class."
+            f"(their names start with '.'); rename a folder that is a class.",
         )
     return [e for e in entries if not e.startswith(".")]
 
 
 def image_files(class_dir):
-    return [f for f in listdir_nohidden(class_dir) if f.lower().endswith(IMG_EXTENSIONS)]
+    """Paths of the image files under `class_dir`, at any depth, in torchvision ImageFolder's order
+    (folders sorted by path, then files by name; the class folder's own files come first, as before
+    subfolders were read). Hidden files and folders are skipped; a folder reached twice through
+    symbolic links is read once."""
+    walked, seen = [], set()
+    for folder, subfolders, files in os.walk(class_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        subfolders[:] = [] if real in seen else [d for d in subfolders if not d.startswith(".")]
+        if real not in seen:
+            seen.add(real)
+            walked.append((folder, files))
+    return [
+        os.path.join(folder, f)
+        for folder, files in sorted(walked)
+        for f in sorted(files)
+        if not f.startswith(".") and f.lower().endswith(IMG_EXTENSIONS)
+    ]
 
 
 def train_classes(train_dir):
@@ -102,10 +122,11 @@ def train_classes(train_dir):
     folders = class_folders(train_dir)
     empty = [f for f in folders if not image_files(os.path.join(train_dir, f))]
     if empty:
-        logger.warning(
+        notice_once(
+            logger,
             f"ImageFolder: skipping the class folder(s) without images "
             f"{', '.join(os.path.join(train_dir, e) for e in empty)} ({' '.join(IMG_EXTENSIONS)}); "
-            f"they are not classes of this dataset."
+            f"they are not classes of this dataset.",
         )
     return [f for f in folders if f not in empty], empty
 
@@ -123,6 +144,11 @@ class ImageFolder(DatasetBase):
         folders, self.empty = train_classes(train_dir)
         if not folders:
             raise UserFileNotFoundError(f"{train_dir} has no class folders with images; see DATASETS.md#{ANCHOR}.")
+        if len(folders) < 2:  # one class: every prediction is right, and the accuracy says nothing
+            raise DataError(
+                f'{train_dir} has one class folder with images ("{folders[0]}"); a classifier needs at '
+                f"least two: add a folder of images per class (see DATASETS.md#{ANCHOR})."
+            )
         names_file = os.path.join(self.dataset_dir, "classnames.txt")
         if os.path.exists(names_file):
             names = read_classnames_file(names_file, folders, self.empty)
@@ -160,7 +186,7 @@ class ImageFolder(DatasetBase):
                 )
             if folder in self.folder2label:
                 label, classname = self.folder2label[folder], self.names[folder]
-                items.extend(Datum(impath=os.path.join(class_dir, f), label=label, classname=classname) for f in files)
+                items.extend(Datum(impath=f, label=label, classname=classname) for f in files)
         if not items:
             raise UserFileNotFoundError(
                 f"{split_dir} holds no images ({', '.join(IMG_EXTENSIONS)}); see DATASETS.md#{ANCHOR}."

@@ -15,12 +15,14 @@ The model's own tokenizer (open_clip.get_tokenizer) is attached to it; text_towe
 import functools
 import logging
 import os
+import shlex
 import warnings
+import zipfile
 
 import open_clip
 import torch
 import torch.nn as nn
-from open_clip.model import build_model_from_openai_state_dict
+from open_clip.model import build_model_from_openai_state_dict, convert_weights_to_lp
 
 from dasslite.errors import ConfigError, UserError
 
@@ -53,7 +55,7 @@ class BackboneNotFoundError(UserError, FileNotFoundError):
 
 
 def load_clip(name, precision="fp32", device="cpu"):
-    """Return CLIP in eval mode. precision "fp16" keeps OpenAI's half-precision conversion."""
+    """Return CLIP in eval mode, stored in `precision` (to_precision)."""
     if os.path.isfile(os.path.expanduser(name)):
         model = load_openai_checkpoint(os.path.expanduser(name))
     elif name in OPENAI_MODELS:
@@ -62,11 +64,19 @@ def load_clip(name, precision="fp32", device="cpu"):
         model = _load_open_clip_tag(name)
     else:
         raise BackboneNotFoundError(_unknown_backbone_message(name))
-    if precision != "fp16":
-        model.float()
     if getattr(model, "tokenizer", None) is None:  # OpenAI's architecture: CLIP's BPE at its context length
         attach_tokenizer(model, open_clip.tokenizer.SimpleTokenizer(context_length=model.context_length), name)
-    return model.to(device).eval()
+    return to_precision(model, precision).to(device).eval()
+
+
+def to_precision(model, precision):
+    """CLIP (as built from OpenAI's files: fp16) stored in `precision`: fp16 as built, fp32, or bf16 for
+    the same weights OpenAI's conversion makes fp16 (the embeddings and norms stay fp32)."""
+    if precision != "fp16":
+        model.float()
+    if precision == "bf16":
+        convert_weights_to_lp(model, dtype=torch.bfloat16)
+    return model
 
 
 def check_backbone_name(name):
@@ -86,15 +96,26 @@ def load_openai_checkpoint(path):
     Only the weights are taken from a TorchScript archive; the model is rebuilt eagerly (as the
     original code does), with OpenAI's fp16 conversion applied.
     """
-    try:
-        state_dict = torch.jit.load(path, map_location="cpu").state_dict()
-    except RuntimeError:
+    if is_torchscript_archive(path):
+        with warnings.catch_warnings():  # torch deprecates jit.load, but these archives need it to be read
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+            state_dict = torch.jit.load(path, map_location="cpu").state_dict()
+    else:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     if "state_dict" in state_dict and "visual.conv1.weight" not in state_dict:
         state_dict = {k.removeprefix("module."): v for k, v in state_dict["state_dict"].items()}
     if "token_embedding.weight" not in state_dict:
         raise ConfigError(f'"{path}" is not a CLIP checkpoint in OpenAI\'s layout (no "token_embedding.weight" key)')
     return build_model_from_openai_state_dict(dict(state_dict))
+
+
+def is_torchscript_archive(path):
+    """True for a TorchScript zip (OpenAI's .pt releases): it holds constants.pkl, which is how torch
+    itself tells one from a torch.save file."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
 
 
 def _load_openai_by_name(name):
@@ -172,6 +193,14 @@ def image_dtype(visual):
     return conv1.weight.dtype if conv1 is not None else next(visual.parameters()).dtype
 
 
+def draw_dtype(clip_model):
+    """The dtype random initial prompts are drawn in: CLIP's, as the original draws them (fp16 or fp32),
+    but fp32 when CLIP is stored in bf16 (a CPU run's PREC bf16, which the original never had), so that
+    a seed starts bf16 and fp32 runs at the same prompts."""
+    dtype = clip_dtype(clip_model)
+    return torch.float32 if dtype == torch.bfloat16 else dtype
+
+
 def image_resolution(clip_model):
     size = clip_model.visual.image_size
     return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
@@ -182,7 +211,8 @@ def check_input_size(size, clip_model):
     expected = image_resolution(clip_model)
     if tuple(size) != expected:
         raise ConfigError(
-            f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set INPUT.SIZE {expected}"
+            f"INPUT.SIZE is {tuple(size)} but this CLIP backbone takes {expected} images; set "
+            f"INPUT.SIZE {shlex.quote(str(expected))}"  # quoted: the shell would read the brackets
         )
 
 
@@ -203,6 +233,23 @@ def tokenize(texts):
 def count_tokens(text):
     """Number of BPE tokens of `text` (without start/end tokens)."""
     return len(_tokenizer.encode(text))
+
+
+def image_tower(visual, image):
+    """visual(image) for the frozen image encoder; a ViT stored in bf16 runs its blocks through run_blocks.
+
+    In train mode (CoOp's and CoCoOp's training steps) attention takes its general path, where a
+    batch-first nn.MultiheadAttention projects its transposed input position by position
+    (transformer_blocks.sequence_first): in bf16 on a CPU that copy took most of a training step.
+    run_blocks runs those blocks sequence-first. fp32 and fp16 keep open_clip's own forward: the
+    sequence-first products can round differently in the last bit at some widths, and their numbers
+    stay those of earlier runs.
+    """
+    if image.dtype != torch.bfloat16 or not isinstance(visual, open_clip.transformer.VisionTransformer):
+        return visual(image)
+    x = run_blocks(visual.transformer, visual._embeds(image))
+    pooled, _ = visual._pool(x)
+    return pooled @ visual.proj if visual.proj is not None else pooled
 
 
 class TextEncoder(nn.Module):
@@ -252,8 +299,8 @@ class TextEncoder(nn.Module):
 
     def run_transformer(self, x, mask, deep_prompts=()):
         """The transformer over batch-first embeddings x (N, L, width); its blocks run sequence-first, as
-        in OpenAI's CLIP, where attention takes its general path (see transformer_blocks.sequence_first:
-        the same numbers, without a per-position input projection)."""
+        in OpenAI's CLIP, since the causal mask keeps attention on its general path (see
+        transformer_blocks.runs_sequence_first: the same numbers, without a per-position input projection)."""
         if deep_prompts:
             raise ValueError("this text encoder takes no deep prompts; use prompted_encoders.PromptedTextEncoder")
         return run_blocks(self.transformer, x, mask)

@@ -104,8 +104,9 @@ class CustomCLIP(nn.Module):
         image_features = encode_images(self.image_encoder, image, self.text_encoder.dtype)
         return self.logits(image_features)
 
-    def text_features(self, image_features):
-        """L2-normalised class text features (B, n_cls, embed_dim), one set per image."""
+    def text_features(self, image_features, normalize=True):
+        """L2-normalised (unless `normalize` is False) class text features (B, n_cls, embed_dim), one set
+        per image; `image_features` are the normalised ones the Meta-Net reads."""
         learner = self.prompt_learner
         token_ids = learner.token_ids
         length = self.text_encoder.used_length(token_ids)
@@ -116,7 +117,7 @@ class CustomCLIP(nn.Module):
             prompts.flatten(0, 1), token_ids.repeat(batch, 1), chunk_size=self.chunk_size, checkpoint=self.checkpoint
         )
         text = text.float().view(batch, n_cls, -1)
-        return text / text.norm(dim=-1, keepdim=True)
+        return text / text.norm(dim=-1, keepdim=True) if normalize else text
 
     def logits(self, image_features):
         # Image i is scored only against its own class prompts.

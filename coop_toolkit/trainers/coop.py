@@ -44,8 +44,12 @@ class PromptLearner(nn.Module):
         self.n_cls = len(classnames)
         self.class_token_position = opts.CLASS_TOKEN_POSITION
 
-        names = register_class_prompts(self, clip_model, prefix_text, classnames)
+        names = register_class_prompts(self, clip_model, prefix_text, classnames, self.class_template(cfg))
         self.name_lens = [text_tower(clip_model).count_tokens(name) for name in names]
+
+    def class_template(self, cfg):
+        """None: prompts "<context> <class>."; a learner whose prompts go on after the class gives a template."""
+        return None
 
     def initial_context(self, cfg, node, clip_model, n_cls):
         """The initial context (fp32) and the text standing in for it in the prompts."""
@@ -90,14 +94,20 @@ class CustomCLIP(nn.Module):
         if learner.training or torch.is_grad_enabled():
             self._text_cache = None
             return self._encode_text()
-        key = (learner.ctx.data_ptr(), learner.ctx._version)
-        if self._text_cache is None or self._text_cache[0] != key:
-            self._text_cache = (key, self._encode_text())
-        return self._text_cache[1]
+        key = self.cache_key()
+        cache = self._text_cache  # read once: another thread may replace it meanwhile
+        if cache is None or cache[0] != key:
+            cache = self._text_cache = (key, self._encode_text())
+        return cache[1]
 
-    def _encode_text(self):
+    def cache_key(self):
+        """What the cached class features depend on: the context (its storage and in-place version)."""
+        ctx = self.prompt_learner.ctx
+        return ctx.data_ptr(), ctx._version
+
+    def _encode_text(self, normalize=True):
         features = self.text_encoder(self.prompt_learner(), self.prompt_learner.token_ids)
-        return features / features.norm(dim=-1, keepdim=True)
+        return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     def forward(self, image, details=False):
         """Logits; with `details`, (logits, image features, class text features), all L2-normalised."""

@@ -15,10 +15,11 @@ import torch.nn as nn
 from open_clip.transformer import VisionTransformer
 
 from dasslite.errors import ConfigError
+from dasslite.utils.logger import notice_once
 
 from ..method_card import CLASSIFIER_HEAD
 from .authors_init import replay_clip_construction
-from .clip_backbone import clip_dtype, image_dtype
+from .clip_backbone import draw_dtype, image_dtype
 from .learner import LearnerTrainer, encode_images
 from .precision import autocast_for
 from .prompt_trainer import context_embedding, register_class_prompts
@@ -73,6 +74,18 @@ def _rename(state_dict, prefix, rules):
                 break
 
 
+def authors_fp16(prompt):
+    """A tower's prompt as the authors' clip/model.py puts it in: rounded to fp16 whatever PREC says.
+
+    Their blocks (ResidualAttentionBlock_IVLP / _MaPLe) and image towers call `.half()` on the deep
+    prompts of both towers and on the image tower's first prompt before the concatenation, which then
+    promotes to the stream's dtype: with CLIP in fp32 (PREC fp32 or amp, or fp16 off CUDA) the values,
+    and the gradients coming back, are fp16-rounded. The first text context (the prompt learner's ctx)
+    is not rounded. Stays fp32 here; the towers cast to their stream's dtype.
+    """
+    return prompt.half().float()
+
+
 def first_context(clip_model, n_ctx, ctx_init, key):
     """The authors' context init: the first n_ctx token embeddings of CTX_INIT when it is given and
     n_ctx <= 4 (the prompt text keeps all of CTX_INIT, so with N_CTX 2 and "a photo of a" the words
@@ -92,7 +105,7 @@ def first_context(clip_model, n_ctx, ctx_init, key):
             f"the number of text context tokens must be between 1 and {tower.max_context()} for {tower.name}, "
             f"got {n_ctx}"
         )
-    ctx = nn.init.normal_(torch.empty(n_ctx, tower.width, dtype=clip_dtype(clip_model)), std=0.02)
+    ctx = nn.init.normal_(torch.empty(n_ctx, tower.width, dtype=draw_dtype(clip_model)), std=0.02)
     return ctx.float(), " ".join(["X"] * n_ctx)
 
 
@@ -156,9 +169,10 @@ class DeepPromptCLIP(nn.Module):
             list(self.vision_prompts.deep),
         )
 
-    def encode_text(self, prompts):
-        features = self.text_encoder(prompts.text(), self.prompt_learner.token_ids, deep_prompts=prompts.text_deep)
-        return features / features.norm(dim=-1, keepdim=True)
+    def encode_text(self, prompts, normalize=True):
+        deep = [authors_fp16(p) for p in prompts.text_deep]
+        features = self.text_encoder(prompts.text(), self.prompt_learner.token_ids, deep_prompts=deep)
+        return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     def text_features(self, prompts):
         """Normalised class features; without grad they are computed once until a parameter changes."""
@@ -166,15 +180,18 @@ class DeepPromptCLIP(nn.Module):
             self._text_cache = None
             return self.encode_text(prompts)
         key = tuple((p.data_ptr(), p._version) for p in self.learned_parameters().values())
-        if self._text_cache is None or self._text_cache[0] != key:
-            self._text_cache = (key, self.encode_text(prompts))
-        return self._text_cache[1]
+        cache = self._text_cache  # read once: another thread may replace it meanwhile
+        if cache is None or cache[0] != key:
+            cache = self._text_cache = (key, self.encode_text(prompts))
+        return cache[1]
 
     def image_features(self, image, prompts, normalize=True):
         if prompts.vision_first is None and not prompts.vision_deep:
             # No image-side prompts (language-only IVLP): the frozen tower, any backbone, nothing to backprop.
             return encode_images(self.image_encoder, image, image_dtype(self.image_encoder), normalize)
-        features = prompted_image_features(self.image_encoder, image, prompts.vision_first, prompts.vision_deep)
+        first = None if prompts.vision_first is None else authors_fp16(prompts.vision_first)
+        deep = [authors_fp16(p) for p in prompts.vision_deep]
+        features = prompted_image_features(self.image_encoder, image, first, deep)
         return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     def features_and_logits(self, image):
@@ -214,9 +231,10 @@ class DeepPromptTrainer(LearnerTrainer):
             check_depth(vision[1], vision_blocks(clip_model.visual), f"{node}.PROMPT_DEPTH_VISION")
         if isinstance(clip_model.visual, VisionTransformer) and not hasattr(clip_model, "text"):
             return replay_clip_construction(clip_model, vision, text)  # OpenAI's layout: their CLIP's draws
-        logger.warning(
+        notice_once(
+            logger,
             f"{name}: the authors' order of random draws is replayed for OpenAI's ViT CLIP only; the prompts "
-            f"of {tower.name} are drawn directly, N(0, 0.02^2)"
+            f"of {tower.name} are drawn directly, N(0, 0.02^2)",
         )
         width = vision_width(clip_model.visual) if vision_prompted else 0
         first = nn.init.normal_(torch.empty(vision[0], width), std=0.02) if vision[1] else None

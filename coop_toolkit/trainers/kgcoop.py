@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from dasslite.engine.build import TRAINER_REGISTRY
 
 from ..method_card import MethodCard, Published, base2new_rows
-from .clip_backbone import clip_dtype
+from .clip_backbone import draw_dtype
 from .coop import CoOp, CustomCLIP, PromptLearner
 from .handwritten import features_from_a_second_clip
 from .prompt_trainer import init_context
@@ -39,7 +39,7 @@ class KgPromptLearner(PromptLearner):
 
     def __init__(self, cfg, classnames, clip_model, node="COOP", knowledge=None):
         super().__init__(cfg, classnames, clip_model, node)
-        bias = torch.empty(1, UNUSED_WIDTH, dtype=clip_dtype(clip_model))
+        bias = torch.empty(1, UNUSED_WIDTH, dtype=draw_dtype(clip_model))
         nn.init.normal_(bias, std=0.02)
         self.bias_vectors = nn.Parameter(bias.float())
         # the hand-written prompts' class features: not saved, as in the authors' code

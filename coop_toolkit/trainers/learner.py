@@ -26,7 +26,12 @@ fill in the rest):
   (+ logit_bias())`. * `self.model.logit_scale`, no bias.
 - class attributes: `image_conditioned` (* False), `frozen_image_encoder` (* False: True only when
   open_clip's own image encoder, normalised, gives `image_features`, which an exported classifier head
-  needs) and `learns_nothing` (* False; True for zero-shot CLIP: no checkpoint to load).
+  needs), `learns_nothing` (* False; True for zero-shot CLIP: no checkpoint to load) and
+  `features_give_logits` (* True; False when the logits are not linear in the image features, as
+  Tip-Adapter's cache term: class_features() is then the linear (zero-shot) part of the logits).
+  Two more describe training: `learns_by_gradient` (* True; False when what the method learns is built,
+  not stepped: Tip-Adapter's cache) and `learned_init_from_data` (* False; True when the learned
+  parameters start from the training images' features, not from a seeded draw: Tip-Adapter-F's keys).
 """
 
 import functools
@@ -44,8 +49,8 @@ from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
 from .backbone_config import check_normalization
-from .clip_backbone import check_input_size, image_dtype, load_clip
-from .precision import autocast_for, check_precision, resolve_precision
+from .clip_backbone import check_input_size, image_dtype, image_tower, load_clip
+from .precision import autocast_for, check_precision, describe_precision, resolve_precision, stored_precision
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +59,7 @@ def encode_images(image_encoder, image, dtype, normalize=True):
     """fp32 features of the frozen image encoder, L2-normalised unless `normalize` is False (no
     activations kept for backward)."""
     with torch.no_grad():
-        features = image_encoder(image.to(dtype)).float()
+        features = image_tower(image_encoder, image.to(dtype)).float()
     return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
 
@@ -63,6 +68,9 @@ class ClipTrainer(TrainerX):
 
     config_node = None  # e.g. "COOP": the trainer reads self.opts = cfg.TRAINER.COOP, nothing else
     learns_nothing = False  # the features protocol (module docstring)
+    features_give_logits = True
+    learns_by_gradient = True
+    learned_init_from_data = False
 
     @classmethod
     def add_config(cls, cfg):
@@ -82,9 +90,11 @@ class ClipTrainer(TrainerX):
     def load_frozen_clip(self):
         """CLIP in the node's precision (sets self.prec), checked against INPUT.SIZE."""
         cfg = self.cfg
-        self.prec = resolve_precision(self.opts.PREC, self.device, f"TRAINER.{self.config_node}.PREC")
+        key = f"TRAINER.{self.config_node}.PREC"
+        self.prec = resolve_precision(self.opts.PREC, self.device, key)
+        logger.info(describe_precision(self.prec, self.device, key))
         logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=self.prec)
+        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=stored_precision(self.prec, self.device))
         check_input_size(cfg.INPUT.SIZE, clip_model)
         if "normalize" in cfg.INPUT.TRANSFORMS:
             check_normalization(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD, clip_model)
@@ -147,13 +157,18 @@ class LearnerTrainer(ClipTrainer):
         self.model.to(self.device)
 
         module = self.saved_module()
-        self.optim = build_optimizer(module, self.cfg.OPTIM)
+        self.optim = self.build_optimizer(module)
         self.sched = build_lr_scheduler(self.optim, self.cfg.OPTIM)
         self.register_model(self.model_name, module, self.optim, self.sched)
-        self.scaler = torch.amp.GradScaler("cuda") if self.prec == "amp" else None
+        # loss scaling is for fp16 on CUDA; a GradScaler built without CUDA only warns and disables itself
+        self.scaler = torch.amp.GradScaler("cuda") if self.prec == "amp" and self.device.type == "cuda" else None
         # Training steps go through DDP under torchrun (gradients averaged over the processes, so with
         # equal per-process batches the update is the global batch's); self.model stays the plain module.
         self.train_model = wrap_ddp(self.model, self.device)
+
+    def build_optimizer(self, module):
+        """The optimizer of saved_module() (OPTIM); a method with its own parameter groups overrides it."""
+        return build_optimizer(module, self.cfg.OPTIM)
 
     def freeze_all_but_learned(self):
         learned = self.learned_parameters()

@@ -15,7 +15,7 @@ from yacs.config import CfgNode as CN
 
 from dasslite.errors import ConfigError
 
-from .clip_backbone import clip_dtype
+from .clip_backbone import draw_dtype
 from .learner import ClipTrainer, LearnerTrainer, encode_images
 from .precision import PRECISIONS, autocast_for, resolve_precision
 from .text_tower import text_tower
@@ -42,7 +42,8 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
 
     With `ctx_init` words, the context starts as their token embeddings and M becomes their number
     of BPE tokens (the original takes the word count, which misaligns multi-token words). Otherwise
-    N(0, 0.02^2) drawn in CLIP's dtype, as the original draws it, so a seed gives the same start.
+    N(0, 0.02^2) drawn in CLIP's dtype, as the original draws it, so a seed gives the same start
+    (clip_backbone.draw_dtype).
     `n_cls_csc` > 0 makes class-specific contexts.
     """
     tower = text_tower(clip_model)
@@ -69,7 +70,7 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
             raise ConfigError(f"N_CTX must be between 1 and {tower.max_context()} for {tower.name}, got {n_ctx}")
         shape = (n_cls_csc, n_ctx, tower.width) if n_cls_csc else (n_ctx, tower.width)
         logger.info("Initializing class-specific contexts" if n_cls_csc else "Initializing a generic context")
-        ctx = torch.empty(shape, dtype=clip_dtype(clip_model))
+        ctx = torch.empty(shape, dtype=draw_dtype(clip_model))
         nn.init.normal_(ctx, std=0.02)
         ctx = ctx.float()
         text = " ".join(["X"] * n_ctx)
@@ -78,8 +79,9 @@ def init_context(clip_model, n_ctx, ctx_init, n_cls_csc, key):
     return ctx, text
 
 
-def register_class_prompts(learner, clip_model, prefix_text, classnames):
-    """Give `learner` the frozen pieces around its context, for prompts "<prefix_text> <class>.".
+def register_class_prompts(learner, clip_model, prefix_text, classnames, template=None):
+    """Give `learner` the frozen pieces around its context, for prompts "<prefix_text> <class>." (or
+    `template`.format(class), whose first n_ctx tokens stand for the context).
 
     Buffers: `token_prefix` (SOS), `token_suffix` (class tokens, ".", EOS, padding) and `token_ids`
     (not saved). The two embedding buffers carry the original's state-dict names, so checkpoints
@@ -87,7 +89,7 @@ def register_class_prompts(learner, clip_model, prefix_text, classnames):
     """
     tower = text_tower(clip_model)
     names = [name.replace("_", " ") for name in classnames]
-    token_ids = class_prompt_ids(tower, prefix_text, learner.n_ctx, names)
+    token_ids = class_prompt_ids(tower, prefix_text, learner.n_ctx, names, template)
     with torch.no_grad():
         embedding = tower.embed(token_ids).float()
     start = tower.lead + learner.n_ctx
@@ -102,11 +104,14 @@ def context_embedding(tower, text, n_tokens):
     return tower.embed(tower.tokenize([text]))[0, tower.lead : tower.lead + n_tokens].float()
 
 
-def class_prompt_ids(tower, prefix_text, n_ctx, names):
-    """Token ids of "<prefix_text> <name>." per class, checked to fit and to hold the context's n_ctx
-    tokens right after the leading special tokens (where the learned context goes)."""
-    prompts = [f"{prefix_text} {name}." for name in names]
+def class_prompt_ids(tower, prefix_text, n_ctx, names, template=None):
+    """Token ids of "<prefix_text> <name>." (or `template`.format(name)) per class, checked to fit and,
+    without a template, to hold the context's n_ctx tokens right after the leading special tokens (where
+    the learned context goes)."""
+    prompts = [template.format(name) if template else f"{prefix_text} {name}." for name in names]
     token_ids = tower.tokenize(prompts)
+    if template:  # its first n_ctx tokens stand for the context, whatever words they are
+        return token_ids
     expected = tower.tokenize([prefix_text])[0, tower.lead : tower.lead + n_ctx]
     got = token_ids[:, tower.lead : tower.lead + n_ctx]
     if not torch.equal(got, expected.expand_as(got)):

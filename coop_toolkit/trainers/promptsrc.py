@@ -78,8 +78,10 @@ class PromptSRCCLIP(DeepPromptCLIP):
 
     def forward(self, image, details=False):
         image_f, text_f, logits = self.features_and_logits(image)
-        if not details:
-            return logits
+        return self.training_output(image, image_f, text_f, logits) if details else logits
+
+    def training_output(self, image, image_f, text_f, logits):
+        """What the loss reads: the prompted features and logits beside the frozen model's."""
         fixed = self.fixed_embeddings / self.fixed_embeddings.norm(dim=-1, keepdim=True)
         with torch.no_grad():
             zs_image = prompted_image_features(self.image_encoder, image).float()

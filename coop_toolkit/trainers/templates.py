@@ -108,3 +108,26 @@ def ensemble_templates(dataset_name):
     if dataset_name != "ImageNet":
         templates.append(template_for(dataset_name))
     return templates
+
+
+# TCP's hand-written prompts, whose frozen features its Meta-Net reads (its CUSTOM_TEMPLATES_ori)
+TCP_HANDWRITTEN = {
+    **CUSTOM_TEMPLATES,
+    "FGVCAircraft": "a photo of an aircraft {}.",
+    "DescribableTextures": "a photo of a {}, a type of texture.",
+    "Food101": "a photo of a {}, a type of food.",
+}
+# TCP's learned prompts: four context tokens ("X X X X", or CoOp's "a photo of a" for UCF101 and the
+# ImageNets) then the class (its CUSTOM_TEMPLATES)
+TCP_PROMPTS = {
+    **CUSTOM_TEMPLATES,
+    "OxfordPets": "X X X X {}, a type of pet.",
+    "OxfordFlowers": "X X X X {}, a type of flower.",
+    "FGVCAircraft": "X X X X {}, a type of aircraft.",
+    "DescribableTextures": "X X X X {} texture.",
+    "EuroSAT": "X X X X {}.",
+    "StanfordCars": "X X X X {}, a type of car",
+    "Food101": "X X X X {}, a type of food.",
+    "SUN397": "X X X X {}.",
+    "Caltech101": "X X X X {}.",
+}

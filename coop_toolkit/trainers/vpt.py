@@ -2,7 +2,8 @@
 
 Jia et al., "Visual Prompt Tuning" (ECCV 2022), as the MaPLe authors run it on CLIP: config node
 TRAINER.VPT and checkpoint folder prompt_learner/ as in their code, which runs CLIP in fp32 whatever
-PREC says and rounds the prompts to fp16 where they enter the image tower; both are kept.
+PREC says and rounds the prompts to fp16 where they enter the image tower (as for every deep-prompt
+method: deep_prompt.authors_fp16); both are kept.
 """
 
 from yacs.config import CfgNode as CN
@@ -23,12 +24,8 @@ class VPTCLIP(DeepPromptCLIP):
         features = handwritten_class_features(clip_model, classnames, [VPT_TEMPLATE], prec)
         self.register_buffer("fixed_text_features", features, persistent=False)
 
-    def prompts(self):
-        def fp16(p):
-            return p.half().float()
-
-        first, deep = self.vision_prompts.first, self.vision_prompts.deep
-        return Prompts(None, [], fp16(first), [fp16(p) for p in deep])
+    def prompts(self):  # the towers round them to fp16 as the authors' code does (authors_fp16)
+        return Prompts(None, [], self.vision_prompts.first, list(self.vision_prompts.deep))
 
     def text_features(self, prompts):
         return self.fixed_text_features

@@ -5,6 +5,7 @@ import logging
 import torch
 
 from dasslite.engine.build import TRAINER_REGISTRY
+from dasslite.errors import ConfigError
 
 from ..method_card import CROSS_DATASET_COLUMNS, DG_COLUMNS, MethodCard, Published, base2new_rows, columns
 from .clip_backbone import clip_dtype
@@ -113,7 +114,7 @@ class ZeroshotCLIP(ClipTrainer):
         return None if bias is None else bias.detach().float()
 
     def forward_backward(self, batch):
-        raise RuntimeError(f"{type(self).__name__} has nothing to train: run it with --eval-only")
+        raise ConfigError(f"{type(self).__name__} has nothing to train: run it with --eval-only")
 
 
 @TRAINER_REGISTRY.register()

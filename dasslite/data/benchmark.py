@@ -22,12 +22,23 @@ class SplitDataset(DatasetBase):
     anchor = ""  # the section of DATASETS.md that describes the layout
 
     def __init__(self, cfg):
-        self.dataset_dir = require_dataset_dir(cfg, type(self).dataset_dir, self.anchor)
-        self.image_dir = os.path.join(self.dataset_dir, self.image_subdir) if self.image_subdir else self.dataset_dir
+        self.locate(require_dataset_dir(cfg, type(self).dataset_dir, self.anchor))
         rng = make_rng(cfg)
         train, val, test = self.read_splits(rng)
         train, val, test = fewshot_and_subsample(cfg, self.dataset_dir, train, val, test, rng)
         super().__init__(train_x=train, val=val, test=test)
+
+    def locate(self, dataset_dir):
+        self.dataset_dir = dataset_dir
+        self.image_dir = os.path.join(dataset_dir, self.image_subdir) if self.image_subdir else dataset_dir
+
+    @classmethod
+    def reader(cls, dataset_dir):
+        """An instance that only reads the folder's files (`make_split`), without building the dataset:
+        what the layout check (coop_toolkit/datasets/check.py) uses, as it must write nothing."""
+        reader = cls.__new__(cls)
+        reader.locate(dataset_dir)
+        return reader
 
     def read_splits(self, rng):
         """(train, val, test): the split file, or `make_split(rng)` saved as the split file."""

@@ -20,6 +20,7 @@ import os
 from collections import Counter, OrderedDict
 
 from ..utils.io import atomic_write, read_json
+from ..utils.logger import FILE_ONLY
 from .datum import Datum
 from .splits import warn_unwritable
 
@@ -38,23 +39,57 @@ def split_dataset_by_label(data_source):
     return output
 
 
-def sample_fewshot(data_source, num_shots, rng, repeat=False):
-    """K items per class of one list; `num_shots < 1` returns the list unchanged."""
+def sample_fewshot(data_source, num_shots, rng, repeat=False, report=True):
+    """K items per class of one list; `num_shots < 1` returns the list unchanged.
+
+    A class with fewer than K items keeps them all (the reference's rule), reported in one notice
+    unless `report=False` (the caller reports several draws together).
+    """
     if num_shots < 1:
         return data_source
     dataset = []
-    for label, items in split_dataset_by_label(data_source).items():
+    for items in split_dataset_by_label(data_source).values():
         if len(items) >= num_shots:
             dataset.extend(rng.sample(items, num_shots))
         elif repeat:
             dataset.extend(rng.choices(items, k=num_shots))
         else:
-            logger.warning(
-                f'Class "{items[0].classname}" (label {label}) has only {len(items)} images, '
-                f"fewer than the {num_shots} shots asked for: using all of them"
-            )
             dataset.extend(items)
+    if report:
+        report_shortfall({"": (num_shots, dataset)}, data_source)
     return dataset
+
+
+def report_shortfall(draws, source, listed=5):
+    """One notice for the classes with fewer images than the shots asked for: how many (of the classes
+    of `source`), the first `listed` names, and (in log.txt) every count.
+
+    `draws`: {split name: (shots asked, the items drawn)}.
+    """
+    short = {split: (k, _short_classes(items, k)) for split, (k, items) in draws.items()}
+    names = dict(sorted({y: name for _, classes in short.values() for y, (name, _) in classes.items()}.items()))
+    if not names:
+        return
+    asked = " / ".join(f"{k} {split}".rstrip() for split, (k, classes) in short.items() if classes)
+    listing = ", ".join(list(names.values())[:listed]) + (
+        f" and {len(names) - listed} more" if len(names) > listed else ""
+    )
+    logger.warning(
+        f"Few-shot: {len(names)} of {len({d.label for d in source})} classes have fewer images than the shots "
+        f"asked for ({asked}), so all their images are used: {listing} (counts per class in log.txt)"
+    )
+    counts = "; ".join(
+        f"{name} (label {y}): "
+        + ", ".join(f"{split} {classes[y][1]}/{k}".lstrip() for split, (k, classes) in short.items() if y in classes)
+        for y, name in names.items()
+    )
+    logger.info(f"Few-shot: images / shots asked, per class short of shots: {counts}", extra=FILE_ONLY)
+
+
+def _short_classes(items, num_shots):
+    """{label: (class name, number of items)} of the classes with fewer than `num_shots` items."""
+    counts, names = Counter(d.label for d in items), {d.label: d.classname for d in items}
+    return {y: (names[y], n) for y, n in counts.items() if n < num_shots}
 
 
 def _relpath(path, dataset_dir, prefix):
@@ -213,16 +248,28 @@ def fewshot_split(dataset_dir, train, val, num_shots, seed, rng):
     if seed >= 0:
         cached = load_fewshot_cache(path, dataset_dir, expected, (train, val), num_shots)
         if cached is not None:
-            return cached
+            return _reported(cached, num_shots, train)
     logger.info(f"Creating a {num_shots}-shot dataset")
     source = (train, val)
-    train = sample_fewshot(train, num_shots, rng)
+    train = sample_fewshot(train, num_shots, rng, report=False)
     if val is not None:
-        val = sample_fewshot(val, min(num_shots, VAL_MAX_SHOTS), rng)
+        val = sample_fewshot(val, min(num_shots, VAL_MAX_SHOTS), rng, report=False)
     if seed < 0:
         logger.info("SEED < 0: the few-shot draw is not cached")
-        return train, val
-    return _publish(path, dataset_dir, expected, num_shots, seed, train, val, source, stale)
+        return _reported((train, val), num_shots, source[0])
+    return _reported(
+        _publish(path, dataset_dir, expected, num_shots, seed, train, val, source, stale), num_shots, source[0]
+    )
+
+
+def _reported(draw, num_shots, source):
+    """The (train, val) draw, once its shortfall is reported: on every run, from the cache too."""
+    train, val = draw
+    draws = {"train": (num_shots, train)}
+    if val is not None:
+        draws["val"] = (min(num_shots, VAL_MAX_SHOTS), val)
+    report_shortfall(draws, source)
+    return draw
 
 
 def _publish(path, dataset_dir, expected, num_shots, seed, train, val, source, stale):

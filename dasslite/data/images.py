@@ -76,19 +76,26 @@ def _problem(path):
     return None
 
 
-def check_images(paths, num_workers=0):
-    """Decode every image once (a progress bar with ETA); raise BadImagesError listing all bad ones.
+def unreadable_images(paths, num_workers=0, desc="check data"):
+    """Decode every image once (a progress bar with ETA); the message of each one that cannot be read.
 
-    Decoding runs in threads (PIL releases the GIL while it decodes), as many as the loader's
-    workers (DATALOADER.NUM_WORKERS), so the check takes about as long as one epoch of loading.
+    Decoding runs in threads (PIL releases the GIL while it decodes), as many as `num_workers` (the
+    loader's DATALOADER.NUM_WORKERS), so the check takes about as long as one epoch of loading.
     """
     paths = list(dict.fromkeys(paths))  # an image in two splits is decoded once
     bad = []
-    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool, tqdm(total=len(paths), desc="check data") as bar:
+    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool, tqdm(total=len(paths), desc=desc) as bar:
         for start in range(0, len(paths), CHECK_CHUNK):  # chunks: no million pending futures at once
             for problem in pool.map(_problem, paths[start : start + CHECK_CHUNK]):
                 bad += [problem] if problem else []
                 bar.update()
+    return bad
+
+
+def check_images(paths, num_workers=0):
+    """Decode every image once; raise BadImagesError listing all bad ones, else return how many were read."""
+    paths = list(dict.fromkeys(paths))
+    bad = unreadable_images(paths, num_workers)
     if bad:
         listed = "\n  ".join(bad)
         raise BadImagesError(

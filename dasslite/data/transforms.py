@@ -26,6 +26,7 @@ from torchvision.transforms import (
 from torchvision.transforms import functional as F
 
 from ..registry import unknown_name_message
+from .randaugment import DasslRandAugment
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def _build_transform_train(cfg, choices):
             _step(tfms, f"+ {name} policy", AutoAugment(policy))
     if "randaugment" in choices:
         n, m = inp.RANDAUGMENT_N, inp.RANDAUGMENT_M
-        _step(tfms, f"+ randaugment (n={n}, m={m})", RandAugment(num_ops=n, magnitude=m))
+        _step(tfms, f"+ randaugment (n={n}, m={m})", DasslRandAugment(n, m))  # Dassl's ops, not torchvision's
     for name in ("randaugment_fixmatch", "randaugment2"):
         if name in choices:
             _step(tfms, f"+ {name} (n={inp.RANDAUGMENT_N})", RandomMagnitudeRandAugment(inp.RANDAUGMENT_N))

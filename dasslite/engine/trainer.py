@@ -20,8 +20,15 @@ from ..data.class_list import ClassList
 from ..data.data_manager import DataManager
 from ..errors import CheckpointError
 from ..evaluation import build_evaluator, write_metrics_json
+
+# The imports marked "Dassl exposes it here" are names Dassl's dassl/engine/trainer.py imports, so a
+# ported file's `from dassl.engine.trainer import MetricMeter` (DePT's) works once `dassl` reads `dasslite`.
+from ..optim import build_lr_scheduler, build_optimizer  # noqa: F401 (Dassl exposes it here)
+from ..utils import count_num_param, mkdir_if_missing, resume_from_checkpoint  # noqa: F401 (Dassl exposes it here)
 from ..utils.dist import get_world_size, is_main_process, max_over_processes
+from ..utils.logger import notice_once
 from ..utils.seed import get_rng_state, set_rng_state
+from ..utils.tools import tolist_if_not  # noqa: F401 (Dassl exposes it here)
 from . import hooks as H
 from .checkpoint import (
     checked_state_dict,
@@ -32,10 +39,19 @@ from .checkpoint import (
     read_pointer,
     save_checkpoint,
 )
+from .hooks import AverageMeter, MetricMeter  # noqa: F401 (Dassl exposes it here)
 from .interrupt import TrainingInterrupted, stop_requested
 from .run_folder import writing
 
 logger = logging.getLogger(__name__)
+
+
+def __getattr__(name):
+    if name == "SummaryWriter":  # Dassl imports it at the top; here tensorboard is imported when used
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class TrainerBase:
@@ -299,9 +315,7 @@ class TrainerBase:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # a dependency of the toolkit; a bare engine install may lack it
-            logger.warning(
-                f"tensorboard is not installed, so no event files are written to {log_dir}: pip install tensorboard"
-            )
+            notice_once(logger, "tensorboard is not installed, so no event files are written: pip install tensorboard")
             return
         if self._writer is None:
             logger.info(f"Initialize tensorboard (log_dir={log_dir})")

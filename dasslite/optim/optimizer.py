@@ -44,6 +44,7 @@ def build_optimizer(module_or_params, optim_cfg):
         raise ConfigError(unknown_name_message("optimizer", name, AVAILABLE_OPTIMIZERS, hint="(config key OPTIM.NAME)"))
     params = _param_groups(module_or_params, optim_cfg)
     betas = (optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2)
+    eps = optim_cfg.ADAM_EPS
     if name == "sgd":
         return torch.optim.SGD(
             params,
@@ -54,11 +55,11 @@ def build_optimizer(module_or_params, optim_cfg):
             nesterov=optim_cfg.SGD_NESTEROV,
         )
     if name in ("adam", "amsgrad"):
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=betas, amsgrad=name == "amsgrad")
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=betas, eps=eps, amsgrad=name == "amsgrad")
     if name == "rmsprop":
         return torch.optim.RMSprop(
             params, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd, alpha=optim_cfg.RMSPROP_ALPHA
         )
     if name == "radam":
-        return torch.optim.RAdam(params, lr=lr, weight_decay=wd, betas=betas)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=betas)
+        return torch.optim.RAdam(params, lr=lr, weight_decay=wd, betas=betas, eps=eps)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=betas, eps=eps)

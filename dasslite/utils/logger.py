@@ -15,6 +15,11 @@ from ..errors import RunFolderError
 from .dist import is_main_process
 
 _HANDLER_TAG = "_dasslite_handler"  # marks our handlers so a second setup_logger replaces them
+# `logger.info(text, extra=FILE_ONLY)`: a report read after the fact (arguments, config, environment,
+# per-class counts) goes to log.txt only, so the console keeps the lines a person acts on.
+FILE_ONLY = {"file_only": True}
+_REPEATED = {"file_only": True, "repeated": True}  # a notice_once message given again: never on the console
+_NOTICED = set()  # notices already shown on the console by this process (notice_once)
 
 
 def log_file_path(output):
@@ -75,19 +80,49 @@ class StrictFileHandler(logging.FileHandler):
             self.stream = None
 
 
-def setup_logger(output=None, resume=False):
+class _ConsoleFilter(logging.Filter):
+    def __init__(self, show_file_only):
+        super().__init__()
+        self.show_file_only = show_file_only
+
+    def filter(self, record):
+        if getattr(record, "repeated", False):
+            return False
+        return self.show_file_only or not getattr(record, "file_only", False)
+
+
+def notice_once(log, message, level=logging.WARNING):
+    """Log `message` at `level` the first time this process gives it; later, to log.txt only, so a
+    model built twice in one process (the API, predict after train) repeats no notice on the console."""
+    if message in _NOTICED:
+        log.info(message, extra=_REPEATED)
+        return
+    _NOTICED.add(message)
+    log.log(level, message)
+
+
+def forget_notices():
+    """Let every notice_once message show again (each test starts as a new process would)."""
+    _NOTICED.clear()
+
+
+def setup_logger(output=None, resume=False, verbose=False):
     """Log INFO and above to stdout and, when `output` is given, to its log file.
 
     A new run whose log file already exists moves the old one aside to log.txt-YYYY-MM-DD-HH-MM-SS
     (the reference's behaviour); `resume=True` appends to it instead, so a resumed run keeps one log.
     `output=None` logs to the console only. Under torch.distributed, ranks other than 0 log warnings
     and errors only, so each line appears once. Calling this again replaces the handlers it added
-    before, so they never duplicate. Returns the log file path (or None).
+    before, so they never duplicate. Lines logged with `extra=FILE_ONLY` reach the console only with
+    `verbose=True` (or when there is no log file to hold them); a notice given again (notice_once)
+    never does. Returns the log file path (or None).
     """
     root = logging.getLogger()
     root.setLevel(logging.INFO if is_main_process() else logging.WARNING)
     _remove_our_handlers(root)
-    root.addHandler(_tagged(logging.StreamHandler(sys.stdout)))
+    console = _tagged(logging.StreamHandler(sys.stdout))
+    console.addFilter(_ConsoleFilter(show_file_only=verbose or not output))
+    root.addHandler(console)
     if not output:
         return None
     path = log_file_path(output)

@@ -3,7 +3,14 @@
 import datetime
 import logging
 
+from .io import mkdir_if_missing  # noqa: F401 (Dassl's dassl.utils.tools defines it; ported files import it here)
+
 logger = logging.getLogger(__name__)
+
+
+def tolist_if_not(x):
+    """x as a list: a list stays as it is, anything else is wrapped (Dassl's)."""
+    return x if isinstance(x, list) else [x]
 
 
 def collect_env_info():

@@ -7,6 +7,10 @@
 #   bash scripts/tables/fewshot.sh [sweep.py options]
 #   CSC=True CTP=middle bash scripts/tables/fewshot.sh
 #   TRAINER=<Name> bash scripts/tables/fewshot.sh      another method with CoOp's options and configs/trainers/<Name>/
+#   TRAINER=<Name> CFG=<config> bash scripts/tables/fewshot.sh    a method without prompt options, one config
+#       for every shot count (scripts/fewshot/main.sh), e.g. TRAINER=CLIP_LoRA CFG=vit_b16; CFG=dataset
+#       takes the yaml named after each dataset, e.g. TRAINER=Tip_Adapter_F CFG_TRAINER=Tip_Adapter CFG=dataset
+#       (CLIP_Adapter uses CoOp's recipe, so the CoOp form: TRAINER=CLIP_Adapter bash scripts/tables/fewshot.sh)
 # Jobs run through sweep.py: arguments go to it (--jobs N, --executor slurm --partition P, --dry-run),
 # one job per visible GPU by default, or $JOBS at a time on CPU. DATA, OUTPUT, PYTHON, SEEDS and
 # EXTRA_OPTS are passed on to the protocol scripts (scripts/common.sh).
@@ -23,10 +27,20 @@ config() {  # config() DATASET SHOTS
     else echo ${CFG_PREFIX}; fi
 }
 
+job() {  # job() DATASET SHOTS SEED
+    if [ -z "${CFG:-}" ]; then
+        echo "SEEDS=$3 bash scripts/coop/main.sh $1 $(config "$1" "$2") ${CTP} ${NCTX} $2 ${CSC}"
+    else
+        local cfg=${CFG}
+        [ "${cfg}" = dataset ] && cfg=$1
+        echo "SEEDS=$3 TRAINER=${TRAINER} CFG_TRAINER=${CFG_TRAINER:-${TRAINER}} bash scripts/fewshot/main.sh $1 ${cfg} $2"
+    fi
+}
+
 for DATASET in ${DATASETS}; do
     for SHOTS in ${SHOTS_LIST}; do
         for SEED in ${SEEDS}; do
-            echo "SEEDS=${SEED} bash scripts/coop/main.sh ${DATASET} $(config ${DATASET} ${SHOTS}) ${CTP} ${NCTX} ${SHOTS} ${CSC}"
+            job "${DATASET}" "${SHOTS}" "${SEED}"
         done
     done
 done | sweep "$@"

@@ -126,3 +126,73 @@ def test_dassl_module_paths_offer_the_names_the_authors_files_import():
         assert callable(getattr(utils, name))
     for name in ("setup_logger", "set_random_seed", "collect_env_info", "load_checkpoint", "save_checkpoint"):
         assert callable(getattr(utils, name))
+
+
+# Every dassl import line of DePT's files (Koorye/DePT: train.py, trainers/, datasets/, tests/), as written.
+DEPT_IMPORTS = """
+from dassl.config import get_cfg_default, clean_cfg
+from dassl.data.datasets import DATASET_REGISTRY, Datum, DatasetBase
+from dassl.engine import TRAINER_REGISTRY
+from dassl.engine import build_trainer
+from dassl.engine.trainer import MetricMeter, AverageMeter, SummaryWriter
+from dassl.engine.trainer import TrainerX as TrainerX_
+from dassl.metrics import compute_accuracy
+from dassl.optim import build_lr_scheduler
+from dassl.optim.radam import RAdam
+from dassl.utils import listdir_nohidden, mkdir_if_missing
+from dassl.utils import load_pretrained_weights, load_checkpoint
+from dassl.utils import read_json, write_json, mkdir_if_missing
+from dassl.utils import set_random_seed, collect_env_info
+from dassl.utils import setup_logger, set_random_seed, collect_env_info
+from dassl.utils.tools import mkdir_if_missing
+"""
+
+
+@pytest.mark.parametrize("line", DEPT_IMPORTS.strip().splitlines())
+def test_deps_dassl_imports_work_with_dasslite(line):
+    exec(line.replace("dassl", "dasslite"), {})
+
+
+def test_clean_cfg_keeps_only_the_named_trainer_node():
+    from yacs.config import CfgNode as CN
+
+    from dasslite.config import clean_cfg
+
+    cfg = get_cfg_default()
+    cfg.TRAINER.COOP, cfg.TRAINER.MAPLE = CN({"N_CTX": 16}), CN({"N_CTX": 2})
+    clean_cfg(cfg, "CoOp")
+    assert set(cfg.TRAINER) == {"NAME", "COOP"}
+
+
+def dassl_radam_steps(p, grads, lr, betas, eps, wd):
+    """Dassl's RAdam update (dassl/optim/radam.py, degenerated_to_sgd=True), written out for one tensor."""
+    p, m, v = p.clone(), torch.zeros_like(p), torch.zeros_like(p)
+    b1, b2 = betas
+    rho_inf = 2 / (1 - b2) - 1
+    for t, g in enumerate(grads, start=1):
+        v = b2 * v + (1 - b2) * g * g
+        m = b1 * m + (1 - b1) * g
+        rho = rho_inf - 2 * t * b2**t / (1 - b2**t)
+        if wd:
+            p = p - wd * lr * p
+        if rho >= 5:
+            rect = ((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)) ** 0.5
+            p = p - lr * (rect * (1 - b2**t) ** 0.5 / (1 - b1**t)) * m / (v.sqrt() + eps)
+        else:
+            p = p - lr / (1 - b1**t) * m
+    return p
+
+
+def test_radam_is_dassls_with_decoupled_weight_decay():
+    from dasslite.optim.radam import RAdam
+
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(5, dtype=torch.float64, generator=g)
+    grads = [torch.randn(5, dtype=torch.float64, generator=g) for _ in range(8)]  # past the SGD-like steps
+    p = nn.Parameter(start.clone())
+    optim = RAdam([p], lr=0.01, weight_decay=0.1)
+    for grad in grads:
+        p.grad = grad.clone()
+        optim.step()
+    expected = dassl_radam_steps(start, grads, 0.01, (0.9, 0.999), 1e-8, 0.1)
+    torch.testing.assert_close(p.detach(), expected, rtol=1e-12, atol=1e-12)

@@ -173,3 +173,68 @@ def test_distributed_train_loader(toy_root, tmp_path, process_group, monkeypatch
     assert loader.batch_size == 4 and loader.drop_last
     with pytest.raises(ValueError, match=r"batch size \(7\) must be divisible by the number of processes \(2\)"):
         build_data_loader(cfg, "RandomSampler", dm.dataset.train_x, batch_size=7, is_train=True)
+
+
+def coprompt_cfg():
+    """CoPrompt's data settings (configs/trainers/coprompt.yaml): two RandAugment views per image."""
+    cfg = get_cfg_default()
+    cfg.INPUT.SIZE, cfg.INPUT.TRANSFORMS, cfg.DATALOADER.K_TRANSFORMS = (32, 32), ["randaugment", "normalize"], 2
+    cfg.DATALOADER.NUM_WORKERS = 0
+    return cfg
+
+
+def test_k_transforms_gives_k_views_in_training_and_one_in_testing(tmp_path):
+    """Dassl's DatasetWrapper: "img" is a list of K independently augmented views when training (K > 1), a
+    single tensor otherwise; a list of transforms gives "img", "img2", ..., each K times."""
+    import random
+
+    import numpy as np
+    import torch
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
+    cfg = coprompt_cfg()
+    data = [Datum(str(path), 3, 0, "x")]
+    random.seed(0)
+    train = DatasetWrapper(cfg, data, build_transform(cfg, is_train=True), is_train=True)[0]
+    assert isinstance(train["img"], list) and len(train["img"]) == 2 and train["label"] == 3
+    assert all(v.shape == (3, 32, 32) for v in train["img"]) and not torch.equal(*train["img"])
+    test = DatasetWrapper(cfg, data, build_transform(cfg, is_train=False), is_train=False)[0]
+    assert torch.is_tensor(test["img"])
+    two = DatasetWrapper(cfg, data, [build_transform(cfg, is_train=True)] * 2, is_train=True)[0]
+    assert len(two["img"]) == len(two["img2"]) == 2
+    batch = build_data_loader(cfg, data_source=data * 4, batch_size=4, tfm=build_transform(cfg), is_train=True)
+    images = next(iter(batch))["img"]
+    assert len(images) == 2 and images[0].shape == (4, 3, 32, 32)  # default collate: a list of K batches
+
+
+def test_randaugment_is_dassls():
+    """Dassl's RandAugment, not torchvision's: its 16 operations with their ranges, in its order, each
+    applied at (m / 30) * (max - min) + min after `random.choices` picked n of them."""
+    import random
+
+    from dasslite.data.randaugment import OPERATIONS, DasslRandAugment
+
+    ranges = [(0, 1)] * 3 + [(0, 30), (4, 8), (0, 256), (0, 110)] + [(0.1, 1.9)] * 4 + [(0.0, 0.3)] * 2
+    assert [(low, high) for _, low, high in OPERATIONS] == ranges + [(0, 40), (0.0, 100), (0.0, 100)]
+    tfm = build_transform(coprompt_cfg(), is_train=True)
+    assert [type(t).__name__ for t in tfm.transforms][:2] == ["Resize", "DasslRandAugment"]
+
+    img = Image.new("RGB", (32, 32), (10, 200, 30))
+    invert = Image.new("RGB", (32, 32), (245, 55, 225))
+    seen = set()
+    for seed in range(200):  # every operation is drawn
+        random.seed(seed)
+        seen.update(random.choices(range(len(OPERATIONS)), k=2))
+    assert seen == set(range(16))
+    only_invert = DasslRandAugment(1, 10)
+    for seed in range(50):
+        random.seed(seed)
+        if random.choices(range(16), k=1) == [2]:
+            random.seed(seed)
+            assert only_invert(img).tobytes() == invert.tobytes()
+            break
+    else:
+        pytest.fail("no seed drew Invert")
+    with pytest.raises(ValueError, match="RANDAUGMENT_M"):
+        DasslRandAugment(2, 31)

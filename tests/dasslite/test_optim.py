@@ -133,3 +133,18 @@ def test_staged_lr():
     assert [g["lr"] for g in optim.param_groups] == pytest.approx([0.0002, 0.002])
     with pytest.raises(ValueError, match="neck"):
         build_optimizer(model, coop_optim(10, STAGED_LR=True, NEW_LAYERS=("neck",)))
+
+
+@pytest.mark.parametrize("name", ["adam", "amsgrad", "radam", "adamw"])
+def test_adam_eps_is_a_config_key_whose_default_is_torchs(name):
+    """OPTIM.ADAM_EPS: TCP's yamls set 1e-3 (its README patches Dassl's Adam); every other run keeps 1e-8."""
+    cfg = coop_optim(2, NAME=name, WEIGHT_DECAY=0.0)
+    param = torch.nn.Parameter(torch.ones(3))
+    assert build_optimizer([param], cfg).param_groups[0]["eps"] == 1e-8
+    cfg.ADAM_EPS = 1e-3
+    optim = build_optimizer([param], cfg)
+    assert optim.param_groups[0]["eps"] == 1e-3
+    if name == "adam":  # the first Adam step is lr * g / (|g| + eps): eps shows in the update
+        param.grad = torch.full((3,), 1e-3)
+        optim.step()
+        torch.testing.assert_close(param.detach(), torch.full((3,), 1 - 0.002 * 1e-3 / (1e-3 + 1e-3)))

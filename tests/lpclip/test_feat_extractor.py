@@ -102,6 +102,6 @@ def test_input_size_mismatch_is_explained(tmp_path, tiny_clip_path):
     with pytest.raises(
         ValueError,
         match=r"INPUT.SIZE is \(160, 160\) but this CLIP backbone takes \(224, 224\) images; "
-        r"set INPUT.SIZE \(224, 224\)",
+        r"set INPUT.SIZE '\(224, 224\)'",
     ):
         feat_extractor.check_input_size(cfg.INPUT.SIZE, load_clip(tiny_clip_path, "fp32"))

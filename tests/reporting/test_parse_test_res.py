@@ -2,7 +2,10 @@
 
 import os
 
+import pytest
+
 import parse_test_res
+from dasslite.cli import NothingFoundError
 
 from .fixtures import reference_log
 
@@ -48,7 +51,8 @@ def test_values_before_the_end_signal_are_ignored(tmp_path, capsys):
     # Each training log holds a validation block (50.0%) before `Finish training`; only the final
     # test after it counts. Without any end signal there is nothing to report.
     directory = _experiment(tmp_path / "exp", end_signal="Training stopped")
-    assert parse_test_res.main([directory]) == 1
+    with pytest.raises(NothingFoundError, match="nothing found in"):
+        parse_test_res.main([directory])
     assert "50.00%" not in capsys.readouterr().out
 
 

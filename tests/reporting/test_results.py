@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import results
+from dasslite.cli import NothingFoundError
 from reporting.runs import collect_runs
 from reporting.tables import build_tables
 
@@ -186,7 +187,8 @@ def test_plots(b2n_tree, tmp_path):
 
 
 def test_empty_tree_is_an_error(tmp_path):
-    assert results.main([str(tmp_path)]) == 1
+    with pytest.raises(NothingFoundError, match="no finished runs in a known layout"):
+        results.main([str(tmp_path)])
 
 
 def test_plots_without_matplotlib_name_the_extra(b2n_tree, tmp_path, monkeypatch):
@@ -224,3 +226,17 @@ def test_paper_column_for_kgcoop_and_prograd(tmp_path, capsys):
     # ProGrad: only the average was published (H 76.16); HM(75, 65) = 69.64
     assert "69.64 (paper 76.16, -6.52)" in text
     assert "re-run in the KgCoOp paper" in text
+
+
+def test_paper_says_in_one_line_which_tables_no_published_row_matches(b2n_tree, tmp_path, caplog):
+    """A demo's tiny CLIP has no published counterpart: --paper says so instead of printing the same table."""
+    _b2n(b2n_tree, "my_images", 1, 60.0, 40.0, trainer="CoOp", cfg="demo", dataset="ImageFolder", backbone="tiny.pt")
+    assert results.main([str(b2n_tree), "--out", str(tmp_path / "a"), "--paper", "--quiet"]) == 0
+    notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--paper")]
+    assert len(notes) == 1 and "no published row matches the table(s) Base-to-new: CoOp demo (tiny.pt)" in notes[0], (
+        notes
+    )
+    assert "CoCoOp vit_b16" not in notes[0]  # the CoCoOp table has its paper row
+    caplog.clear()
+    assert results.main([str(b2n_tree), "--out", str(tmp_path / "b"), "--quiet"]) == 0  # not asked: no note
+    assert not [r for r in caplog.records if r.getMessage().startswith("--paper")]

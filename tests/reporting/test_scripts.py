@@ -179,3 +179,27 @@ def test_evaluation_loads_the_epoch_named_by_the_checkpoint_pointer_for_any_trai
     assert _arg(call, "--trainer") == "KgCoOp"
     assert _arg(call, "--config-file") == "configs/trainers/KgCoOp/vit_b16_ctxv1.yaml"
     assert _arg(call, "--output-dir") == f"{tmp_path}/out/base2new/test_new/{run}"
+
+
+def test_fewshot_table_runs_a_method_without_prompt_options_with_one_config(tmp_path, stub):
+    """CFG names one config for every shot count (CFG=dataset: the yaml named after the dataset); each job
+    trains through scripts/fewshot/main.sh into the layout results.py reads."""
+    env = dict(SEEDS="1", DATASETS="dtd imagenet", SHOTS_LIST="1 16")
+    stdout, _ = _run(
+        "tables/fewshot.sh", "--dry-run", stub=stub, cwd=tmp_path, TRAINER="CLIP_LoRA", CFG="vit_b16", **env
+    )
+    jobs = [line for line in stdout.splitlines() if "main.sh" in line]
+    assert jobs == [
+        f"SEEDS=1 TRAINER=CLIP_LoRA CFG_TRAINER=CLIP_LoRA bash scripts/fewshot/main.sh {d} vit_b16 {k}"
+        for d in ("dtd", "imagenet")
+        for k in (1, 16)
+    ]
+    tip = dict(TRAINER="Tip_Adapter_F", CFG_TRAINER="Tip_Adapter", CFG="dataset")
+    stdout, _ = _run("tables/fewshot.sh", "--dry-run", stub=stub, cwd=tmp_path, **tip, **env)
+    assert "CFG_TRAINER=Tip_Adapter bash scripts/fewshot/main.sh imagenet imagenet 16" in stdout
+    _, calls = _run("fewshot/main.sh", "dtd", "dtd", "4", stub=stub, cwd=tmp_path, SEEDS="1 2", **tip)
+    assert [_arg(c, "--output-dir") for c in calls] == [
+        f"{tmp_path}/out/dtd/Tip_Adapter_F/dtd_4shots/seed{s}" for s in (1, 2)
+    ]
+    assert all(_arg(c, "--config-file") == "configs/trainers/Tip_Adapter/dtd.yaml" for c in calls)
+    assert all(_arg(c, "DATASET.NUM_SHOTS") == "4" for c in calls)

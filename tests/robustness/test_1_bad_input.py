@@ -147,9 +147,10 @@ def test_num_shots_larger_than_a_class_has_warns_and_takes_all(tmp_path, pets_ro
             argv + ["TRAINER.COOP.PREC", "fp32", "TRAINER.COOP.N_CTX", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "4"]
         )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "shots" in r.getMessage()]
-    assert any("has only 4 images, fewer than the 8 shots asked for: using all of them" in w for w in warnings), (
-        warnings
-    )
+    assert (
+        len(warnings) == 1
+        and "Few-shot: 5 of 5 classes have fewer images than the shots asked for (8 train" in (warnings[0])
+    ), warnings
     assert (out / "metrics.json").is_file()
     cache = read_json(os.path.join(pets_root, "oxford_pets", "split_fewshot", "shot_8-seed_1.json"))
     assert len(cache["train"]) == 20  # every training image of all 5 classes (base/new is split afterwards)
@@ -181,7 +182,7 @@ def test_image_size_that_does_not_match_the_backbone_is_rejected(tmp_path, pets_
         tiny_clip_path,
         ValueError,
         r"INPUT.SIZE is \(192, 192\) but this CLIP backbone takes \(224, 224\) "
-        r"images; set INPUT.SIZE \(224, 224\)",
+        r"images; set INPUT.SIZE '\(224, 224\)'",
         "INPUT.SIZE",
         "(192, 192)",
         check=assert_no_results,

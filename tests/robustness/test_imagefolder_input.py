@@ -1,6 +1,8 @@
 """ImageFolder skips empty class folders (with a warning naming them) before labels
-are given, so labels are always 0..K-1; skips hidden folders with a warning; reads class folders with
-spaces from classnames.txt; and 16-bit and float images are scaled to 8 bits, not clipped."""
+are given, so labels are always 0..K-1; skips hidden folders with a warning; refuses a single class;
+reads images in subfolders of a class as torchvision's ImageFolder does, leaving flat layouts as they
+were; reads class folders with spaces from classnames.txt; and 16-bit and float images are scaled to
+8 bits, not clipped."""
 
 import contextlib
 import logging
@@ -9,6 +11,7 @@ import os
 import numpy as np
 import pytest
 import torch
+import torchvision
 import torchvision.transforms as T
 from PIL import Image
 
@@ -63,8 +66,90 @@ def test_imagefolder_hidden_folder_is_skipped_with_a_warning(tmp_path, caplog):
     ds = build(tmp_path, caplog)
     assert str(tmp_path / "train" / ".ipynb_checkpoints") in caplog.text
     assert str(tmp_path / "test" / ".cache") in caplog.text and "hidden" in caplog.text
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING and ".ipynb_checkpoints" in r.getMessage()]
+    assert len(warned) == 1  # train/ is listed twice (classes, then images): one notice
     assert ds.classnames == ["house cat", "dog", "zebra"]
     assert not any("/." in d.impath for items in (ds.train_x, ds.val, ds.test) for d in items)
+
+
+def test_imagefolder_with_a_single_class_is_refused_naming_the_folder(tmp_path):
+    for i in range(3):
+        write_image(str(tmp_path / "train" / "cat" / f"{i}.jpg"))
+    write_image(str(tmp_path / "test" / "cat" / "t.jpg"))
+    os.makedirs(tmp_path / "train" / "dog")  # empty: skipped, which leaves one class
+    with pytest.raises(DataError, match=rf'{tmp_path / "train"} has one class folder with images \("cat"\)'):
+        build(tmp_path)
+
+
+def items(dataset_items, root):
+    return [(os.path.relpath(d.impath, root), d.label) for d in dataset_items]
+
+
+def test_imagefolder_reads_subfolders_of_a_class_in_torchvision_order(tmp_path):
+    build_imagefolder(str(tmp_path), val=True, classnames=False)
+    for rel in ("cat/more/x.png", "cat/more/deeper/y.jpg", "cat/more-b/z.jpg", "cat/a.jpg", "zebra/only/w.png"):
+        write_image(str(tmp_path / "train" / rel))
+    write_image(str(tmp_path / "test" / "dog_breed" / "sub" / "t2.jpg"))
+    write_image(str(tmp_path / "train" / "cat" / "more" / ".hidden" / "h.jpg"))  # hidden: skipped
+    ds = build(tmp_path)
+    assert ("train/cat/more/deeper/y.jpg", 0) in items(ds.train_x, tmp_path)
+    assert ("test/dog_breed/sub/t2.jpg", 1) in items(ds.test, tmp_path)
+    for split, ours in (("train", ds.train_x), ("test", ds.test)):
+        theirs = torchvision.datasets.ImageFolder(str(tmp_path / split), allow_empty=True)
+        expected = [(os.path.relpath(p, tmp_path), y) for p, y in theirs.samples if "/." not in p]
+        assert items(ours, tmp_path) == expected
+
+
+def test_imagefolder_class_with_images_only_in_subfolders_is_a_class(tmp_path):
+    build_imagefolder(str(tmp_path), classnames=False)
+    for i in range(5):
+        write_image(str(tmp_path / "train" / "ant" / "2026" / f"{i}.jpg"))
+    write_image(str(tmp_path / "test" / "ant" / "t.jpg"))
+    assert build(tmp_path).classnames == ["ant", "cat", "dog_breed", "zebra"]
+
+
+def test_imagefolder_symbolic_link_loop_in_a_class_folder_is_read_once(tmp_path):
+    build_imagefolder(str(tmp_path), classnames=False)
+    write_image(str(tmp_path / "train" / "cat" / "sub" / "s.jpg"))
+    os.symlink(tmp_path / "train" / "cat", tmp_path / "train" / "cat" / "sub" / "loop")
+    ds = build(tmp_path)
+    paths = [p for p, _ in items(ds.train_x + ds.val, tmp_path)]
+    assert sum("s.jpg" in p for p in paths) == 1 and not any("loop" in p for p in paths)
+
+
+def test_imagefolder_flat_layout_gives_the_same_items_and_fewshot_picks_as_before(tmp_path):
+    """Recorded with the reader before subfolders were read: file order, labels, the held-out val
+    and the few-shot draw of a flat layout must not move."""
+    build_imagefolder(str(tmp_path), classnames=False)
+    for name in ("10.png", "2.png", "B.jpg", "a.JPEG", "._x.png", "z.gif", "x 1.bmp"):
+        write_image(str(tmp_path / "train" / "dog_breed" / name))
+    ds = build(tmp_path, num_shots=2, seed=3)
+    assert items(ds.train_x, tmp_path) == [
+        ("train/cat/0.JPG", 0),
+        ("train/cat/4.JPG", 0),
+        ("train/dog_breed/a.JPEG", 1),
+        ("train/dog_breed/x 1.bmp", 1),
+        ("train/zebra/1.png", 2),
+        ("train/zebra/2.JPG", 2),
+    ]
+    assert items(ds.val, tmp_path) == [
+        ("train/cat/2.JPG", 0),
+        ("train/dog_breed/0.JPG", 1),
+        ("train/dog_breed/z.gif", 1),
+        ("train/zebra/4.JPG", 2),
+    ]
+    full = build(tmp_path, seed=3)
+    assert [p for p, _ in items(full.train_x, tmp_path) if "dog_breed" in p] == [
+        "train/dog_breed/3.png",
+        "train/dog_breed/1.png",
+        "train/dog_breed/x 1.bmp",
+        "train/dog_breed/10.png",
+        "train/dog_breed/2.JPG",
+        "train/dog_breed/2.png",
+        "train/dog_breed/4.JPG",
+        "train/dog_breed/B.jpg",
+        "train/dog_breed/a.JPEG",
+    ]
 
 
 def _folders_with_spaces(tmp_path, lines):

@@ -10,6 +10,7 @@ import pytest
 
 import parse_test_res
 import results
+from dasslite.cli import NothingFoundError, UsageError
 from reporting.runs import collect_runs
 from reporting.tables import build_tables
 from tests.reporting.fixtures import metrics_json, reference_log
@@ -57,17 +58,17 @@ def test_results_two_dataset_configs_sharing_dataset_name_are_two_rows(tmp_path,
 def test_results_folder_outside_the_protocol_layout_is_told_the_expected_layout(tmp_path, caplog):
     root = tmp_path / "output"
     metrics_json(root / "my_run", 90.0)  # the README's plain --output-dir output/my_run
-    with caplog.at_level(logging.WARNING):
-        assert results.main([str(root), "--quiet"]) == 1
+    with caplog.at_level(logging.WARNING), pytest.raises(NothingFoundError) as error:
+        results.main([str(root), "--quiet"])
     assert f"skipped {root / 'my_run'}: not in a protocol layout" in caplog.text
-    assert "base2new/<train_base|test_new>/<dataset>/shots_<K>/<TRAINER>/<CFG>/seed<S>" in caplog.text
+    assert "base2new/<train_base|test_new>/<dataset>/shots_<K>/<TRAINER>/<CFG>/seed<S>" in str(error.value)
 
 
 def test_parse_test_res_pointed_at_a_seed_folder_names_its_parent(tmp_path, caplog):
     reference_log(str(tmp_path / "exp" / "seed1"), 91.0)
-    with caplog.at_level(logging.ERROR):
-        assert parse_test_res.main([str(tmp_path / "exp" / "seed1")]) == 1
-    assert "one run's folder" in caplog.text and f"parse_test_res.py {tmp_path / 'exp'}" in caplog.text
+    with pytest.raises(UsageError) as error:
+        parse_test_res.main([str(tmp_path / "exp" / "seed1")])
+    assert "one run's folder" in str(error.value) and f"parse_test_res.py {tmp_path / 'exp'}" in str(error.value)
     assert parse_test_res.main([str(tmp_path / "exp")]) == 0
 
 
@@ -77,8 +78,9 @@ def test_parse_test_res_eval_only_logs_without_test_log_suggest_the_flag(tmp_pat
     reference_log(str(tmp_path / "train" / "seed1"), 91.0)
     (tmp_path / "train" / "seed1" / "log.txt").write_text("Finish training\n")  # trained, no result line
     with caplog.at_level(logging.WARNING):
-        assert parse_test_res.main([str(tmp_path / "exp")]) == 1
-        assert parse_test_res.main([str(tmp_path / "train")]) == 1
+        for folder in ("exp", "train"):
+            with pytest.raises(NothingFoundError):
+                parse_test_res.main([str(tmp_path / folder)])
     hinted = [r.getMessage() for r in caplog.records if "add --test-log" in r.getMessage()]
     assert len(hinted) == 2 and all("/exp/" in m for m in hinted), hinted
     assert parse_test_res.main([str(tmp_path / "exp"), "--test-log"]) == 0

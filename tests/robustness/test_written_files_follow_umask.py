@@ -59,3 +59,40 @@ def test_shared_dataset_folder_files_are_group_readable(tmp_path, umask):
     split = tmp_path / "dtd" / "split_zhou_DescribableTextures.json"
     cache = tmp_path / "dtd" / "split_fewshot" / "shot_1-seed_1.json"
     assert mode(split) == 0o664 and mode(cache) == 0o664
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_every_file_a_run_predict_export_and_results_write_follows_the_umask(
+    tmp_path, umask, mask, pets_root, tiny_clip_path
+):
+    """run.json, config.yaml, metrics.json, log.txt, checkpoints, predict --out, export's head and card
+    (safetensors' own writer made the head 0600) and results.py's tables and plots: 0666 minus the umask."""
+    import export
+    import predict
+    import results
+    import train
+    from dasslite.utils.logger import setup_logger
+    from tests.reporting.fixtures import metrics_json
+
+    from .conftest import coop_argv
+
+    umask(mask)
+    run = tmp_path / "run"
+    train.main(coop_argv(pets_root, run, tiny_clip_path, "OPTIM.MAX_EPOCH", "1"))
+    setup_logger(None)  # close log.txt
+    predict.main([str(run), pets_root, "--out", str(tmp_path / "preds" / "p.json")])
+    export.main([str(run), "--out", str(tmp_path / "head" / "head.safetensors")])
+    tree = tmp_path / "tree" / "base2new"
+    for phase in ("train_base", "test_new"):
+        metrics_json(str(tree / phase / "oxford_pets" / "shots_16" / "CoOp" / "cfg" / "seed1"), 80.0, seed=1)
+    results.main([str(tmp_path / "tree"), "--out", str(tmp_path / "tables"), "--quiet", "--plots"])
+    written = {
+        os.path.join(d, f): mode(os.path.join(d, f))
+        for folder in ("run", "preds", "head", "tables")
+        for d, _, files in os.walk(tmp_path / folder)
+        for f in files
+    }
+    expected = {"run.json", "config.yaml", "metrics.json", "log.txt", "model.pth.tar-1", "p.json", "head.safetensors"}
+    assert expected | {"head.json", "results.json", "runs.csv"} <= {os.path.basename(p) for p in written}
+    assert any(p.endswith(".png") for p in written)
+    assert {p: oct(m) for p, m in written.items() if m != 0o666 & ~mask} == {}

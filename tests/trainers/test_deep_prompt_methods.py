@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-import train
+import dasslite.engine.build
 from coop_toolkit.trainers.clip_backbone import load_clip
 from coop_toolkit.trainers.promptsrc import GaussianPromptAggregation, gpa_weights
 from tests import test_train_cli
@@ -53,7 +53,7 @@ def method_opts(method, depth=3, epochs=1):
 def capture_trainer(monkeypatch):
     """The trainers train.main builds, each with a copy of its learned parameters as built."""
     built = []
-    original = train.build_trainer
+    original = dasslite.engine.build.build_trainer
 
     def build(cfg):
         trainer = original(cfg)
@@ -61,7 +61,7 @@ def capture_trainer(monkeypatch):
         built.append(trainer)
         return trainer
 
-    monkeypatch.setattr(train, "build_trainer", build)
+    monkeypatch.setattr(dasslite.engine.build, "build_trainer", build)  # train.py imports it when it builds
     return built
 
 

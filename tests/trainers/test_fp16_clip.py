@@ -46,11 +46,18 @@ def test_fp16_clip_step_with_fp32_learned_parameters(name, tiny_clip_path, monke
     copy_learned_state(full, half)
     images = batch_of(n=2)["img"]
     with torch.no_grad():
-        diff = (half.model_inference(images) - full.model_inference(images)).abs().max().item()
-    assert diff < 1e-2
+        expected = full.model_inference(images)
+        diff = (half.model_inference(images) - expected).abs().max().item()
+    # relative to the largest logit, as tests/precision_matrix.LOGIT_TOLERANCE: the scale multiplies every
+    # rounding (CLIP's learned one, 14 for the tiny CLIP, or a method's fixed 100)
+    assert diff / max(1.0, expected.abs().max().item()) < 1e-2
+    if not learned:  # nothing learns by gradient (Tip-Adapter's cache is built from features, not trained)
+        return
 
-    summary = half.forward_backward(batch_of(n=2, seed=1))
-    assert all(torch.isfinite(torch.tensor(v)) for v in summary.values())
+    # Two steps: a parameter may get a zero gradient at its initial values only (LoRA's A while B is 0)
+    for seed in (1, 2):
+        summary = half.forward_backward(batch_of(n=2, seed=seed))
+        assert all(torch.isfinite(torch.tensor(v)) for v in summary.values())
     graded = {n for n, p in half.model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert graded == learned  # every learned parameter (every prompt of every layer), nothing else
 

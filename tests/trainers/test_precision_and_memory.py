@@ -1,9 +1,10 @@
-"""Mixed precision keeps fp32 master parameters; CoCoOp's text pass is chunked at large batch x classes."""
+"""fp16 and amp fall back to fp32 on CPU (bf16: test_bf16_cpu.py); CoCoOp's text pass is chunked at large
+batch x classes."""
 
 import torch
 
 from coop_toolkit.trainers.cocoop import CustomCLIP
-from coop_toolkit.trainers.prompt_trainer import autocast_for, resolve_precision
+from coop_toolkit.trainers.prompt_trainer import resolve_precision
 from tests.trainers.helpers import clip_fp32, make_cfg
 
 
@@ -12,23 +13,6 @@ def test_fp16_and_amp_fall_back_to_fp32_without_cuda(caplog):
     assert resolve_precision("fp16", cpu, "TRAINER.COOP.PREC") == "fp32"
     assert resolve_precision("amp", cpu, "TRAINER.COOP.PREC") == "fp32"
     assert "needs CUDA" in caplog.text
-    assert resolve_precision("bf16", cpu, "TRAINER.COOP.PREC") == "bf16"
-
-
-def test_bf16_autocast_step_keeps_learned_parameters_in_fp32(tiny_clip_path):
-    cfg = make_cfg(tiny_clip_path, **{"TRAINER.COCOOP.N_CTX": 4})
-    model = CustomCLIP(cfg, ["cat", "dog", "bird"], clip_fp32(tiny_clip_path))
-    for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith("prompt_learner."))
-    opt = torch.optim.SGD(model.prompt_learner.parameters(), lr=0.1)
-    before = model.prompt_learner.ctx.detach().clone()
-    with autocast_for("bf16", torch.device("cpu")):
-        logits = model(torch.randn(2, 3, 224, 224))
-    torch.nn.functional.cross_entropy(logits.float(), torch.tensor([0, 2])).backward()
-    opt.step()
-    learned = [p for p in model.parameters() if p.requires_grad]
-    assert all(p.dtype == torch.float32 for p in learned)
-    assert not torch.equal(before, model.prompt_learner.ctx)
 
 
 def test_cocoop_1000_classes_batch_8_goes_through_the_text_encoder_in_chunks(tiny_clip_path):
