@@ -45,7 +45,9 @@ def method_support(trainer_cls, clip_model):
     from .trainers.prompted_encoders import vision_prompt_refusal
 
     if not issubclass(trainer_cls, DeepPromptTrainer):
-        return "yes"
+        refusal = getattr(trainer_cls, "vision_refusal", None)  # e.g. CLIP-LoRA: LoRA in the image attention
+        why = refusal(clip_model.visual) if refusal else None
+        return "yes" if why is None else f"text encoder only (image encoder refused: {why})"
     why = vision_prompt_refusal(clip_model.visual)
     if why is None:
         return "yes"

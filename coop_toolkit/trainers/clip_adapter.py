@@ -26,10 +26,12 @@ from yacs.config import CfgNode as CN
 from dasslite.engine.build import TRAINER_REGISTRY
 
 from ..method_card import MethodCard, Published, fewshot_rows
+from .clip_backbone import image_dtype
 from .handwritten import handwritten_class_features
 from .learner import LearnerTrainer, encode_images
 from .precision import autocast_for
 from .templates import template_for
+from .text_tower import text_tower
 
 
 class Adapter(nn.Module):
@@ -57,12 +59,12 @@ class AdapterCLIP(nn.Module):
         self.logit_scale = clip_model.logit_scale
         self.ratio = ratio
         # fp32 whatever CLIP's precision: it is what learns
-        self.adapter = Adapter(clip_model.visual.output_dim, reduction)
+        self.adapter = Adapter(text_tower(clip_model).embed_dim, reduction)
         self.register_buffer("text_features", class_features, persistent=False)
 
     def image_features(self, image, normalize=True):
         """The adapted image features: ratio * adapter(f) + (1 - ratio) * f, f the raw CLIP features."""
-        frozen = encode_images(self.image_encoder, image, self.image_encoder.conv1.weight.dtype, normalize=False)
+        frozen = encode_images(self.image_encoder, image, image_dtype(self.image_encoder), normalize=False)
         mixed = self.ratio * self.adapter(frozen) + (1 - self.ratio) * frozen
         return mixed / mixed.norm(dim=-1, keepdim=True) if normalize else mixed
 

@@ -41,9 +41,10 @@ from dasslite.errors import CheckpointError, ConfigError
 from dasslite.utils.io import atomic_write
 
 from ..method_card import CLASSIFIER_HEAD, MethodCard
-from .clip_backbone import TextEncoder, tokenize
+from .clip_backbone import TextEncoder, image_dtype
 from .learner import LearnerTrainer
 from .precision import autocast_for
+from .text_tower import UnsupportedBackboneError, model_name, text_tower
 
 logger = logging.getLogger(__name__)
 
@@ -176,15 +177,29 @@ def block_indices(position, depth, key):
     return POSITIONS[position]
 
 
+def lora_vision_refusal(visual):
+    """None where LoRA reaches the image tower's attention (open_clip's ViT: nn.MultiheadAttention in every
+    block, as the authors' OpenAI CLIP), else why not (the README's backbone table quotes it)."""
+    blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
+    if blocks is None or not all(isinstance(getattr(b, "attn", None), nn.MultiheadAttention) for b in blocks):
+        kind = type(getattr(visual, "trunk", visual)).__name__
+        return f"a {kind}, whose attention is not open_clip's nn.MultiheadAttention"
+    return None
+
+
 def apply_lora(clip_model, opts, key="TRAINER.CLIP_LORA"):
     """Replace the chosen blocks' attention by LoRAAttention; returns {"layer_<i>": LoRAAttention} in the
     authors' order (text blocks, then vision blocks)."""
     towers = []
     if opts.ENCODER in ("text", "both"):
-        towers.append(clip_model.transformer)
+        towers.append(text_tower(clip_model).transformer)
     if opts.ENCODER in ("vision", "both"):
-        if not hasattr(clip_model.visual, "transformer"):
-            raise ConfigError(f"{key}.ENCODER {opts.ENCODER} adapts a ViT image tower; this backbone has none")
+        why = lora_vision_refusal(clip_model.visual)
+        if why:
+            raise UnsupportedBackboneError(
+                f"{key}.ENCODER {opts.ENCODER} puts LoRA into the image encoder's attention, but the image encoder "
+                f"of {model_name(clip_model)} is {why}; set {key}.ENCODER text (LoRA in the text encoder only)"
+            )
         towers.append(clip_model.visual.transformer)
     layers = OrderedDict()
     for tower in towers:
@@ -209,13 +224,13 @@ class LoRACLIP(nn.Module):
         )
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
-        self.token_embedding = clip_model.token_embedding
+        self.token_embedding = text_tower(clip_model).token_embedding
         prompts = [TEMPLATE.format(name.replace("_", " ")) for name in classnames]
-        self.register_buffer("token_ids", tokenize(prompts), persistent=False)
+        self.register_buffer("token_ids", text_tower(clip_model).tokenize(prompts), persistent=False)
         self._text_cache = None  # (LoRA weight versions, class features): see class_text
 
     def encode_image(self, image):
-        features = self.image_encoder(image.to(self.image_encoder.conv1.weight.dtype)).float()
+        features = self.image_encoder(image.to(image_dtype(self.image_encoder))).float()
         return features / features.norm(dim=-1, keepdim=True)
 
     def encode_text(self):
@@ -290,6 +305,8 @@ class CLIPLoRA(LearnerTrainer):
         "open_clip's image encoder would not give this run's image features and no exported head could "
         "reproduce its logits",
     )
+    # The README's backbone table (coop_toolkit/backbone_families.py): where the default ENCODER both refuses.
+    vision_refusal = staticmethod(lora_vision_refusal)
 
     @classmethod
     def add_config(cls, cfg):
@@ -364,7 +381,7 @@ class CLIPLoRA(LearnerTrainer):
     def image_features(self, image, normalize=True):
         encoder = self.model.image_encoder
         with autocast_for(self.prec, self.device):
-            features = encoder(image.to(self.device).to(encoder.conv1.weight.dtype)).float()
+            features = encoder(image.to(self.device).to(image_dtype(encoder))).float()
         return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     @torch.no_grad()

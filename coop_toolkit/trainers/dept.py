@@ -44,6 +44,7 @@ from .learner import encode_images
 from .maple import MaPLe
 from .precision import autocast_for
 from .promptsrc import PromptSRC
+from .text_tower import text_tower
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class DePT:
 
     def build_custom_clip(self, classnames, clip_model):
         model = super().build_custom_clip(classnames, clip_model)
-        dim = clip_model.visual.output_dim
+        dim = text_tower(clip_model).embed_dim
         self.trains_head = trains_the_head(self.cfg)
         if self.cfg.TRAINER.FILM.LINEAR_PROBE:
             model.film_lp_img, model.film_lp_text = FiLM(dim), FiLM(dim)

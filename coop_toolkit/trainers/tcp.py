@@ -35,6 +35,7 @@ from .handwritten import features_from_a_second_clip
 from .kgcoop import CTX_INIT_WORDS, knowledge_term
 from .prompt_trainer import init_context
 from .templates import DEFAULT_TEMPLATE, TCP_HANDWRITTEN, TCP_PROMPTS
+from .text_tower import text_tower
 from .transformer_blocks import run_blocks
 
 CLASS_TOKENS = 4  # tokens the Meta-Net makes per class (their reshape to (n_cls, -1, 512) of 4 * 512)
@@ -55,7 +56,8 @@ class TCPPromptLearner(PromptLearner):
         super().__init__(cfg, classnames, clip_model, node)
         # the hand-written prompts' normalised fp16 features: not saved, as in the authors' code
         self.register_buffer("knowledge", knowledge().half(), persistent=False)
-        embed, width = clip_model.visual.output_dim, clip_model.ln_final.weight.shape[0]
+        tower = text_tower(clip_model)
+        embed, width = tower.embed_dim, tower.width
         self.meta_net = nn.Sequential(
             OrderedDict(
                 [

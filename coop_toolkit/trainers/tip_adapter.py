@@ -38,6 +38,7 @@ from dasslite.engine.checkpoint import checked_state_dict, load_checkpoint, mode
 from dasslite.errors import CheckpointError
 
 from ..method_card import MethodCard, Published, fewshot_rows
+from .clip_backbone import image_dtype
 from .handwritten import handwritten_class_features
 from .learner import LearnerTrainer, encode_images
 from .precision import autocast_for
@@ -151,7 +152,7 @@ class TipAdapterCLIP(nn.Module):
         self.cache = TipCache(text_features.shape[1], num_classes)
 
     def encode(self, image, normalize=True):
-        return encode_images(self.image_encoder, image, self.image_encoder.conv1.weight.dtype, normalize)
+        return encode_images(self.image_encoder, image, image_dtype(self.image_encoder), normalize)
 
     def logits_of_features(self, features, alpha=None, beta=None):
         cache = self.cache
