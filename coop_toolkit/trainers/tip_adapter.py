@@ -193,6 +193,10 @@ def tip_node():
     return node
 
 
+# One augmented pass for the cache and a small grid (the registry-wide checks' short runs: MethodCard)
+SHORT_CACHE = ("TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", "1", "TRAINER.TIP_ADAPTER.SEARCH_STEP", "[4, 2]")
+
+
 @TRAINER_REGISTRY.register(name="Tip_Adapter")
 class TipAdapter(LearnerTrainer):
     """Tip-Adapter, training-free: build the cache, search alpha and beta on val, test."""
@@ -201,6 +205,7 @@ class TipAdapter(LearnerTrainer):
     model_name = "tip_adapter"
     card = MethodCard(
         reference_config="configs/trainers/Tip_Adapter/vit_b16.yaml",
+        short_run=SHORT_CACHE,
         published=(TIP_PUBLISHED,),
         export=None,
         no_export_reason=NO_EXPORT,
@@ -382,6 +387,7 @@ class TipAdapterF(TipAdapter):
 
     card = MethodCard(
         reference_config="configs/trainers/Tip_Adapter/vit_b16.yaml",
+        short_run=(*SHORT_CACHE, "TRAINER.TIP_ADAPTER.TRAIN_EPOCH", "1"),  # its epochs: not OPTIM.MAX_EPOCH
         published=(TIP_F_PUBLISHED,),
         export=None,
         no_export_reason=NO_EXPORT,
