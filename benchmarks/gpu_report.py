@@ -20,7 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import projection  # noqa: E402
 import speed  # noqa: E402
-import speed_deep  # noqa: E402
+
+from benchmarks import cases, speed_deep  # noqa: E402
 
 # Speed-ups to reach on one GPU in fp16 at ViT-B/16 sizes: (what, method, classes, batch, column, at least)
 TARGETS = [
@@ -79,10 +80,10 @@ def target_lines(rows, prec):
 
 
 def case_for(trainer, config_file=""):
-    """speed.py's builders of ours and of the reference for `trainer` (its first row in CASES). Given
+    """speed.py's builders of ours and of the reference for `trainer` (its first declared row). Given
     the config the table runs, a deep-prompt method is built with its prompt lengths and depths, which
     set its cost; the CoOp family's context length barely changes a 77-token pass and is left alone."""
-    case = next((c for c in speed.CASES if c.name == trainer), None)
+    case = cases.first_case(trainer)
     if case is not None and config_file and trainer in speed_deep.TRAINERS:
         case = dataclasses.replace(case, build=speed_deep.build(speed_deep.TRAINERS[trainer], config_file))
     return case

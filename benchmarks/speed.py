@@ -11,8 +11,9 @@ Both use the same modules and weights (random ViT-B/16-sized CLIP by default, no
 their logits are compared too. Memory: peak allocated bytes on CUDA; on CPU the bytes of tensors
 autograd saves for backward in a training step (the part that grows with batch and classes).
 
-The rows are the `CASES` table: a method adds its rows there (its builder of ours and its reference
-computation, see `coop_case` / `cocoop_case`), and `--cases` / `--methods` select among them.
+The rows (`CASES`) are declared by each method's benchmark module, keyed by its trainer name
+(benchmarks/cases.py: `speed_cases`; see `coop_case` / `cocoop_case` here, speed_deep.py,
+speed_adapters.py), and `--cases` / `--methods` select among them.
 
     python benchmarks/speed.py               # ViT-B/16 sizes; slow on CPU (tens of minutes)
     python benchmarks/speed.py --tiny        # a tiny CLIP, seconds
@@ -27,7 +28,6 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from open_clip.model import build_model_from_openai_state_dict  # noqa: E402
 
-from benchmarks.speed_adapters import adapter_cases  # noqa: E402
-from benchmarks.speed_deep import authors_text_features, deep_cases  # noqa: E402
+from benchmarks.cases import Case, all_cases, speed_cases  # noqa: E402
 from coop_toolkit import trainers  # noqa: E402
 from coop_toolkit.trainers import cocoop, coop, kgcoop, prograd  # noqa: E402
 from coop_toolkit.trainers.clip_backbone import to_precision  # noqa: E402
@@ -49,27 +48,6 @@ from dasslite.config import get_cfg_default  # noqa: E402
 from tools.tiny_clip import build_tiny_clip, openai_state_dict  # noqa: E402
 
 CLASSNAMES = [f"class number {i}" for i in range(1000)]
-
-
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """One row: `build(clip_model, classnames) -> model` (ours, learned parameters requiring grad) and
-    `reference(model, images) -> logits` (the authors' computation on the same modules and weights)."""
-
-    name: str
-    build: Callable
-    reference: Callable
-    batch: int
-    classes: int
-    eval_batch: int = 0  # evaluation batch (0 = the training batch)
-    # a training step other than cross-entropy on the logits: step(model, images, labels, optim), for ours
-    # and for the reference computation
-    step: Callable = None
-    reference_step: Callable = None
-
-    @property
-    def label(self):
-        return f"{self.name}-c{self.classes}-b{self.batch}"
 
 
 # ---- CLIP -------------------------------------------------------------------------------------------
@@ -111,6 +89,9 @@ def full_length_encoder(model):
         dtype = enc.dtype
 
         def __call__(self, prompts, token_ids):
+            # imported here: speed_deep declares its rows when imported, after this module's (the table's order)
+            from benchmarks.speed_deep import authors_text_features
+
             return authors_text_features(enc, prompts, token_ids)
 
     return Original()
@@ -251,20 +232,19 @@ def cocoop_case(batch, classes, **kw):
     return Case("CoCoOp", build_cocoop, cocoop_reference, batch, classes, **kw)
 
 
-# The default rows (benchmarks/README.md's table and targets). A method adds its rows here.
-CASES = [
+# The rows of benchmarks/README.md's table and targets; the other methods declare theirs in
+# benchmarks/speed_*.py (benchmarks/cases.py).
+speed_cases(
+    "CoCoOp",
     cocoop_case(batch=1, classes=5),
     cocoop_case(batch=8, classes=5),
     cocoop_case(batch=1, classes=50),
     cocoop_case(batch=1, classes=1000),
-    coop_case(batch=32, classes=100),
-    kgcoop_case(batch=32, classes=100),
-    prograd_case(batch=32, classes=100),
-]
-# MaPLe, IVLP, VPT, PromptSRC at the authors' batch 4 (benchmarks/speed_deep.py)
-CASES += [Case(**row) for row in deep_cases()]
-# CLIP-Adapter, Tip-Adapter-F, CLIP-LoRA (benchmarks/speed_adapters.py)
-CASES += [Case(**row) for row in adapter_cases()]
+)
+speed_cases("CoOp", coop_case(batch=32, classes=100))
+speed_cases("KgCoOp", kgcoop_case(batch=32, classes=100))
+speed_cases("ProGrad", prograd_case(batch=32, classes=100))
+CASES = all_cases()
 
 
 # ---- measurement ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from benchmarks.cases import Case, speed_cases
 from benchmarks.speed_deep import authors_text_features
 from coop_toolkit import trainers
 from coop_toolkit.trainers.clip_adapter import AdapterCLIP
@@ -172,13 +173,10 @@ def clip_lora_reference(model, images):
     return LOGIT_SCALE * _their_image(model.image_encoder, images) @ text.t()
 
 
-def adapter_cases():
-    """The keyword arguments of the Case rows speed.py adds: the authors' batches (CLIP-Adapter: CoOp's 32;
-    Tip-Adapter-F: 256, 16 shots per class in the cache; CLIP-LoRA: 32)."""
-    return [
-        dict(name="CLIP-Adapter", build=build_clip_adapter, reference=clip_adapter_reference, batch=32, classes=100),
-        dict(
-            name="Tip-Adapter-F", build=build_tip_adapter_f, reference=tip_adapter_f_reference, batch=256, classes=100
-        ),
-        dict(name="CLIP-LoRA", build=build_clip_lora, reference=clip_lora_reference, batch=32, classes=100),
-    ]
+# The authors' batches (CLIP-Adapter: CoOp's 32; Tip-Adapter-F: 256, 16 shots per class in the cache;
+# CLIP-LoRA: 32).
+speed_cases("CLIP_Adapter", Case("CLIP-Adapter", build_clip_adapter, clip_adapter_reference, batch=32, classes=100))
+speed_cases(
+    "Tip_Adapter_F", Case("Tip-Adapter-F", build_tip_adapter_f, tip_adapter_f_reference, batch=256, classes=100)
+)
+speed_cases("CLIP_LoRA", Case("CLIP-LoRA", build_clip_lora, clip_lora_reference, batch=32, classes=100))

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmarks.cases import Case, speed_cases
 from coop_toolkit import trainers
 from coop_toolkit.trainers.deep_prompt import DeepPromptTrainer
 from coop_toolkit.trainers.ivlp import IVLP
@@ -156,11 +157,7 @@ def authors_reference(model, images):
 TRAINERS = {"MaPLe": MaPLe, "IVLP": IVLP, "VPT": VPT, "PromptSRC": PromptSRC}
 
 
-def deep_cases():
-    """The keyword arguments of the Case rows speed.py adds (the authors' batch size, 4)."""
-    rows = [
-        dict(name=name, build=build(cls), reference=authors_reference, batch=4, classes=100)
-        for name, cls in TRAINERS.items()
-    ]
-    rows[-1].update(step=promptsrc_step, reference_step=authors_promptsrc_step)
-    return rows
+# The authors' batch size, 4; PromptSRC's step adds its regularising terms to the cross-entropy.
+STEPS = {"PromptSRC": dict(step=promptsrc_step, reference_step=authors_promptsrc_step)}
+for _name, _cls in TRAINERS.items():
+    speed_cases(_name, Case(_name, build(_cls), authors_reference, batch=4, classes=100, **STEPS.get(_name, {})))

@@ -9,7 +9,7 @@
         )
 
 Readers (none keeps a list of methods): `results.py --paper` (reporting/paper_numbers.py collects the
-published rows), the registry-wide precision checks (tests/precision_matrix.py: `reference_config`),
+published rows), the registry-wide precision checks (tests/precision_matrix.py: `reference_config`, `short_run`),
 the base-to-new time projection (benchmarks/projection.py: `base2new_configs`) and export.py
 (`export`, `no_export_reason`). A card is read from the class that declares it (`card_of`), so a
 subclass (a test's, a successor's) never inherits its parent's published numbers; share one by
@@ -82,6 +82,10 @@ class MethodCard:
     # the published rows; the first is the trainer's, the others are named by `published_for_config`
     published: tuple = ()
     published_for_config: dict = field(default_factory=dict)  # config stem -> Published.method
+    # KEY VALUE overrides that make a run of reference_config a few steps long in the registry-wide checks,
+    # for a method that counts its training in keys of its own rather than OPTIM.MAX_EPOCH (which the checks
+    # set to 1) or spends minutes before training (CLIP-LoRA's N_ITERS, Tip-Adapter's cache and search)
+    short_run: tuple = ()
     export: str | None = CLASSIFIER_HEAD  # CLASSIFIER_HEAD, PROMPT_LEARNER, or None (export refused)
     no_export_reason: str = ""  # why export is refused (None above, or image features not open_clip's own)
 

@@ -10,14 +10,24 @@
 #   SEEDS       the seeds a script loops over (default 1 2 3)
 #   TRAINER, CFG  the method and its config, configs/trainers/$TRAINER/$CFG.yaml (each script has defaults;
 #               any registered trainer runs through the same scripts)
+#   CONFIG_FILE a trainer config outside the checkout (a plugin's), used instead of configs/trainers/;
+#               CFG, which names the run folders, defaults to its name without .yaml
+#   PLUGIN      passed to every train.py call as --plugin (a module, or a .py file): a trainer or dataset
+#               defined outside the toolkit; an installed plugin package needs none (its entry point)
 #   LOADEP      the epoch an evaluation loads (default: the one the model folder's checkpoint pointer names)
 # A run whose folder holds a finished metrics.json is skipped; an unfinished one runs again (train.py
 # resumes it from its last checkpoint).
 [[ -z ${DATA:-} || $DATA == /* ]] || DATA="$PWD/$DATA"
 [[ -z ${OUTPUT:-} || $OUTPUT == /* ]] || OUTPUT="$PWD/$OUTPUT"
+[[ -z ${CONFIG_FILE:-} || $CONFIG_FILE == /* ]] || CONFIG_FILE="$PWD/$CONFIG_FILE"
+[[ -z ${PLUGIN:-} || $PLUGIN == /* || ! -e $PLUGIN ]] || PLUGIN="$PWD/$PLUGIN"  # a file; else a module
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DATA=${DATA:-data} OUTPUT=${OUTPUT:-output} PYTHON=${PYTHON:-python}
 SEEDS=${SEEDS:-1 2 3}
+if [ -n "${CONFIG_FILE:-}" ]; then
+    export CONFIG_FILE CFG=${CFG:-$(basename "${CONFIG_FILE}" .yaml)}
+fi
+[ -z "${PLUGIN:-}" ] || export PLUGIN  # the jobs a table script starts see the absolute path too
 
 # The datasets of the papers' tables, in their order.
 BENCHMARKS="imagenet caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101"
@@ -39,8 +49,11 @@ skip_finished() {
     echo "Oops! The results exist at $1 (so skip this job)"
 }
 
+# trainer_config: $CONFIG_FILE, else configs/trainers/${CFG_TRAINER:-$TRAINER}/$CFG.yaml.
+trainer_config() { echo "${CONFIG_FILE:-configs/trainers/${CFG_TRAINER:-$TRAINER}/${CFG}.yaml}"; }
+
 # train_run DIR [train.py flags and KEY VALUE overrides]: unless DIR holds a finished run, run train.py on
-# $DATASET with $TRAINER and configs/trainers/${CFG_TRAINER:-$TRAINER}/$CFG.yaml, writing into DIR.
+# $DATASET with $TRAINER and its config (trainer_config), writing into DIR.
 train_run() {
     local dir=$1
     shift
@@ -48,8 +61,9 @@ train_run() {
     $PYTHON train.py \
         --root "${DATA}" \
         --trainer "${TRAINER}" \
+        ${PLUGIN:+--plugin "${PLUGIN}"} \
         --dataset-config-file "configs/datasets/${DATASET}.yaml" \
-        --config-file "configs/trainers/${CFG_TRAINER:-$TRAINER}/${CFG}.yaml" \
+        --config-file "$(trainer_config)" \
         --output-dir "${dir}" \
         "$@" ${EXTRA_OPTS:-}
 }
@@ -78,7 +92,7 @@ load_epoch() {
             return 0
         fi
     done
-    config=configs/trainers/${CFG_TRAINER:-$TRAINER}/${CFG}.yaml
+    config=$(trainer_config)
     $PYTHON -c 'import sys, yaml; print(int(yaml.safe_load(open(sys.argv[1]))["OPTIM"]["MAX_EPOCH"]))' \
         "${config}" 2>/dev/null || {
         echo "No checkpoint pointer in $1/*/checkpoint and no OPTIM.MAX_EPOCH in ${config}: set LOADEP" >&2

@@ -35,6 +35,7 @@ DATASET_CONFIG = "configs/datasets/oxford_pets.yaml"
 LOGIT_TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "amp": 1e-2, "bf16": 8e-2}
 STEPS = 4  # training steps per check; up to MAX_STEPS while nothing has changed yet
 MAX_STEPS = 12
+MAX_SHORT_EPOCHS = 3  # a SHORT_RUN (with the card's short_run) trains at most this many epochs
 IMAGE_SIZE = 64  # the tiny CLIP of these checks reads 64-px images: half precision on a CPU is slow
 # The GPU runs every trainer's first config, so its CLIP is as deep as ViT-B/16 (every shipped PROMPT_DEPTH,
 # at most 12, fits); the CPU twins run CoOp, CoCoOp and zero-shot, which any depth serves, at 2 layers.
@@ -51,6 +52,8 @@ def save_small_clip(path, layers):
 
 def toolkit_trainers():
     """Names of the registered trainers: the toolkit's and the installed plugins' (a test's are left out)."""
+    import coop_toolkit.trainers  # noqa: F401  (registers them: a test file run alone may import none yet)
+
     names = TRAINER_REGISTRY.registered_names()
     return sorted(n for n in names if not TRAINER_REGISTRY.get(n).__module__.startswith("tests."))
 
@@ -91,7 +94,7 @@ def run_args(name, root, clip_path, out, prec, use_cuda, extra=()):
     config = ["--dataset-config-file", DATASET_CONFIG, "--config-file", trainer_config(name)]
     flags = ["--root", root, "--output-dir", str(out), "--seed", "1", "--trainer", name, *config, *extra]
     opts = ["MODEL.BACKBONE.NAME", clip_path, "USE_CUDA", str(use_cuda), "INPUT.TRANSFORMS", '["normalize"]']
-    return flags + opts + SHORT_RUN + prec_opts(prec)
+    return flags + opts + SHORT_RUN + list(card_of(TRAINER_REGISTRY.get(name)).short_run) + prec_opts(prec)
 
 
 def build(name, prec, device, root, clip_path, out):
@@ -179,6 +182,10 @@ def check_checkpoint_and_eval_only(name, prec, use_cuda, root, clip_path, tmp_pa
         state = load_checkpoint(path)["state_dict"]
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), path
     last = max(int(path.rsplit("-", 1)[1]) for path in checkpoints)
+    assert last <= MAX_SHORT_EPOCHS, (
+        f"{name}: a short run trained {last} epochs; its card's short_run should bound its own length "
+        f"(coop_toolkit/method_card.py)"
+    )
     extra = ("--eval-only", "--model-dir", str(trained), "--load-epoch", str(last))
     train.main(run_args(name, root, clip_path, again, prec, use_cuda, extra=extra))
     first, second = read_metrics(trained), read_metrics(again)

@@ -14,6 +14,8 @@ import projection  # noqa: E402
 import speed  # noqa: E402
 from projection import Affine, Dataset, Protocol, StepTimes  # noqa: E402
 
+from benchmarks import cases  # noqa: E402
+
 
 def test_projection_of_one_dataset_from_fake_step_times():
     times = StepTimes(train_step=Affine(0.1, 0.001), test_image=Affine(0.01, 0.0001))
@@ -153,7 +155,7 @@ def test_every_method_with_a_speed_case_is_projected_with_its_authors_config(tin
     from coop_toolkit.trainers.clip_backbone import load_clip
 
     # every projected method has a speed row (a method may have a row without a base-to-new table)
-    assert set(projection.BASE2NEW_CONFIGS) <= {case.name for case in speed.CASES}
+    assert set(projection.BASE2NEW_CONFIGS) <= set(cases.SPEED_CASES)
     for trainer in projection.BASE2NEW_CONFIGS:
         assert os.path.isfile(projection.config_path(trainer, "imagenet")), trainer
     assert projection.read_protocol("PromptSRC", "dtd") == Protocol(epochs=20, batch=4, test_batch=100)
@@ -167,6 +169,26 @@ def test_every_method_with_a_speed_case_is_projected_with_its_authors_config(tin
     assert model.vision_prompts.first.shape[0] == 8 and len(model.vision_prompts.deep) == layers - 1
     default = gpu_report.case_for("VPT").build(load_clip(tiny_clip_path, "fp32"), ["a", "b"])
     assert default.vision_prompts.first.shape[0] == 2 and len(default.vision_prompts.deep) == 0
+
+
+def test_every_trainer_with_a_base2new_table_declares_its_speed_rows():
+    """Read from the registry and the cards, not a list: a method whose card names base-to-new configs
+    (projected by gpu_report.py) declares its rows in benchmarks/ (cases.speed_cases)."""
+    import coop_toolkit.trainers  # noqa: F401  (registers every trainer)
+    from coop_toolkit.method_card import card_of
+    from dasslite.engine.build import TRAINER_REGISTRY
+
+    tabled = [n for n in TRAINER_REGISTRY.registered_names() if card_of(TRAINER_REGISTRY.get(n)).base2new_configs]
+    assert "CoOp" in tabled and "PromptSRC" in tabled
+    missing = [name for name in tabled if cases.first_case(name) is None]
+    assert not missing, f"no speed rows (benchmarks/cases.py: speed_cases) for {missing}"
+    for name in tabled:
+        case = gpu_report.case_for(name)
+        assert case.build is cases.first_case(name).build and callable(case.reference), name
+    assert [c.label for c in speed.CASES[:5]] == [
+        *("CoCoOp-c5-b1", "CoCoOp-c5-b8", "CoCoOp-c50-b1", "CoCoOp-c1000-b1", "CoOp-c100-b32")
+    ]  # the table's order is kept: the CoOp family first
+    assert len({c.label for c in speed.CASES}) == len(speed.CASES)
 
 
 def test_report_is_written_after_each_measurement(monkeypatch):

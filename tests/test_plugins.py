@@ -8,7 +8,10 @@ The installed package is a folder on sys.path holding the module and a `.dist-in
 
 import json
 import os
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +26,8 @@ from dasslite.registry import Registry
 from dasslite.utils.logger import setup_logger
 from tools.make_demo_data import make_demo_data
 from tools.tiny_clip import save_tiny_clip
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 INSTALLED = """
 from dasslite.engine.build import TRAINER_REGISTRY
@@ -133,6 +138,36 @@ def test_an_installed_plugin_trains_through_train_py_and_predicts_from_its_run_f
     rows = json.loads(out.read_text())
     assert summary.predicted == 10 and not summary.failed
     assert len(rows) == 10 and all(len(row["topk"]) == 2 and row["error"] is None for row in rows)
+
+
+def test_an_installed_plugin_runs_the_base2new_table_with_its_config_outside_the_checkout(setup):
+    """scripts/tables/base2new.sh trains on base and tests on new through sweep.py, in fresh processes that
+    find the trainer by its entry point and read the plugin's own config file."""
+    tmp = setup["tmp"]
+    config = tmp / "plugin_configs" / "tiny.yaml"
+    config.parent.mkdir()
+    shutil.copy(os.path.join(REPO, "configs/trainers/CoOp/demo.yaml"), config)
+    env = {
+        **os.environ,
+        **{"PYTHON": sys.executable, "PYTHONPATH": os.pathsep.join([setup["site"], REPO])},
+        **{"DATA": setup["data"], "OUTPUT": str(tmp / "b2n"), "TRAINER": "My_Adapter", "CONFIG_FILE": str(config)},
+        **{"DATASETS": "imagefolder", "SEEDS": "1", "SHOTS": "2"},
+        "EXTRA_OPTS": f"MODEL.BACKBONE.NAME {setup['clip']} OPTIM.MAX_EPOCH 1",
+    }
+    script = os.path.join(REPO, "scripts", "tables", "base2new.sh")
+    result = subprocess.run(
+        ["bash", script, "--log-dir", str(tmp / "b2n_logs")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = tmp / "b2n" / "base2new" / "{}" / "imagefolder" / "shots_2" / "My_Adapter" / "tiny" / "seed1"
+    trained, tested = (
+        json.loads((Path(str(run).format(phase)) / "metrics.json").read_text()) for phase in ("train_base", "test_new")
+    )
+    assert trained["finished"] and tested["finished"]
+    record = json.loads((Path(str(run).format("train_base")) / "run.json").read_text())
+    assert record["plugins"]["trainer"]["distribution"] == "myplug"
+    images = os.path.join(setup["data"], "test")
+    assert predict.main([str(run).format("train_base"), images]).predicted == 10
 
 
 def test_a_run_whose_plugin_is_not_installed_stops_with_one_line_naming_it(setup, installed_run, capsys):

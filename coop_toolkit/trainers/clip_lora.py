@@ -300,6 +300,7 @@ class CLIPLoRA(LearnerTrainer):
     # No published rows: the authors' README shows a figure only, and the paper's table was not at hand.
     card = MethodCard(
         reference_config="configs/trainers/CLIP_LoRA/vit_b16.yaml",
+        short_run=("TRAINER.CLIP_LORA.N_ITERS", "1"),  # N_ITERS x shots iterations: not OPTIM.MAX_EPOCH
         export=CLASSIFIER_HEAD,  # with TRAINER.CLIP_LORA.ENCODER text; else refused as below
         no_export_reason="learns LoRA inside the image encoder (TRAINER.CLIP_LORA.ENCODER vision or both), so "
         "open_clip's image encoder would not give this run's image features and no exported head could "

@@ -35,6 +35,7 @@ from yacs.config import CfgNode as CN
 from dasslite.data.data_manager import build_data_loader
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.engine.checkpoint import checked_state_dict, load_checkpoint, model_file_path
+from dasslite.engine.hooks import HookBase
 from dasslite.errors import CheckpointError
 
 from ..method_card import MethodCard, Published, fewshot_rows
@@ -193,6 +194,10 @@ def tip_node():
     return node
 
 
+# One augmented pass for the cache and a small grid (the registry-wide checks' short runs: MethodCard)
+SHORT_CACHE = ("TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", "1", "TRAINER.TIP_ADAPTER.SEARCH_STEP", "[4, 2]")
+
+
 @TRAINER_REGISTRY.register(name="Tip_Adapter")
 class TipAdapter(LearnerTrainer):
     """Tip-Adapter, training-free: build the cache, search alpha and beta on val, test."""
@@ -201,6 +206,7 @@ class TipAdapter(LearnerTrainer):
     model_name = "tip_adapter"
     card = MethodCard(
         reference_config="configs/trainers/Tip_Adapter/vit_b16.yaml",
+        short_run=SHORT_CACHE,
         published=(TIP_PUBLISHED,),
         export=None,
         no_export_reason=NO_EXPORT,
@@ -382,6 +388,7 @@ class TipAdapterF(TipAdapter):
 
     card = MethodCard(
         reference_config="configs/trainers/Tip_Adapter/vit_b16.yaml",
+        short_run=(*SHORT_CACHE, "TRAINER.TIP_ADAPTER.TRAIN_EPOCH", "1"),  # its epochs: not OPTIM.MAX_EPOCH
         published=(TIP_F_PUBLISHED,),
         export=None,
         no_export_reason=NO_EXPORT,
@@ -414,7 +421,13 @@ class TipAdapterF(TipAdapter):
         self.select_split = "test" if self.opts.SELECT_ON_TEST else "val"
         self.best = (-1.0, None, -1)  # accuracy, keys, epoch
 
+    def build_hooks(self):
+        return super().build_hooks() + [BestKeysState()]
+
     def before_train(self):
+        # the selection split's features before the hooks' before_train: a resumed run restores the random
+        # state there, and reading a loader draws from it (its base seed), as the uninterrupted run did first
+        self.selection = self.selection_features()
         super().before_train()
         if self.opts.SELECT_ON_TEST:
             logger.warning(
@@ -422,10 +435,12 @@ class TipAdapterF(TipAdapter):
                 "is max(best test accuracy over epochs, post-search test accuracy), as the authors' code does; "
                 "this reproduces their published numbers but is not a fair evaluation"
             )
+
+    def selection_features(self):
         if self.select_split == "val" and self.val_loader is None:
             self.select_split = None
             logger.info("No val split: the last epoch's keys are kept")
-        self.selection = self.split_features(self.select_split) if self.select_split else None
+        return self.split_features(self.select_split) if self.select_split else None
 
     def apply_gradients(self, losses):
         super().apply_gradients(losses)
@@ -460,3 +475,17 @@ class TipAdapterF(TipAdapter):
                 f"{result:.2f}) = {reported:.2f}%"
             )
         return result
+
+
+class BestKeysState(HookBase):
+    """Tip-Adapter-F's best epoch so far (selection accuracy, keys, epoch) in every checkpoint, as
+    BestValHook keeps its best result: a resumed run chooses the epoch an uninterrupted run chooses."""
+
+    def state_dict(self):
+        acc, keys, epoch = self.trainer.best
+        return {} if keys is None else {"accuracy": acc, "keys": keys.detach().cpu(), "epoch": epoch}
+
+    def load_state_dict(self, state):
+        if state:
+            keys = state["keys"].to(self.trainer.model.cache.adapter.weight.device)
+            self.trainer.best = (float(state["accuracy"]), keys, int(state["epoch"]))

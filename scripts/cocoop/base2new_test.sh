@@ -3,7 +3,10 @@
 #   bash scripts/cocoop/base2new_test.sh DATASET SEED
 # TRAINER and CFG may be set for other methods, e.g. the CoOp baseline of the CoCoOp paper:
 #   TRAINER=CoOp CFG=vit_b16_ctxv1 (vit_b16_ep50_ctxv1 for ImageNet).
-# Environment (DATA, OUTPUT, PYTHON, EXTRA_OPTS, SHOTS, LOADEP) and skipping of finished runs: scripts/common.sh.
+# A plugin's trainer with its config outside the checkout: TRAINER=<Name> CONFIG_FILE=/path/to/<cfg>.yaml
+# [PLUGIN=<module or .py file>] (an installed plugin package needs no PLUGIN).
+# Environment (DATA, OUTPUT, PYTHON, EXTRA_OPTS, CONFIG_FILE, PLUGIN, SHOTS, LOADEP) and skipping of finished
+# runs: scripts/common.sh.
 set -e
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 expect_args 2 "DATASET SEED" "$@"

@@ -203,3 +203,24 @@ def test_fewshot_table_runs_a_method_without_prompt_options_with_one_config(tmp_
     ]
     assert all(_arg(c, "--config-file") == "configs/trainers/Tip_Adapter/dtd.yaml" for c in calls)
     assert all(_arg(c, "DATASET.NUM_SHOTS") == "4" for c in calls)
+
+
+def test_a_config_outside_the_checkout_and_a_plugin_reach_every_base2new_call(tmp_path, stub):
+    """CONFIG_FILE and PLUGIN, relative to the caller's folder, pass through the table's sweep to both steps;
+    CFG (the run folders) defaults to the config's name."""
+    config = tmp_path / "elsewhere" / "mine.yaml"
+    config.parent.mkdir()
+    config.write_text("OPTIM:\n  MAX_EPOCH: 3\n")
+    (tmp_path / "myplugin.py").write_text("")
+    env = dict(TRAINER="CoOp", CONFIG_FILE="elsewhere/mine.yaml", PLUGIN="myplugin.py", SEEDS="1", DATASETS="dtd")
+    _, (train_call, test_call) = _run(
+        "tables/base2new.sh", "--log-dir", str(tmp_path / "logs"), stub=stub, cwd=tmp_path, **env
+    )
+    for call, phase in ((train_call, "train_base"), (test_call, "test_new")):
+        assert _arg(call, "--config-file") == str(config)
+        assert _arg(call, "--plugin") == str(tmp_path / "myplugin.py")
+        assert _arg(call, "--output-dir") == f"{tmp_path}/out/base2new/{phase}/dtd/shots_16/CoOp/mine/seed1"
+    assert _arg(test_call, "--load-epoch") == "3"  # the outside config's OPTIM.MAX_EPOCH
+    call = _run("cocoop/base2new_train.sh", "dtd", "2", stub=stub, cwd=tmp_path, PLUGIN="some.module")[1][-1]
+    assert _arg(call, "--plugin") == "some.module"  # not a file here: a module name, kept as given
+    assert _arg(call, "--config-file") == f"configs/trainers/CoCoOp/{CFG}.yaml"  # the default, unchanged

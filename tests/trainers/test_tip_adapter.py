@@ -162,3 +162,43 @@ def test_a_cache_of_other_classes_is_refused_naming_why(trainer, tiny_clip_path,
     other = bare_trainer(TipAdapter, tip_cfg(tiny_clip_path), classnames=CLASSNAMES[:3])
     with pytest.raises(CheckpointError, match="class-specific"):
         other.load_model(str(tmp_path), epoch=1)
+
+
+# 3 epochs of the keys, batch 4; one augmented pass for the cache and a small search grid, to be quick
+TIP_F_RUN = (
+    *("TRAINER.TIP_ADAPTER.TRAIN_EPOCH", "3", "TRAINER.TIP_ADAPTER.BATCH_SIZE", "4", "TRAIN.CHECKPOINT_FREQ", "0"),
+    *("TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", "1", "TRAINER.TIP_ADAPTER.SEARCH_STEP", "[4, 2]"),
+    *("TRAINER.TIP_ADAPTER.LR", "0.05"),  # large steps: the val accuracy moves between epochs
+)
+
+
+def test_tip_adapter_f_resumed_chooses_the_epoch_the_uninterrupted_run_chooses(tmp_path, monkeypatch):
+    """The best epoch so far (its val accuracy and keys) is in each checkpoint: a run stopped after an epoch
+    and resumed keeps the keys an uninterrupted run keeps, not the best of the epochs after the stop."""
+    import signal
+
+    import train
+    from dasslite.engine.checkpoint import load_checkpoint
+    from tests.datasets.layouts import build_oxford_pets
+    from tests.helpers import signal_at
+    from tests.precision_matrix import CPU_LAYERS, run_args, save_small_clip
+
+    root = str(tmp_path / "data")
+    build_oxford_pets(root)
+    clip = save_small_clip(tmp_path / "clip.pt", CPU_LAYERS)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+
+    def argv(out, *extra):
+        return run_args("Tip_Adapter_F", root, clip, out, "fp32", False, extra) + list(TIP_F_RUN)
+
+    train.main(argv(whole))
+    log = (whole / "log.txt").read_text()
+    assert "Keys of epoch 1 " in log, "the test needs epoch 1 to be the best: the resumed run must remember it"
+    signal_at(signal.SIGTERM, epoch=2, batch=1, setattr=monkeypatch.setattr)
+    with pytest.raises(SystemExit):
+        train.main(argv(cut))
+    monkeypatch.undo()
+    train.main(argv(cut, "--resume", str(cut)))
+    assert "Previous epoch: 1" in (cut / "log.txt").read_text() and "Keys of epoch 1 " in (cut / "log.txt").read_text()
+    a, b = (load_checkpoint(str(out / "tip_adapter" / "model.pth.tar-3"))["state_dict"] for out in (whole, cut))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
