@@ -54,11 +54,11 @@ def save_clip(path, tiny):
     torch.save(openai_state_dict(model), path)
 
 
-def build_run(trainer, backbone, batch):
+def build_run(trainer, backbone, batch, precision):
     cfg = ct.get_cfg(trainer=trainer, config_file=TRAINER_YAML[trainer])
     cfg.MODEL.BACKBONE.NAME, cfg.DATALOADER.TEST.BATCH_SIZE, cfg.USE_CUDA = backbone, batch, False
     cfg.INPUT.SIZE = ct.api.clip_image_size(backbone)
-    cfg.TRAINER.COOP.PREC = "fp32"
+    cfg.TRAINER.COOP.PREC = precision  # bf16: stored in bf16 on a CPU with native bf16 (as predict.py --precision)
     cfg.freeze()
     model = build_trainer(cfg, classnames=CLASSES)
     model.set_model_mode("eval")
@@ -66,11 +66,12 @@ def build_run(trainer, backbone, batch):
 
 
 def encoder_floor(clip, tensors, batch):
-    """Seconds of open_clip's encode_image over the preprocessed images, in batches."""
+    """Seconds of open_clip's encode_image over the preprocessed images, in batches, in the model's dtype."""
+    dtype = clip.visual.conv1.weight.dtype
     start = time.perf_counter()
     with torch.no_grad():
         for i in range(0, len(tensors), batch):
-            clip.encode_image(torch.stack(tensors[i : i + batch]))
+            clip.encode_image(torch.stack(tensors[i : i + batch]).to(dtype))
     return time.perf_counter() - start
 
 
@@ -89,6 +90,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, help="decoding threads (default: predict.py's)")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="both sides' precision")
     return p.parse_args(argv)
 
 
@@ -101,8 +103,8 @@ def main(argv=None):
         write_images(folder, args.images)
         backbone = os.path.join(tmp, "clip.pt")
         save_clip(backbone, args.tiny)
-        run = build_run(args.trainer, backbone, args.batch)
-        clip = load_clip(backbone, "fp32").eval()  # the same weights, as open_clip runs them
+        run = build_run(args.trainer, backbone, args.batch, args.precision)
+        clip = load_clip(backbone, run.trainer.prec).eval()  # the same weights and storage, as open_clip runs them
         tensors = [run.preprocess(Image.open(p).convert("RGB")) for p in ct.find_images([folder])]
         encoder_floor(clip, tensors, args.batch)  # warm-up of both sides: first-call allocations
         ours(run, folder, args.batch, args.workers)
@@ -112,7 +114,7 @@ def main(argv=None):
             loop.append(args.images / ours(run, folder, args.batch, args.workers))
     size = "tiny" if args.tiny else "ViT-B/16 sizes"
     print(
-        f"{args.trainer}, {size}, fp32, {args.images} JPEGs 500x375, batch {args.batch}, "
+        f"{args.trainer}, {size}, {run.trainer.prec}, {args.images} JPEGs 500x375, batch {args.batch}, "
         f"{torch.get_num_threads()} torch threads, {args.workers or ct.api.default_workers()} decoding threads"
     )
     print(f"open_clip encode_image (preprocessed): {max(floor):.2f} img/s  (repeats: {fmt(floor)})")
