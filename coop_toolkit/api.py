@@ -166,6 +166,7 @@ def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None
     if learned:
         model_dir = rr.weights_dir(run_dir, record, model_dir)
         epoch = load_epoch if load_epoch is not None else default_epoch(cfg, record, model_dir, trainer)
+        rr.check_weights(record, model_dir, epoch)
         trainer.load_model(model_dir, epoch=epoch)
     return Run(trainer, record["preprocess"], names, record=record)
 
