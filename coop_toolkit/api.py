@@ -34,6 +34,7 @@ from types import SimpleNamespace
 
 import open_clip
 import torch
+import yaml
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
 from tqdm import tqdm
@@ -152,7 +153,8 @@ def load_run(run_dir, load_epoch=None, backbone="", classnames=None, device=None
     nothing run.json names is imported without them (coop_toolkit/plugins.py).
     """
     if not os.path.isdir(run_dir):
-        raise UserFileNotFoundError(f'Run folder "{run_dir}" not found; give the --output-dir of a train.py run')
+        what = "is a file, not a folder" if os.path.exists(run_dir) else "not found"
+        raise UserFileNotFoundError(f'Run folder "{run_dir}" {what}; give the --output-dir of a train.py run')
     check_classnames(classnames)
     load_plugins(plugins)
     record = rr.read_run_record(run_dir)
@@ -178,6 +180,9 @@ def check_classnames(classnames, where="classnames="):
         raise ConfigError(f"{where} must be a list of class names (non-empty strings), not {classnames!r:.60}")
     if not classnames:
         raise ConfigError(f"{where} is empty; give at least one class name")
+    repeated = sorted({name for name in classnames if list(classnames).count(name) > 1})
+    if repeated:
+        raise ConfigError(f"{where} repeats {', '.join(repeated[:5])}; each class name must appear once")
 
 
 def run_config(run_dir):
@@ -190,8 +195,9 @@ def run_config(run_dir):
     try:
         with open(path, encoding="utf-8") as f:
             loaded = CN.load_cfg(f)
-    except (UnicodeDecodeError, ValueError, TypeError, AttributeError) as e:  # yaml's errors are ValueErrors
-        raise ConfigError(f'"{path}" is not a config file train.py wrote ({e}); restore it from a copy') from None
+    except (UnicodeDecodeError, ValueError, TypeError, AttributeError, yaml.YAMLError) as e:
+        detail = " ".join(str(e).split())  # yaml's messages span lines: the error is one line
+        raise ConfigError(f'"{path}" is not a config file train.py wrote ({detail}); restore it from a copy') from None
     for node in [k for k in loaded.get("TRAINER", {}) if k not in cfg.TRAINER]:
         logger.info(f"{path}: TRAINER.{node} belongs to a trainer that is not registered here; left out")
         del loaded.TRAINER[node]
@@ -211,6 +217,7 @@ def flat_items(node, prefix=""):
 def zero_shot(classnames, backbone, trainer="ZeroshotCLIP", dataset_name="", opts=(), device=None, plugins=()):
     """A zero-shot CLIP Run without a run folder: hand-written prompts ("a photo of a {}." unless
     `dataset_name` has its own template) for `classnames`, on `backbone` (MODEL.BACKBONE.NAME)."""
+    check_classnames(classnames)
     cfg = get_cfg(trainer=trainer, plugins=plugins)
     cfg.DATASET.NAME = dataset_name
     cfg.MODEL.BACKBONE.NAME = backbone
@@ -236,12 +243,23 @@ def clip_image_size(backbone):
 
 
 def _build(cfg, classnames, device):
-    cfg.USE_CUDA = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
+    cfg.USE_CUDA = torch.cuda.is_available() if device is None else _device(device).type == "cuda"
     cfg.freeze()
     with torch.random.fork_rng(devices=[]):  # a prompt's random init is drawn, then overwritten
         trainer = build_trainer(cfg, classnames=classnames)
     trainer.set_model_mode("eval")
     return trainer
+
+
+def _device(device):
+    """torch.device(`device`); a name torch does not know, or CUDA on a machine without it, is a ConfigError."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f'--device (device=) "{device}" is not a device; use cpu, cuda or cuda:N') from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f'--device (device=) "{device}": this machine has no CUDA GPU; use cpu')
+    return parsed
 
 
 def default_epoch(cfg, record, model_dir, trainer):
@@ -252,7 +270,8 @@ def default_epoch(cfg, record, model_dir, trainer):
     if cfg.TEST.FINAL_MODEL == "best_val":
         return None
     name = trainer.get_model_names()[0]
-    epochs = [int(f.rsplit("-", 1)[1]) for f in list_checkpoints(os.path.join(model_dir, name)) if "tar-" in f]
+    files = list_checkpoints(os.path.join(model_dir, name))
+    epochs = [int(f.rsplit("-", 1)[1]) for f in files if "tar-" in f and f.rsplit("-", 1)[1].isdigit()]
     return max(epochs) if epochs else None
 
 

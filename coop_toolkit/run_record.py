@@ -177,8 +177,8 @@ def _is_number_list(value, length=None):
 # field -> (check, what it must be); a field that is absent is reported as missing
 RECORD_FIELDS = {
     "classnames": (
-        lambda v: isinstance(v, list) and v and all(isinstance(n, str) and n for n in v),
-        "a non-empty list of class names (strings)",
+        lambda v: isinstance(v, list) and v and all(isinstance(n, str) and n for n in v) and len(set(v)) == len(v),
+        "a non-empty list of distinct class names (strings)",
     ),
     "backbone": (
         lambda v: (
@@ -190,10 +190,16 @@ RECORD_FIELDS = {
     ),
     "preprocess": (lambda v: isinstance(v, dict), "an object (resize, crop, interpolation, mean, std)"),
     "preprocess.resize": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
-    "preprocess.crop": (lambda v: _is_number_list(v, 2), "[height, width]"),
+    "preprocess.crop": (
+        lambda v: _is_number_list(v, 2) and all(isinstance(n, int) and n > 0 for n in v),
+        "[height, width] (positive integers)",
+    ),
     "preprocess.interpolation": (lambda v: v in INTERPOLATION_MODES, " or ".join(INTERPOLATION_MODES)),
     "preprocess.mean": (lambda v: v is None or _is_number_list(v, 3), "null or 3 numbers"),
-    "preprocess.std": (lambda v: v is None or _is_number_list(v, 3), "null or 3 numbers"),
+    "preprocess.std": (
+        lambda v: v is None or (_is_number_list(v, 3) and all(n > 0 for n in v)),
+        "null or 3 numbers > 0",
+    ),
 }
 OPTIONAL_FIELDS = {
     "weights": (lambda v: v is None or isinstance(v, dict), "an object"),

@@ -108,7 +108,8 @@ def load_checkpoint(path):
             f"If you trust the file, re-save its tensors with plain torch.save. Loader said: "
             f"{_last_line(str(exc))}"
         ) from exc
-    except (EOFError, RuntimeError, ValueError, zipfile.BadZipFile, OSError) as exc:
+    # junk bytes read as a legacy pickle fail inside the unpickler (a KeyError for an unknown memo entry)
+    except (EOFError, RuntimeError, ValueError, KeyError, IndexError, TypeError, zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(
             f'Checkpoint "{path}" is truncated or not a torch file ({type(exc).__name__}: '
             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}). {_corrupt_fix(path)}"

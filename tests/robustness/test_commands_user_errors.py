@@ -35,12 +35,21 @@ def files(trained_coop, tmp_path_factory):
         "letters": lambda r: {**r, "classnames": "cat"},  # read letter by letter before
         "no_backbone": lambda r: {k: v for k, v in r.items() if k != "backbone"},
         "bad_crop": lambda r: {**r, "preprocess": {**r["preprocess"], "crop": "224"}},
+        "zero_crop": lambda r: {**r, "preprocess": {**r["preprocess"], "crop": [0, 0]}},
+        "zero_std": lambda r: {**r, "preprocess": {**r["preprocess"], "std": [0, 0, 0]}},
+        "repeated_names": lambda r: {**r, "classnames": ["cat", "cat"]},
     }.items():
         shutil.copytree(run, tmp / name)
         record = json.loads((tmp / name / "run.json").read_text())
         (tmp / name / "run.json").write_text(json.dumps(change(record)))
     shutil.copytree(run, tmp / "not_json")
     (tmp / "not_json" / "run.json").write_text('{"classnames": [')
+    shutil.copytree(run, tmp / "cut_config")
+    (tmp / "cut_config" / "config.yaml").write_text((tmp / "not_json" / "config.yaml").read_text()[:300])
+    shutil.copytree(run, tmp / "text_checkpoint")
+    (tmp / "text_checkpoint" / "prompt_learner" / "model.pth.tar-1").write_text("hi\n")  # a legacy-pickle KeyError
+    (tmp / "repeated.txt").write_text("cat\ndog\ncat\n")
+    (tmp / "names.txt").write_text("cat\ndog\n")
     (tmp / "latin1.txt").write_bytes("chat\nb\xe9b\xe9\n".encode("latin-1"))
     (tmp / "empty.txt").write_text("\n\n")
     (tmp / "a_file").write_text("x")
@@ -77,6 +86,23 @@ CASES = {
     "predict_run_json_missing_key": ("predict", ["{tmp}/no_backbone", "{image}"], '"backbone" is missing'),
     "predict_run_json_bad_crop": ("predict", ["{tmp}/bad_crop", "{image}"], '"preprocess.crop" must be'),
     "predict_run_json_not_json": ("predict", ["{tmp}/not_json", "{image}"], 'not_json/run.json" is not valid JSON'),
+    "predict_run_json_zero_crop": ("predict", ["{tmp}/zero_crop", "{image}"], '"preprocess.crop" must be'),
+    "predict_run_json_zero_std": ("predict", ["{tmp}/zero_std", "{image}"], '"preprocess.std" must be'),
+    "predict_run_json_repeated": ("predict", ["{tmp}/repeated_names", "{image}"], "distinct class names"),
+    "predict_config_cut_short": ("predict", ["{tmp}/cut_config", "{image}"], "cut_config/config.yaml"),
+    "predict_checkpoint_text": ("predict", ["{tmp}/text_checkpoint", "{image}"], "model.pth.tar-1"),
+    "predict_classnames_repeated": (
+        "predict",
+        ["{run}", "{image}", "--classnames", "{tmp}/repeated.txt"],
+        '--classnames "{tmp}/repeated.txt" repeats cat',
+    ),
+    "predict_zero_shot_backbone_not_weights": (
+        "predict",
+        ["--trainer", "ZeroshotCLIP", "--backbone", "{tmp}/names.txt", "--classnames", "{tmp}/names.txt", "{image}"],
+        '"{tmp}/names.txt" cannot be read as CLIP weights',
+    ),
+    "predict_device_unknown": ("predict", ["{run}", "{image}", "--device", "junk"], '--device (device=) "junk"'),
+    "predict_run_is_a_file": ("predict", ["{tmp}/a_file", "{image}"], '"{tmp}/a_file" is a file'),
     "predict_bad_epoch": ("predict", ["{run}", "{image}", "--load-epoch", "7"], "model.pth.tar-7"),
     "predict_model_dir_missing": ("predict", ["{run}", "{image}", "--model-dir", "{tmp}/gone"], "--model-dir"),
     "predict_unknown_flag": ("predict", ["{run}", "{image}", "--topp", "3"], "unrecognized arguments: --topp"),
@@ -148,3 +174,14 @@ def test_export_creates_its_out_folder_and_the_classnames_string_is_refused_in_t
     assert out.is_file() and (out.parent / "head.json").is_file() and card["format"] == "coop_toolkit.classifier_head"
     with pytest.raises(UserError, match="classnames= must be a list of class names"):
         ct.load_run(files["run"], classnames="cat")
+
+
+def test_a_stray_file_beside_the_checkpoints_is_not_taken_for_an_epoch(files, tmp_path):
+    """model.pth.tar-1.bak (a user's backup) is no epoch: the run's last epoch is still found."""
+    shutil.copytree(files["run"], tmp_path / "run")
+    shutil.copy(
+        tmp_path / "run" / "prompt_learner" / "model.pth.tar-1",
+        tmp_path / "run" / "prompt_learner" / "model.pth.tar-1.bak",
+    )
+    summary = predict.main([str(tmp_path / "run"), files["image"]])
+    assert summary.predicted == 1 and summary.failed == []
