@@ -198,6 +198,8 @@ def run_config(run_dir):
     except (UnicodeDecodeError, ValueError, TypeError, AttributeError, yaml.YAMLError) as e:
         detail = " ".join(str(e).split())  # yaml's messages span lines: the error is one line
         raise ConfigError(f'"{path}" is not a config file train.py wrote ({detail}); restore it from a copy') from None
+    if not isinstance(loaded.get("TRAINER"), CN) or not loaded.TRAINER.get("NAME"):  # empty or cut short
+        raise ConfigError(f'"{path}" names no TRAINER.NAME; it is not a whole config train.py wrote: restore it')
     for node in [k for k in loaded.get("TRAINER", {}) if k not in cfg.TRAINER]:
         logger.info(f"{path}: TRAINER.{node} belongs to a trainer that is not registered here; left out")
         del loaded.TRAINER[node]

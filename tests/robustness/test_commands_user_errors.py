@@ -16,6 +16,7 @@ import interpret_prompt
 import parse_test_res
 import predict
 import results
+import sweep
 from dasslite.cli import run_cli
 from dasslite.errors import UserError
 
@@ -23,6 +24,7 @@ from .conftest import REPO, subprocess_env
 
 COMMANDS = {"predict": predict, "export": export, "results": results, "parse": parse_test_res}
 COMMANDS["interpret"] = interpret_prompt
+COMMANDS["sweep"] = sweep
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +124,11 @@ CASES = {
     "interpret_empty_file": ("interpret", ["{tmp}/empty.pth", "3"], "empty.pth"),
     "interpret_no_ctx": ("interpret", ["{tmp}/no_ctx.pth", "3"], 'no learned context "ctx"'),
     "interpret_topk_0": ("interpret", ["{tmp}/no_ctx.pth", "0"], "TOPK must be at least 1"),
+    "sweep_no_file": ("sweep", ["{tmp}/nothing.txt"], '"{tmp}/nothing.txt" cannot be read'),
+    "sweep_a_folder": ("sweep", ["{tmp}/no_images"], '"{tmp}/no_images" cannot be read'),
+    "sweep_not_utf8": ("sweep", ["{tmp}/latin1.txt", "--dry-run"], '"{tmp}/latin1.txt" is not UTF-8'),
+    "sweep_jobs_0": ("sweep", ["{tmp}/names.txt", "--jobs", "0"], "--jobs must be at least 1"),
+    "sweep_log_dir_under_a_file": ("sweep", ["{tmp}/names.txt", "--log-dir", "{tmp}/a_file/logs"], "is a file"),
 }
 
 
