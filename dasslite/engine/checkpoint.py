@@ -238,11 +238,12 @@ def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer
         for k in common
         if hasattr(state_dict[k], "shape") and state_dict[k].shape != own[k].shape
     ]
-    if mismatched:
-        lines = "\n".join(f"  {k}: checkpoint {c}, model {m}" for k, c, m in mismatched)
+    if mismatched:  # one line: the command prints it as its single `error:` line
+        shapes = "; ".join(f"{k}: checkpoint {c}, model {m}" for k, c, m in mismatched[:10])
+        origin = f' (saved by trainer "{trainer_name}")' if trainer_name else ""
         raise CheckpointError(
-            f'Shape mismatch loading "{path}" (was it trained with other settings, e.g. '
-            f"another number of classes or context tokens?):\n{lines}"
+            f'Shape mismatch loading "{path}"{origin}: {shapes}. Was it trained with other settings, e.g. '
+            f"another trainer, number of classes or context tokens? Evaluate it with the settings it was trained with."
         )
     missing = [k for k in own if k not in state_dict and not _ignored(k, ignore_keys)]
     unexpected = [k for k in state_dict if k not in own]

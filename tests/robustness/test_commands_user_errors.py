@@ -48,6 +48,8 @@ def files(trained_coop, tmp_path_factory):
     (tmp / "not_json" / "run.json").write_text('{"classnames": [')
     shutil.copytree(run, tmp / "cut_config")
     (tmp / "cut_config" / "config.yaml").write_text((tmp / "not_json" / "config.yaml").read_text()[:300])
+    shutil.copytree(run, tmp / "empty_config")
+    (tmp / "empty_config" / "config.yaml").write_text("")
     shutil.copytree(run, tmp / "text_checkpoint")
     (tmp / "text_checkpoint" / "prompt_learner" / "model.pth.tar-1").write_text("hi\n")  # a legacy-pickle KeyError
     (tmp / "repeated.txt").write_text("cat\ndog\ncat\n")
@@ -92,6 +94,7 @@ CASES = {
     "predict_run_json_zero_std": ("predict", ["{tmp}/zero_std", "{image}"], '"preprocess.std" must be'),
     "predict_run_json_repeated": ("predict", ["{tmp}/repeated_names", "{image}"], "distinct class names"),
     "predict_config_cut_short": ("predict", ["{tmp}/cut_config", "{image}"], "cut_config/config.yaml"),
+    "predict_config_empty": ("predict", ["{tmp}/empty_config", "{image}"], "empty_config/config.yaml"),
     "predict_checkpoint_text": ("predict", ["{tmp}/text_checkpoint", "{image}"], "model.pth.tar-1"),
     "predict_classnames_repeated": (
         "predict",
