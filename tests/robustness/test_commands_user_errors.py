@@ -195,3 +195,23 @@ def test_a_stray_file_beside_the_checkpoints_is_not_taken_for_an_epoch(files, tm
     )
     summary = predict.main([str(tmp_path / "run"), files["image"]])
     assert summary.predicted == 1 and summary.failed == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_ctrl_c_during_predict_leaves_no_out_file_and_no_traceback(files, tmp_path, monkeypatch, capsys, suffix):
+    """Ctrl-C after some rows: --out is not there at all (no partial file), one line, exit status 130."""
+    rows = []
+
+    def interrupted_write(self, prediction):
+        rows.append(prediction)
+        if len(rows) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(predict.OutFile, "write", interrupted_write)
+    out = tmp_path / "out" / f"preds{suffix}"
+    images = os.path.dirname(files["image"])
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(predict.main, [files["run"], images, "--out", str(out), "--batch-size", "1"])
+    err = [line for line in capsys.readouterr().err.splitlines() if "img/s" not in line and line.strip()]
+    assert exit_.value.code == 130 and err == ["interrupted (Ctrl-C) before the command completed"], err
+    assert os.listdir(out.parent) == []
