@@ -16,11 +16,11 @@ import logging
 import sys
 
 from coop_toolkit.datasets.check import MISSING, check_datasets, format_reports
-from dasslite.cli import run_cli
+from dasslite.cli import ArgumentParser, run_cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="datasets to check (config names, e.g. oxford_pets; default: all fifteen)")
     p.add_argument("--root", required=True, help="the folder that holds every dataset (DATASET.ROOT)")
     p.add_argument("--decode", action="store_true", help="also open every image (slow: as long as an epoch)")

@@ -21,11 +21,11 @@ import sys
 from coop_toolkit.datasets.catalog import BENCHMARKS
 from coop_toolkit.datasets.check import check_datasets, format_reports
 from coop_toolkit.datasets.prepare import prepare_dataset
-from dasslite.cli import run_cli
+from dasslite.cli import ArgumentParser, run_cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="+", help='datasets to prepare (config names, e.g. oxford_pets), or "all"')
     p.add_argument("--root", required=True, help="the folder that holds every dataset (DATASET.ROOT)")
     p.add_argument("--cache", default=None, help="torchvision's download folder (default: ROOT/torchvision-downloads)")

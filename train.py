@@ -19,7 +19,7 @@ import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
 from coop_toolkit.config import merge_run_config
 from coop_toolkit.launch import FinishedRunError, RunPlan, Spelling, launch, report_stop
 from coop_toolkit.plugins import load_plugins
-from dasslite.cli import run_cli
+from dasslite.cli import ArgumentParser, run_cli
 from dasslite.engine.build import TRAINER_REGISTRY, build_trainer
 from dasslite.engine.interrupt import TrainingInterrupted
 from dasslite.errors import ConfigError
@@ -36,7 +36,7 @@ UNUSED = "unused: accepted so the original's command lines run; it sets {key}, w
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=str, default="", help="dataset root, the folder holding every dataset (DATASET.ROOT)")
     p.add_argument(
         "--output-dir", type=str, default="", help="run folder: log.txt, checkpoints, metrics.json (OUTPUT_DIR)"

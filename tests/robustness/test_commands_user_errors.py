@@ -11,12 +11,14 @@ import sys
 import pytest
 import torch
 
+import check_data
 import export
 import interpret_prompt
 import parse_test_res
 import predict
 import results
 import sweep
+import train
 from dasslite.cli import run_cli
 from dasslite.errors import UserError
 
@@ -24,7 +26,7 @@ from .conftest import REPO, subprocess_env
 
 COMMANDS = {"predict": predict, "export": export, "results": results, "parse": parse_test_res}
 COMMANDS["interpret"] = interpret_prompt
-COMMANDS["sweep"] = sweep
+COMMANDS.update(sweep=sweep, train=train, check=check_data)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +134,8 @@ CASES = {
     "sweep_not_utf8": ("sweep", ["{tmp}/latin1.txt", "--dry-run"], '"{tmp}/latin1.txt" is not UTF-8'),
     "sweep_jobs_0": ("sweep", ["{tmp}/names.txt", "--jobs", "0"], "--jobs must be at least 1"),
     "sweep_log_dir_under_a_file": ("sweep", ["{tmp}/names.txt", "--log-dir", "{tmp}/a_file/logs"], "is a file"),
+    "train_seed_not_a_number": ("train", ["--seed", "abc"], "argument --seed: invalid int value: 'abc'"),
+    "check_workers_not_a_number": ("check", ["--root", "{tmp}", "--workers", "x"], "argument --workers"),
 }
 
 
