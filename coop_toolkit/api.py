@@ -331,7 +331,7 @@ class Run:
     def to_batch(self, images):
         """PIL images, paths, (3, H, W) / (B, 3, H, W) preprocessed tensors -> one (B, 3, H, W) tensor."""
         if isinstance(images, torch.Tensor):
-            return images.unsqueeze(0) if images.dim() == 3 else images
+            return self._checked(images.unsqueeze(0) if images.dim() == 3 else images)
         if isinstance(images, (str, os.PathLike, Image.Image)):
             images = [images]
         tensors = []
@@ -340,8 +340,23 @@ class Run:
                 image = read_image(os.fspath(image))
             if isinstance(image, Image.Image):
                 image = self.preprocess(image.convert("RGB"))
-            tensors.append(image.unsqueeze(0) if image.dim() == 3 else image)
+            if not isinstance(image, torch.Tensor):
+                hint = " (for a numpy array: Image.fromarray(array))" if hasattr(image, "__array__") else ""
+                raise ConfigError(
+                    f"images must be paths, PIL images or preprocessed tensors, not {type(image).__name__}{hint}"
+                )
+            tensors.append(self._checked(image.unsqueeze(0) if image.dim() == 3 else image))
         return torch.cat(tensors)
+
+    def _checked(self, batch):
+        """A (B, 3, H, W) tensor at the run's crop size; any other shape is a ConfigError saying which."""
+        crop = tuple(self.preprocess_record["crop"])
+        if batch.dim() != 4 or tuple(batch.shape[1:]) != (3, *crop):
+            raise ConfigError(
+                f"a preprocessed image tensor must be (3, {crop[0]}, {crop[1]}) or (B, 3, {crop[0]}, {crop[1]}) "
+                f"for this run, not {tuple(batch.shape)}; or pass the image as a path or PIL image"
+            )
+        return batch
 
     @torch.no_grad()
     def logits(self, images):
