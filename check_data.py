@@ -16,7 +16,7 @@ import logging
 import sys
 
 from coop_toolkit.datasets.check import MISSING, check_datasets, format_reports
-from dasslite.cli import ArgumentParser, run_cli
+from dasslite.cli import ArgumentParser, UsageError, run_cli
 
 
 def build_parser():
@@ -31,6 +31,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1; got {args.workers}")
     reports = check_datasets(args.root, args.names or None, decode=args.decode, num_workers=args.workers)
     print(format_reports(reports))
     # Without names a dataset that is simply not there is not a failure: few users have all fifteen.

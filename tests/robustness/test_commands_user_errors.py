@@ -135,6 +135,7 @@ CASES = {
     "sweep_jobs_0": ("sweep", ["{tmp}/names.txt", "--jobs", "0"], "--jobs must be at least 1"),
     "sweep_log_dir_under_a_file": ("sweep", ["{tmp}/names.txt", "--log-dir", "{tmp}/a_file/logs"], "is a file"),
     "train_seed_not_a_number": ("train", ["--seed", "abc"], "argument --seed: invalid int value: 'abc'"),
+    "check_workers_0": ("check", ["--root", "{tmp}", "--workers", "0", "--decode"], "--workers must be at least 1"),
     "check_workers_not_a_number": ("check", ["--root", "{tmp}", "--workers", "x"], "argument --workers"),
 }
 
