@@ -171,7 +171,13 @@ def read_pointer(model_dir):
         return None
     with open(pointer, encoding="utf-8", errors="replace") as f:
         name = f.read().strip()
-    if not name:
+    if not name:  # an empty pointer beside checkpoints: resuming "from scratch" would overwrite them
+        if list_checkpoints(model_dir):
+            raise CheckpointError(
+                f'Checkpoint pointer "{pointer}" is empty, but its folder holds '
+                f"{', '.join(list_checkpoints(model_dir))}. Write the name of the one to resume from into it "
+                f"(e.g. the last model.pth.tar-N), or delete the folder's checkpoints to train from scratch."
+            )
         return None
     if name in (".", "..") or "/" in name or os.sep in name or (os.altsep and os.altsep in name):
         raise CheckpointError(
