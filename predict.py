@@ -87,6 +87,9 @@ def read_classnames(path):
         raise UsageError(f'--classnames "{path}" cannot be read ({e.strerror or e})') from None
     if not names:
         raise UsageError(f'--classnames "{path}" holds no class names; write one class name per line')
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f'--classnames "{path}" repeats {", ".join(repeated[:5])}; each class name must appear once')
     return names
 
 

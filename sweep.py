@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import sys
 
+from dasslite.cli import ArgumentParser, UsageError, check_output_folder, run_cli
+
 ROOT = os.path.dirname(os.path.abspath(__file__))
 logger = logging.getLogger("sweep")
 
@@ -76,9 +78,12 @@ def run_submitit(commands, log_dir, cluster=None, **slurm):
     """Submit each command as one job through submitit; wait; return the exit codes in order."""
     try:
         import submitit
-    except ImportError as error:
-        raise ImportError('SLURM jobs need submitit: pip install -e ".[slurm]"') from error
-    executor = submitit.AutoExecutor(folder=log_dir, cluster=cluster)
+    except ImportError:
+        raise UsageError('SLURM jobs need submitit: pip install -e ".[slurm]"') from None
+    try:
+        executor = submitit.AutoExecutor(folder=log_dir, cluster=cluster)
+    except RuntimeError as error:  # no SLURM here (submitit finds no srun)
+        raise UsageError(f"--executor {cluster}: {error}; use --executor local on this machine") from None
     if executor.cluster == "slurm":
         executor.update_parameters(**{k: v for k, v in slurm.items() if v is not None})
     jobs = [executor.submit(submitit.helpers.CommandFunction(["bash", "-c", c], cwd=ROOT)) for c in commands]
@@ -102,12 +107,12 @@ def report(commands, codes, log_dir):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", help="file with one command per line (default: stdin)")
     parser.add_argument(
         "--jobs",
         type=int,
-        default=int(os.environ.get("JOBS", 1)),
+        default=os.environ.get("JOBS", "1"),  # a string default goes through type=int, so a bad $JOBS is a usage error
         help="concurrent jobs without GPUs (default: $JOBS or 1)",
     )
     parser.add_argument(
@@ -125,18 +130,38 @@ def parse_args(argv=None):
     parser.add_argument("--timeout-min", type=int, default=24 * 60, help="SLURM time limit per job")
     parser.add_argument("--cpus-per-task", type=int, default=8, help="SLURM CPUs per job (data loading)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
-    return parser.parse_args(argv)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    args = parser.parse_args(argv)
+    for flag in ("jobs", "timeout_min", "cpus_per_task"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1; got {getattr(args, flag)}")
+    return args
+
+
+def read_command_file(path):
+    """The commands of `path` (stdin when None); an unreadable or non-UTF-8 file is a UsageError naming it."""
+    if path is None:
+        return read_commands(sys.stdin)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return read_commands(f)
+    except UnicodeDecodeError as e:
+        raise UsageError(f'"{path}" is not UTF-8 text (byte {e.start}); save the commands as UTF-8') from None
+    except OSError as e:
+        raise UsageError(
+            f'"{path}" cannot be read ({e.strerror or e}); give a file with one command per line'
+        ) from None
 
 
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    with open(args.file) if args.file else sys.stdin as f:
-        commands = read_commands(f)
+    commands = read_command_file(args.file)
     if args.dry_run or not commands:
         print("\n".join(commands))
         return 0
     log_dir = os.path.join(ROOT, args.log_dir) if not os.path.isabs(args.log_dir) else args.log_dir
+    check_output_folder(log_dir, "--log-dir")
     if args.executor == "local":
         codes = run_local(commands, args.jobs, log_dir, visible_gpus())
     else:
@@ -154,4 +179,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

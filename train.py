@@ -16,7 +16,7 @@ import shlex
 import sys
 
 from coop_toolkit.trainer_names import trainer_names
-from dasslite.cli import run_cli
+from dasslite.cli import ArgumentParser, run_cli
 from dasslite.errors import ConfigError
 
 # torch and the toolkit's trainers and datasets are imported in the functions that use them, so that
@@ -31,7 +31,7 @@ UNUSED = "unused: accepted so the original's command lines run; it sets {key}, w
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", type=str, default="", help="dataset root, the folder holding every dataset (DATASET.ROOT)")
     p.add_argument(
         "--output-dir", type=str, default="", help="run folder: log.txt, checkpoints, metrics.json (OUTPUT_DIR)"

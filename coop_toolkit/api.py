@@ -34,6 +34,7 @@ from types import SimpleNamespace
 
 import open_clip
 import torch
+import yaml
 from PIL import Image
 from tqdm import tqdm
 from yacs.config import CfgNode as CN
@@ -155,7 +156,8 @@ def load_run(
     `precision`: fp32 (exact), bf16 or fp16, whatever PREC the run trained with (PRECISION_CHOICES).
     """
     if not os.path.isdir(run_dir):
-        raise UserFileNotFoundError(f'Run folder "{run_dir}" not found; give the --output-dir of a train.py run')
+        what = "is a file, not a folder" if os.path.exists(run_dir) else "not found"
+        raise UserFileNotFoundError(f'Run folder "{run_dir}" {what}; give the --output-dir of a train.py run')
     check_classnames(classnames)
     load_plugins(plugins)
     record = rr.read_run_record(run_dir)
@@ -169,6 +171,7 @@ def load_run(
     if learned:
         model_dir = rr.weights_dir(run_dir, record, model_dir)
         epoch = load_epoch if load_epoch is not None else default_epoch(cfg, record, model_dir, trainer)
+        rr.check_weights(record, model_dir, epoch)
         trainer.load_model(model_dir, epoch=epoch)
     return Run(trainer, record["preprocess"], names, record=record)
 
@@ -180,6 +183,9 @@ def check_classnames(classnames, where="classnames="):
         raise ConfigError(f"{where} must be a list of class names (non-empty strings), not {classnames!r:.60}")
     if not classnames:
         raise ConfigError(f"{where} is empty; give at least one class name")
+    repeated = sorted({name for name in classnames if list(classnames).count(name) > 1})
+    if repeated:
+        raise ConfigError(f"{where} repeats {', '.join(repeated[:5])}; each class name must appear once")
 
 
 def run_config(run_dir):
@@ -192,8 +198,11 @@ def run_config(run_dir):
     try:
         with open(path, encoding="utf-8") as f:
             loaded = CN.load_cfg(f)
-    except (UnicodeDecodeError, ValueError, TypeError, AttributeError) as e:  # yaml's errors are ValueErrors
-        raise ConfigError(f'"{path}" is not a config file train.py wrote ({e}); restore it from a copy') from None
+    except (UnicodeDecodeError, ValueError, TypeError, AttributeError, yaml.YAMLError) as e:
+        detail = " ".join(str(e).split())  # yaml's messages span lines: the error is one line
+        raise ConfigError(f'"{path}" is not a config file train.py wrote ({detail}); restore it from a copy') from None
+    if not isinstance(loaded.get("TRAINER"), CN) or not loaded.TRAINER.get("NAME"):  # empty or cut short
+        raise ConfigError(f'"{path}" names no TRAINER.NAME; it is not a whole config train.py wrote: restore it')
     for node in [k for k in loaded.get("TRAINER", {}) if k not in cfg.TRAINER]:
         logger.info(f"{path}: TRAINER.{node} belongs to a trainer that is not registered here; left out")
         del loaded.TRAINER[node]
@@ -215,6 +224,7 @@ def zero_shot(
 ):
     """A zero-shot CLIP Run without a run folder: hand-written prompts ("a photo of a {}." unless
     `dataset_name` has its own template) for `classnames`, on `backbone` (MODEL.BACKBONE.NAME)."""
+    check_classnames(classnames)
     cfg = get_cfg(trainer=trainer, plugins=plugins)
     cfg.DATASET.NAME = dataset_name
     cfg.MODEL.BACKBONE.NAME = backbone
@@ -254,12 +264,23 @@ def _build(cfg, classnames, device, precision="fp32"):
     node = getattr(TRAINER_REGISTRY.get(cfg.TRAINER.NAME), "config_node", None)
     if node and "PREC" in cfg.TRAINER.get(node, {}):
         cfg.TRAINER[node].PREC = precision
-    cfg.USE_CUDA = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
+    cfg.USE_CUDA = torch.cuda.is_available() if device is None else _device(device).type == "cuda"
     cfg.freeze()
     with torch.random.fork_rng(devices=[]):  # a prompt's random init is drawn, then overwritten
         trainer = build_trainer(cfg, classnames=classnames)
     trainer.set_model_mode("eval")
     return trainer
+
+
+def _device(device):
+    """torch.device(`device`); a name torch does not know, or CUDA on a machine without it, is a ConfigError."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f'--device (device=) "{device}" is not a device; use cpu, cuda or cuda:N') from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f'--device (device=) "{device}": this machine has no CUDA GPU; use cpu')
+    return parsed
 
 
 def default_epoch(cfg, record, model_dir, trainer):
@@ -270,7 +291,8 @@ def default_epoch(cfg, record, model_dir, trainer):
     if cfg.TEST.FINAL_MODEL == "best_val":
         return None
     name = trainer.get_model_names()[0]
-    epochs = [int(f.rsplit("-", 1)[1]) for f in list_checkpoints(os.path.join(model_dir, name)) if "tar-" in f]
+    files = list_checkpoints(os.path.join(model_dir, name))
+    epochs = [int(f.rsplit("-", 1)[1]) for f in files if "tar-" in f and f.rsplit("-", 1)[1].isdigit()]
     return max(epochs) if epochs else None
 
 
@@ -328,7 +350,7 @@ class Run:
     def to_batch(self, images):
         """PIL images, paths, (3, H, W) / (B, 3, H, W) preprocessed tensors -> one (B, 3, H, W) tensor."""
         if isinstance(images, torch.Tensor):
-            return images.unsqueeze(0) if images.dim() == 3 else images
+            return self._checked(images.unsqueeze(0) if images.dim() == 3 else images)
         if isinstance(images, (str, os.PathLike, Image.Image)):
             images = [images]
         tensors = []
@@ -337,8 +359,23 @@ class Run:
                 image = read_image(os.fspath(image))
             if isinstance(image, Image.Image):
                 image = self.preprocess(image.convert("RGB"))
-            tensors.append(image.unsqueeze(0) if image.dim() == 3 else image)
+            if not isinstance(image, torch.Tensor):
+                hint = " (for a numpy array: Image.fromarray(array))" if hasattr(image, "__array__") else ""
+                raise ConfigError(
+                    f"images must be paths, PIL images or preprocessed tensors, not {type(image).__name__}{hint}"
+                )
+            tensors.append(self._checked(image.unsqueeze(0) if image.dim() == 3 else image))
         return torch.cat(tensors)
+
+    def _checked(self, batch):
+        """A (B, 3, H, W) tensor at the run's crop size; any other shape is a ConfigError saying which."""
+        crop = tuple(self.preprocess_record["crop"])
+        if batch.dim() != 4 or tuple(batch.shape[1:]) != (3, *crop):
+            raise ConfigError(
+                f"a preprocessed image tensor must be (3, {crop[0]}, {crop[1]}) or (B, 3, {crop[0]}, {crop[1]}) "
+                f"for this run, not {tuple(batch.shape)}; or pass the image as a path or PIL image"
+            )
+        return batch
 
     @torch.no_grad()
     def logits(self, images):

@@ -5,7 +5,8 @@
      "backbone": {"kind": "openai" | "file" | "open_clip", "name": MODEL.BACKBONE.NAME, ...},
      "preprocess": {"resize": 224, "crop": [224, 224], "interpolation": "bicubic",
                     "mean": [...], "std": [...], "instance_norm": false},
-     "weights": {"model_dir": ".", "model_dir_relative": ".", "epoch": null},
+     "weights": {"model_dir": ".", "model_dir_relative": ".", "epoch": null,
+                 "sha256": {"prompt_learner": "..."}},  # eval-only runs: the checkpoints evaluated
      "plugins": {"trainer": {"file": "/abs/my_method.py"}}}  # or "module" / "entry_point" + "distribution"
 
 `backbone` identifies the CLIP weights: an OpenAI name (with its open_clip model name and the
@@ -15,8 +16,11 @@ dasslite/data/transforms.py (resize the smaller edge, centre crop, [0, 1] tensor
 `weights.model_dir` is where the checkpoints are ("." = the run folder; an eval-only run points to its
 --model-dir by absolute path, and by `model_dir_relative` to the run folder, so a pair of run folders
 moved or copied together still finds it: `weights_dir`) and `weights.epoch` the --load-epoch it
-evaluated (null: the run's final model). `plugins` says where the run's trainer and dataset come from
-when a plugin provides them (coop_toolkit/plugins.py); loading never imports them.
+evaluated (null: the run's final model). An eval-only run also records `weights.sha256`, the sha256 of
+each model's checkpoint file it evaluated, so that weights found elsewhere (beside the run, at the
+recorded path or by --model-dir) are checked to be those (`check_weights`). `plugins` says where the
+run's trainer and dataset come from when a plugin provides them (coop_toolkit/plugins.py); loading
+never imports them.
 """
 
 import hashlib
@@ -28,8 +32,8 @@ import os
 from torchvision import transforms as T
 
 from dasslite.data.transforms import INTERPOLATION_MODES
-from dasslite.engine.checkpoint import list_checkpoints
-from dasslite.errors import RunFolderError, UserError, UserFileNotFoundError
+from dasslite.engine.checkpoint import list_checkpoints, model_file_path
+from dasslite.errors import CheckpointError, RunFolderError, UserError, UserFileNotFoundError
 from dasslite.utils.io import write_json
 
 from .plugins import run_plugins
@@ -105,8 +109,8 @@ def build_preprocess(record):
     return T.Compose(steps)
 
 
-def make_run_record(cfg, classnames, model_dir="", load_epoch=None):
-    return {
+def make_run_record(cfg, classnames, model_dir="", load_epoch=None, checkpoint_sha256=None):
+    record = {
         "version": VERSION,
         "trainer": cfg.TRAINER.NAME,
         "dataset": cfg.DATASET.NAME,
@@ -121,6 +125,9 @@ def make_run_record(cfg, classnames, model_dir="", load_epoch=None):
         },
         "plugins": run_plugins(cfg),
     }
+    if checkpoint_sha256:
+        record["weights"]["sha256"] = checkpoint_sha256
+    return record
 
 
 def write_run_record(trainer, model_dir="", load_epoch=None):
@@ -129,7 +136,10 @@ def write_run_record(trainer, model_dir="", load_epoch=None):
     `model_dir` / `load_epoch`: where an eval-only run reads its weights (empty: the run folder).
     """
     cfg = trainer.cfg
-    record = make_run_record(cfg, trainer.dm.dataset.classnames, model_dir, load_epoch)
+    digests = None
+    if model_dir:  # the files evaluated: load_run checks it reads these same weights wherever it finds them
+        digests = {name: sha256_of(model_file_path(model_dir, name, load_epoch)) for name in trainer.get_model_names()}
+    record = make_run_record(cfg, trainer.dm.dataset.classnames, model_dir, load_epoch, digests)
     write_json(record, os.path.join(cfg.OUTPUT_DIR, RUN_FILE))
     return record
 
@@ -171,8 +181,8 @@ def _is_number_list(value, length=None):
 # field -> (check, what it must be); a field that is absent is reported as missing
 RECORD_FIELDS = {
     "classnames": (
-        lambda v: isinstance(v, list) and v and all(isinstance(n, str) and n for n in v),
-        "a non-empty list of class names (strings)",
+        lambda v: isinstance(v, list) and v and all(isinstance(n, str) and n for n in v) and len(set(v)) == len(v),
+        "a non-empty list of distinct class names (strings)",
     ),
     "backbone": (
         lambda v: (
@@ -184,16 +194,26 @@ RECORD_FIELDS = {
     ),
     "preprocess": (lambda v: isinstance(v, dict), "an object (resize, crop, interpolation, mean, std)"),
     "preprocess.resize": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
-    "preprocess.crop": (lambda v: _is_number_list(v, 2), "[height, width]"),
+    "preprocess.crop": (
+        lambda v: _is_number_list(v, 2) and all(isinstance(n, int) and n > 0 for n in v),
+        "[height, width] (positive integers)",
+    ),
     "preprocess.interpolation": (lambda v: v in INTERPOLATION_MODES, " or ".join(INTERPOLATION_MODES)),
     "preprocess.mean": (lambda v: v is None or _is_number_list(v, 3), "null or 3 numbers"),
-    "preprocess.std": (lambda v: v is None or _is_number_list(v, 3), "null or 3 numbers"),
+    "preprocess.std": (
+        lambda v: v is None or (_is_number_list(v, 3) and all(n > 0 for n in v)),
+        "null or 3 numbers > 0",
+    ),
 }
 OPTIONAL_FIELDS = {
     "weights": (lambda v: v is None or isinstance(v, dict), "an object"),
     "weights.model_dir": (lambda v: isinstance(v, str), "a folder path"),
     "weights.model_dir_relative": (lambda v: isinstance(v, str), "a folder path"),
     "weights.epoch": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)), "null or an epoch"),
+    "weights.sha256": (
+        lambda v: isinstance(v, dict) and all(isinstance(h, str) and len(h) == 64 for h in v.values()),
+        "an object of model name: sha256 (64 hex digits)",
+    ),
 }
 
 
@@ -260,6 +280,27 @@ def weights_dir(run_dir, record, model_dir=""):
     if beside and here[0] != beside:
         logger.warning(f'"{run_dir}": no model run at "{beside}" beside it; reading the recorded "{recorded}"')
     return here[0]
+
+
+def check_weights(record, model_dir, epoch):
+    """The checkpoints of `model_dir` an eval-only run records (weights.sha256) are the ones it evaluated.
+
+    Only when `epoch` is the recorded one (another --load-epoch is another file); a run.json without
+    hashes (older runs) is not checked.
+    """
+    weights = record.get("weights") or {}
+    digests = weights.get("sha256")
+    if not digests or epoch != weights.get("epoch"):
+        return
+    for name, expected in digests.items():
+        path = model_file_path(model_dir, name, epoch)
+        digest = sha256_of(path)
+        if digest != expected:
+            raise CheckpointError(
+                f'"{path}" has sha256 {digest}, but the run evaluated a file of sha256 {expected}: these are '
+                f"other weights (retrained or replaced). Pass --model-dir (model_dir= in the Python API) with "
+                f"the model run it evaluated, or evaluate this model again with train.py --eval-only."
+            )
 
 
 def _checkpoints_digest(model_dir):

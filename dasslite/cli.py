@@ -37,7 +37,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run_cli(main, argv=None, cleanup=None):
-    """main(argv)'s return value; a UserError prints `error: <message>` and exits 2 (`--debug`: raised)."""
+    """main(argv)'s return value; a UserError prints `error: <message>` and exits 2, Ctrl-C one line and
+    exit status 130 (`--debug`: raised)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return main(argv)
@@ -46,6 +47,11 @@ def run_cli(main, argv=None, cleanup=None):
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C is the user's choice, not a bug: no traceback; 130 as the shell's 128 + SIGINT
+        if "--debug" in argv:
+            raise
+        print("interrupted (Ctrl-C) before the command completed", file=sys.stderr)
+        sys.exit(130)
     finally:
         if cleanup is not None:
             cleanup()

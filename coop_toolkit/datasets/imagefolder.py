@@ -54,8 +54,13 @@ def read_classnames_file(path, folders, skipped=()):
 
     `skipped`: class folders left out (empty), whose lines are allowed but not needed.
     """
-    with open(path) as f:
-        lines = [line.strip() for line in f if line.strip()]
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path} is not UTF-8 text (byte {e.start}); save it as UTF-8, one line per class folder"
+        ) from None
     known = list(folders) + list(skipped)
     if not len(folders) <= len(lines) <= len(known):
         raise DataError(
@@ -148,6 +153,13 @@ class ImageFolder(DatasetBase):
             raise DataError(
                 f'{train_dir} has one class folder with images ("{folders[0]}"); a classifier needs at '
                 f"least two: add a folder of images per class (see DATASETS.md#{ANCHOR})."
+            )
+        undecodable = [f for f in folders if f != f.encode("utf-8", "surrogateescape").decode("utf-8", "replace")]
+        if undecodable:  # the name becomes the class name: it is printed, logged, recorded and tokenized
+            shown = undecodable[0].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise DataError(
+                f'{train_dir}: the class folder name "{shown}" is not valid UTF-8 (it came from another system\'s '
+                f"encoding); rename the folder in train/, val/ and test/."
             )
         names_file = os.path.join(self.dataset_dir, "classnames.txt")
         if os.path.exists(names_file):

@@ -15,6 +15,7 @@ The model's own tokenizer (open_clip.get_tokenizer) is attached to it; text_towe
 import functools
 import logging
 import os
+import pickle
 import shlex
 import warnings
 import zipfile
@@ -96,17 +97,28 @@ def load_openai_checkpoint(path):
     Only the weights are taken from a TorchScript archive; the model is rebuilt eagerly (as the
     original code does), with OpenAI's fp16 conversion applied.
     """
-    if is_torchscript_archive(path):
-        with warnings.catch_warnings():  # torch deprecates jit.load, but these archives need it to be read
-            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
-            state_dict = torch.jit.load(path, map_location="cpu").state_dict()
-    else:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state_dict = _read_weights(path)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as e:
+        raise ConfigError(
+            f'"{path}" cannot be read as CLIP weights ({type(e).__name__}); give OpenAI\'s .pt '
+            f"release file (or a state dict in its layout) as the backbone"
+        ) from None
+    if not isinstance(state_dict, dict):
+        raise ConfigError(f'"{path}" holds a {type(state_dict).__name__}, not CLIP weights in OpenAI\'s layout')
     if "state_dict" in state_dict and "visual.conv1.weight" not in state_dict:
         state_dict = {k.removeprefix("module."): v for k, v in state_dict["state_dict"].items()}
     if "token_embedding.weight" not in state_dict:
         raise ConfigError(f'"{path}" is not a CLIP checkpoint in OpenAI\'s layout (no "token_embedding.weight" key)')
     return build_model_from_openai_state_dict(dict(state_dict))
+
+
+def _read_weights(path):
+    if is_torchscript_archive(path):
+        with warnings.catch_warnings():  # torch deprecates jit.load, but these archives need it to be read
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+            return torch.jit.load(path, map_location="cpu").state_dict()
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def is_torchscript_archive(path):

@@ -117,7 +117,8 @@ def source_hash(dataset_dir, train, val=None):
     for name, items in (("train", train), ("val", val or [])):
         h.update(f"{name}\n".encode())
         for d in items:  # streamed: no copy of ImageNet's whole list in memory
-            h.update(f"{_relpath(d.impath, dataset_dir, prefix)}\t{d.label}\t{d.classname}\n".encode())
+            line = f"{_relpath(d.impath, dataset_dir, prefix)}\t{d.label}\t{d.classname}\n"
+            h.update(line.encode("utf-8", "surrogateescape"))  # a file name that is not UTF-8: its own bytes
     return h.hexdigest()
 
 

@@ -108,7 +108,8 @@ def load_checkpoint(path):
             f"If you trust the file, re-save its tensors with plain torch.save. Loader said: "
             f"{_last_line(str(exc))}"
         ) from exc
-    except (EOFError, RuntimeError, ValueError, zipfile.BadZipFile, OSError) as exc:
+    # junk bytes read as a legacy pickle fail inside the unpickler (a KeyError for an unknown memo entry)
+    except (EOFError, RuntimeError, ValueError, KeyError, IndexError, TypeError, zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(
             f'Checkpoint "{path}" is truncated or not a torch file ({type(exc).__name__}: '
             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}). {_corrupt_fix(path)}"
@@ -170,7 +171,13 @@ def read_pointer(model_dir):
         return None
     with open(pointer, encoding="utf-8", errors="replace") as f:
         name = f.read().strip()
-    if not name:
+    if not name:  # an empty pointer beside checkpoints: resuming "from scratch" would overwrite them
+        if list_checkpoints(model_dir):
+            raise CheckpointError(
+                f'Checkpoint pointer "{pointer}" is empty, but its folder holds '
+                f"{', '.join(list_checkpoints(model_dir))}. Write the name of the one to resume from into it "
+                f"(e.g. the last model.pth.tar-N), or delete the folder's checkpoints to train from scratch."
+            )
         return None
     if name in (".", "..") or "/" in name or os.sep in name or (os.altsep and os.altsep in name):
         raise CheckpointError(
@@ -237,11 +244,12 @@ def load_weights(module, state_dict, path, ignore_keys=(), strict=False, trainer
         for k in common
         if hasattr(state_dict[k], "shape") and state_dict[k].shape != own[k].shape
     ]
-    if mismatched:
-        lines = "\n".join(f"  {k}: checkpoint {c}, model {m}" for k, c, m in mismatched)
+    if mismatched:  # one line: the command prints it as its single `error:` line
+        shapes = "; ".join(f"{k}: checkpoint {c}, model {m}" for k, c, m in mismatched[:10])
+        origin = f' (saved by trainer "{trainer_name}")' if trainer_name else ""
         raise CheckpointError(
-            f'Shape mismatch loading "{path}" (was it trained with other settings, e.g. '
-            f"another number of classes or context tokens?):\n{lines}"
+            f'Shape mismatch loading "{path}"{origin}: {shapes}. Was it trained with other settings, e.g. '
+            f"another trainer, number of classes or context tokens? Evaluate it with the settings it was trained with."
         )
     missing = [k for k in own if k not in state_dict and not _ignored(k, ignore_keys)]
     unexpected = [k for k in state_dict if k not in own]

@@ -125,3 +125,17 @@ def test_load_weights_reports_mismatches():
     assert torch.equal(model.weight, torch.ones(2, 3))
     with pytest.raises(KeyError, match="missing keys"):
         load_weights(model, {"weight": torch.ones(2, 3)}, "f.pth", strict=True)
+
+
+@pytest.mark.parametrize("text", ["", "\n", "  \n"])
+def test_an_empty_pointer_beside_checkpoints_is_refused_not_taken_for_no_checkpoint(tmp_path, text):
+    """Resuming "from scratch" past an empty pointer would overwrite model.pth.tar-1; alone it means none."""
+    from dasslite.errors import CheckpointError
+
+    (tmp_path / "checkpoint").write_text(text)
+    assert read_pointer(str(tmp_path)) is None
+    (tmp_path / "model.pth.tar-1").write_bytes(b"x")
+    with pytest.raises(
+        CheckpointError, match=r'pointer ".*checkpoint" is empty, but its folder holds model\.pth\.tar-1'
+    ):
+        read_pointer(str(tmp_path))

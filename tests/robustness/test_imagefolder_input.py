@@ -216,3 +216,29 @@ def test_imagefolder_16_bit_images_reach_the_batch_unclipped(tmp_path):
     index = next(i for i, d in enumerate(ds.test) if d.impath.endswith("dark16.png"))
     img = DatasetWrapper(cfg, ds.test, transform=T.ToTensor())[index]["img"]
     assert torch.allclose(img, torch.full_like(img, round(20000 / 257) / 255))
+
+
+def test_imagefolder_class_folder_not_utf8_is_refused_naming_it(tmp_path):
+    """A class folder name from another encoding would become a class name printed, logged and recorded."""
+    build_imagefolder(str(tmp_path), classnames=False)
+    os.rename(tmp_path / "train" / "zebra", os.path.join(os.fsencode(tmp_path / "train"), b"z\xe8bre"))
+    with pytest.raises(DataError, match=r'class folder name "z\\xe8bre" is not valid UTF-8.*rename'):
+        build(tmp_path)
+
+
+def test_imagefolder_classnames_file_not_utf8_is_refused_naming_it(tmp_path):
+    build_imagefolder(str(tmp_path))
+    (tmp_path / "classnames.txt").write_bytes("dog_breed chien\ncat chat\nzebra z\xe8bre\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"classnames\.txt is not UTF-8"):
+        build(tmp_path)
+
+
+def test_imagefolder_image_name_not_utf8_is_drawn_from_in_a_few_shot_split(tmp_path):
+    """The few-shot cache's hash takes such a name's own bytes (it cannot be encoded as UTF-8 text)."""
+    build_imagefolder(str(tmp_path), classnames=False)
+    cat = os.fsencode(tmp_path / "train" / "cat")
+    os.rename(os.path.join(cat, b"1.png"), os.path.join(cat, b"\xff1.png"))
+    ds = build_dataset(make_cfg(tmp_path, "ImageFolder", num_shots=5))
+    assert any(os.fsencode(d.impath).endswith(b"\xff1.png") for d in ds.train_x)
+    again = build_dataset(make_cfg(tmp_path, "ImageFolder", num_shots=5))  # read back from the cache
+    assert [d.impath for d in again.train_x] == [d.impath for d in ds.train_x]

@@ -3,6 +3,7 @@ together predicts as before; one copied alone says what is missing and takes --m
 (model_dir=); where the recorded model run and the one beside the copy both exist and differ, nothing
 is guessed."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import torch
 import coop_toolkit as ct
 import predict
 import train
+from dasslite.cli import run_cli
 from dasslite.errors import RunFolderError, UserFileNotFoundError
 
 from .conftest import eval_argv
@@ -37,7 +39,9 @@ def rows(run_dir, images, out, *flags):
 def test_run_json_records_the_model_run_relative_to_the_eval_run(pair):
     base, _, before = pair
     weights = json.loads((base / "eval" / "run.json").read_text())["weights"]
-    assert weights == {"model_dir": str(base / "model"), "model_dir_relative": "../model", "epoch": 1}
+    digest = hashlib.sha256((base / "model" / "prompt_learner" / "model.pth.tar-1").read_bytes()).hexdigest()
+    expected = {"model_dir": str(base / "model"), "model_dir_relative": "../model", "epoch": 1}
+    assert weights == {**expected, "sha256": {"prompt_learner": digest}}
     assert len(before) > 4 and all(r["error"] is None for r in before)
 
 
@@ -83,3 +87,49 @@ def test_two_different_model_runs_are_not_guessed_between(pair, tmp_path):
     torch.save(state, checkpoint)
     with pytest.raises(RunFolderError, match="both folders exist and hold different checkpoints.*--model-dir"):
         ct.load_run(copy / "eval")
+
+
+def retrain(checkpoint):
+    """Other weights in `checkpoint`'s place, as a model run trained again."""
+    state = torch.load(checkpoint, weights_only=False)
+    state["state_dict"]["ctx"] += 1.0
+    torch.save(state, checkpoint)
+
+
+def edit_weights(run_dir, **fields):
+    """Set run.json's weights fields (None: remove the field)."""
+    record = json.loads((run_dir / "run.json").read_text())
+    record["weights"].update(fields)
+    record["weights"] = {k: v for k, v in record["weights"].items() if v is not None}
+    (run_dir / "run.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("how", ["recorded path", "beside", "--model-dir"])
+def test_weights_other_than_those_evaluated_are_refused(pair, tmp_path, capsys, how):
+    """run.json holds the sha256 of the checkpoint evaluated; wherever the weights are found, other
+    bytes are an error naming the file (one error: line, exit 2 in predict.py)."""
+    base, images, before = pair
+    copy = tmp_path / "runs"
+    shutil.copytree(base, copy)
+    retrain(copy / "model" / "prompt_learner" / "model.pth.tar-1")
+    if how == "recorded path":  # the eval run moved alone; its recorded model run was retrained since
+        edit_weights(copy / "eval", model_dir=str(copy / "model"), model_dir_relative="../nowhere")
+    if how == "beside":  # moved with a retrained model run; the recorded one is gone
+        edit_weights(copy / "eval", model_dir=str(tmp_path / "gone"))
+    flags = ["--model-dir", str(copy / "model")] if how == "--model-dir" else []
+    run_dir = base / "eval" if how == "--model-dir" else copy / "eval"
+    with pytest.raises(SystemExit) as stop:
+        run_cli(predict.main, [str(run_dir), images, *flags])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "model.pth.tar-1" in err[0] and "--model-dir" in err[0]
+
+
+def test_a_run_json_without_hashes_loads_as_before(pair, tmp_path):
+    """Runs evaluated before run.json recorded checkpoint hashes are not checked."""
+    base, images, before = pair
+    copy = tmp_path / "runs"
+    shutil.copytree(base, copy)
+    edit_weights(copy / "eval", model_dir=str(tmp_path / "gone"), sha256=None)
+    retrain(copy / "model" / "prompt_learner" / "model.pth.tar-1")
+    assert rows(copy / "eval", images, tmp_path / "a.json") != before
