@@ -377,14 +377,7 @@ class CLIPLoRA(LearnerTrainer):
             return None
         return super().load_model(directory, epoch)
 
-    # The features protocol (coop_toolkit/trainers/learner.py).
-    @torch.no_grad()
-    def image_features(self, image, normalize=True):
-        encoder = self.model.image_encoder
-        with autocast_for(self.prec, self.device):
-            features = encoder(image.to(self.device).to(image_dtype(encoder))).float()
-        return features / features.norm(dim=-1, keepdim=True) if normalize else features
-
+    # The features protocol (coop_toolkit/trainers/learner.py); image_features is LearnerTrainer's.
     @torch.no_grad()
     def class_features(self, image_features=None):
         with autocast_for(self.prec, self.device):
