@@ -67,11 +67,28 @@ def subprocess_env():
     return env
 
 
-def start_train_py(argv, log_path):
-    """train.py as a child process (its own process group), stdout+stderr to `log_path`."""
+# Runs train.py as its __main__ after adding a root log handler that SIGKILLs the process the moment a
+# line containing sys.argv[1] is logged: a kill at an exact point, however fast the run goes.
+_KILL_AT_LINE = """
+import logging, os, runpy, signal, sys
+needle = sys.argv.pop(1)
+class KillAt(logging.Handler):
+    def emit(self, record):
+        if needle in record.getMessage():
+            os.kill(os.getpid(), signal.SIGKILL)
+logging.getLogger().addHandler(KillAt())
+sys.argv[0] = os.path.join(os.getcwd(), "train.py")
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def start_train_py(argv, log_path, kill_at_line=None):
+    """train.py as a child process, stdout+stderr to `log_path`. With `kill_at_line`, the process
+    SIGKILLs itself when it logs a line containing that text (before the line reaches log.txt)."""
     log = open(log_path, "wb")
+    cmd = [os.path.join(REPO, "train.py")] if kill_at_line is None else ["-c", _KILL_AT_LINE, kill_at_line]
     return subprocess.Popen(
-        [sys.executable, os.path.join(REPO, "train.py"), *argv],
+        [sys.executable, *cmd, *argv],
         cwd=REPO,
         env=subprocess_env(),
         stdout=log,
