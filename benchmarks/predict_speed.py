@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import coop_toolkit as ct  # noqa: E402
 from coop_toolkit import run_record as rr  # noqa: E402
+from coop_toolkit.trainers.backbone_config import image_size_of_name  # noqa: E402
 from coop_toolkit.trainers.clip_backbone import load_clip  # noqa: E402
 from dasslite.engine.build import build_trainer  # noqa: E402
 from tools.tiny_clip import build_tiny_clip, openai_state_dict  # noqa: E402
@@ -57,7 +58,7 @@ def save_clip(path, tiny):
 def build_run(trainer, backbone, batch, precision):
     cfg = ct.get_cfg(trainer=trainer, config_file=TRAINER_YAML[trainer])
     cfg.MODEL.BACKBONE.NAME, cfg.DATALOADER.TEST.BATCH_SIZE, cfg.USE_CUDA = backbone, batch, False
-    cfg.INPUT.SIZE = ct.api.clip_image_size(backbone)
+    cfg.INPUT.SIZE = image_size_of_name(backbone)
     cfg.TRAINER.COOP.PREC = precision  # bf16: stored in bf16 on a CPU with native bf16 (as predict.py --precision)
     cfg.freeze()
     model = build_trainer(cfg, classnames=CLASSES)

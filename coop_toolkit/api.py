@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-import open_clip
 import torch
 import yaml
 from PIL import Image
@@ -51,8 +50,7 @@ from .config import merge_run_config
 from .datasets.imagefolder import IMG_EXTENSIONS
 from .launch import RunPlan, Spelling, launch, report_stop
 from .plugins import load_plugins, require_trainer
-from .trainers.backbone_config import preprocess_of_name
-from .trainers.clip_backbone import OPENAI_MODELS, load_clip
+from .trainers.backbone_config import family_input
 
 logger = logging.getLogger(__name__)
 
@@ -228,29 +226,11 @@ def zero_shot(
     cfg = get_cfg(trainer=trainer, plugins=plugins)
     cfg.DATASET.NAME = dataset_name
     cfg.MODEL.BACKBONE.NAME = backbone
-    # The backbone family's own test-time preprocessing (open_clip's config of it) at its resolution
-    preprocess = preprocess_of_name(backbone)
-    cfg.INPUT.SIZE = clip_image_size(backbone)
-    cfg.INPUT.INTERPOLATION = preprocess["interpolation"]
-    cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = list(preprocess["mean"]), list(preprocess["std"])
+    cfg.INPUT.update(family_input(backbone))  # its own preprocessing (open_clip's config of it)
     cfg.INPUT.TRANSFORMS = ["normalize"]
     merge_from_list_checked(cfg, list(opts))
     built = _build(cfg, list(classnames), device, precision)
-    record = rr.preprocess_record(cfg)
-    if preprocess["resize_mode"] == "squash":  # SigLIP, PE: the whole image resized to the input size, no crop
-        record["resize"] = list(cfg.INPUT.SIZE)
-    return Run(built, record, list(classnames), record=None)
-
-
-def clip_image_size(backbone):
-    """(H, W) that CLIP `backbone` takes; from open_clip's model config when it has one (no weights read)."""
-    name = OPENAI_MODELS[backbone][0] if backbone in OPENAI_MODELS else backbone.partition(":")[0]
-    config = None if os.path.isfile(os.path.expanduser(backbone)) else open_clip.get_model_config(name)
-    if config is not None:
-        size = config["vision_cfg"]["image_size"]
-    else:
-        size = load_clip(backbone).visual.image_size
-    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    return Run(built, rr.preprocess_record(cfg), list(classnames), record=None)
 
 
 # What a loaded run computes in: fp32 (exact), or bf16 / fp16 on request (on a CPU bf16 needs native bf16

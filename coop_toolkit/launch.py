@@ -1,12 +1,14 @@
 """Start one run in its output folder: the steps `python train.py` and `coop_toolkit.train(cfg)` share.
 
-Check the names, the request and a benchmark's folder (before anything is written) -> join torchrun's
-process group -> lock the folder (rank 0, dasslite/engine/run_lock.py) -> clean it up, clear it for an
-overwrite and check that what it holds may be resumed (dasslite/engine/run_folder.py) -> seed -> open
-log.txt -> build the trainer -> config.yaml and run.json -> train or test. While training, a SIGINT /
-SIGTERM stops at the end of a batch (dasslite/engine/interrupt.py) and TrainingInterrupted reaches the
-caller, who says how its user resumes. The callers differ only in how their users ask for things
-(`Spelling`: flags or keywords), in the header they log and in how they report a stop.
+Check the names -> give the INPUT keys left at the yamls' OpenAI values the backbone's own
+(trainers/backbone_config.py: adopt_family_input) -> check the request and a benchmark's folder (before
+anything is written) -> join torchrun's process group -> lock the folder (rank 0,
+dasslite/engine/run_lock.py) -> clean it up, clear it for an overwrite and check that what it holds may
+be resumed (dasslite/engine/run_folder.py) -> seed -> open log.txt -> build the trainer -> config.yaml
+and run.json -> train or test. While training, a SIGINT / SIGTERM stops at the end of a batch
+(dasslite/engine/interrupt.py) and TrainingInterrupted reaches the caller, who says how its user resumes.
+The callers differ only in how their users ask for things (`Spelling`: flags or keywords), in the header
+they log and in how they report a stop.
 """
 
 import logging
@@ -35,6 +37,7 @@ from dasslite.utils.seed import set_random_seed
 from .datasets.catalog import BENCHMARKS
 from .datasets.check import require_usable
 from .run_record import write_run_record
+from .trainers.backbone_config import adopt_family_input
 from .trainers.clip_backbone import check_backbone_name
 
 logger = logging.getLogger(__name__)
@@ -95,6 +98,16 @@ def check_names(cfg):
     check_backbone_name(cfg.MODEL.BACKBONE.NAME)
 
 
+def with_family_input(cfg):
+    """The frozen `cfg` with the backbone's own preprocessing where the user left the yamls' OpenAI values
+    (adopt_family_input; config.yaml and run.json then record it), and the lines that say so."""
+    resolved = cfg.clone()
+    resolved.defrost()
+    lines = adopt_family_input(resolved)
+    resolved.freeze()
+    return (resolved, lines) if lines else (cfg, [])
+
+
 def finished_run_in(output_dir):
     """True when output_dir/metrics.json says the run finished (what the protocol scripts skip on)."""
     try:
@@ -137,6 +150,7 @@ def launch(cfg, plan, spelling, build=build_trainer, log_header=None):
     TrainingInterrupted (SIGINT / SIGTERM while training) is raised once the folder is unlocked.
     """
     check_names(cfg)
+    cfg, adopted = with_family_input(cfg)
     check_plan(cfg, plan, spelling)
     check_dataset_folder(cfg)
     init_distributed(use_cuda=cfg.USE_CUDA)  # torchrun: join the process group (README: Multi-GPU)
@@ -148,6 +162,8 @@ def launch(cfg, plan, spelling, build=build_trainer, log_header=None):
         if lock is not None:
             notes.insert(0, lock.stale_lock_message())
         start_logging(cfg, plan, notes, log_header)
+        for level, line in adopted:
+            logger.log(level, line)
         return run(cfg, plan, build(cfg))
     finally:
         if lock is not None:

@@ -12,7 +12,8 @@
 `backbone` identifies the CLIP weights: an OpenAI name (with its open_clip model name and the
 "openai" tag), an open_clip `model:tag`, or a file in OpenAI's layout by absolute path and the sha256
 of its bytes, which loading checks (`resolve_backbone`). `preprocess` is the test-time pipeline of
-dasslite/data/transforms.py (resize the smaller edge, centre crop, [0, 1] tensor, normalise).
+dasslite/data/transforms.py (resize the smaller edge, centre crop, [0, 1] tensor, normalise); a
+`resize` of [height, width] resizes the whole image to it (INPUT.TEST_RESIZE squash: SigLIP's).
 `weights.model_dir` is where the checkpoints are ("." = the run folder; an eval-only run points to its
 --model-dir by absolute path, and by `model_dir_relative` to the run folder, so a pair of run folders
 moved or copied together still finds it: `weights_dir`) and `weights.epoch` the --load-epoch it
@@ -84,7 +85,7 @@ def preprocess_record(cfg):
         raise ValueError("INPUT.NO_TRANSFORM is True: the run has no test-time pipeline to record")
     normalize = "normalize" in inp.TRANSFORMS
     return {
-        "resize": max(inp.SIZE),
+        "resize": list(inp.SIZE) if inp.TEST_RESIZE == "squash" else max(inp.SIZE),
         "crop": list(inp.SIZE),
         "interpolation": inp.INTERPOLATION,
         "mean": list(inp.PIXEL_MEAN) if normalize else None,
@@ -178,6 +179,10 @@ def _is_number_list(value, length=None):
     return ok and (length is None or len(value) == length)
 
 
+def _is_size(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 # field -> (check, what it must be); a field that is absent is reported as missing
 RECORD_FIELDS = {
     "classnames": (
@@ -193,9 +198,12 @@ RECORD_FIELDS = {
         'an object with a "name" (and, for a file, its "path" and "sha256")',
     ),
     "preprocess": (lambda v: isinstance(v, dict), "an object (resize, crop, interpolation, mean, std)"),
-    "preprocess.resize": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
+    "preprocess.resize": (
+        lambda v: _is_size(v) or (_is_number_list(v, 2) and all(_is_size(n) for n in v)),
+        "a positive integer (the smaller edge) or [height, width] (the whole image)",
+    ),
     "preprocess.crop": (
-        lambda v: _is_number_list(v, 2) and all(isinstance(n, int) and n > 0 for n in v),
+        lambda v: _is_number_list(v, 2) and all(_is_size(n) for n in v),
         "[height, width] (positive integers)",
     ),
     "preprocess.interpolation": (lambda v: v in INTERPOLATION_MODES, " or ".join(INTERPOLATION_MODES)),

@@ -31,6 +31,7 @@ _C.VERBOSE = True  # log the dataset summary table and other "Loading ..." lines
 _C.INPUT = CN()
 _C.INPUT.SIZE = (224, 224)  # (height, width) of the network input
 _C.INPUT.INTERPOLATION = "bilinear"  # resize interpolation: bilinear, bicubic or nearest
+_C.INPUT.TEST_RESIZE = "shortest"  # test resize: "shortest" (smaller edge, centre crop) or "squash" (whole image)
 _C.INPUT.TRANSFORMS = ()  # train augmentations by name, e.g. ("random_resized_crop", "random_flip", "normalize")
 _C.INPUT.NO_TRANSFORM = False  # skip every transform (the dataset yields PIL images)
 _C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]  # per-channel mean for "normalize" (ImageNet's by default)
@@ -147,12 +148,14 @@ _C.TRAINER.NAME = ""  # registered trainer class, e.g. CoOp; trainers add TRAINE
 # The valid values of the keys that take one of a few words; the code that acts on them imports these.
 SUBSAMPLE_CHOICES = ("all", "base", "new")
 WARMUP_TYPES = ("constant", "linear")
+TEST_RESIZE_MODES = ("shortest", "squash")
 CHOICES = {
     "DATASET.SUBSAMPLE_CLASSES": SUBSAMPLE_CHOICES,
     "TEST.FINAL_MODEL": ("last_step", "best_val"),
     "TEST.SPLIT": ("test", "val"),
     "OPTIM.WARMUP_TYPE": WARMUP_TYPES,
     "INPUT.INTERPOLATION": ("bilinear", "bicubic", "nearest"),
+    "INPUT.TEST_RESIZE": TEST_RESIZE_MODES,
 }
 
 

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 import coop_toolkit.datasets  # noqa: F401  (registers every dataset)
 from coop_toolkit.config import merge_run_config
+from coop_toolkit.trainers.backbone_config import adopt_family_input
 from coop_toolkit.trainers.clip_backbone import check_input_size, clip_dtype, load_clip
 from dasslite.data.build import build_dataset
 from dasslite.data.data_manager import DatasetWrapper
@@ -108,6 +109,8 @@ def setup_cfg(args):
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"
     if not cfg.DATASET.NAME:
         raise ValueError("DATASET.NAME is empty: pass --dataset-config-file configs/datasets/<name>.yaml")
+    for level, line in adopt_family_input(cfg):  # the backbone's own preprocessing, as train.py
+        logger.log(level, line)
     cfg.freeze()
     return cfg
 

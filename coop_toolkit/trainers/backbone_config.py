@@ -1,5 +1,6 @@
-"""What a backbone family's open_clip config says beyond the model: its test-time preprocessing and the
-family facts run.json keeps (read from open_clip's configs, without weights where they say it)."""
+"""What a backbone family's open_clip config says beyond the model: its preprocessing, which becomes the
+run's INPUT keys, and the family facts run.json keeps (read from open_clip's configs, without weights
+where they say it)."""
 
 import json
 import logging
@@ -7,6 +8,7 @@ import os
 from dataclasses import asdict
 
 import open_clip
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.transform import PreprocessCfg
 
 from .clip_backbone import CONTEXT_LENGTH, OPENAI_MODELS, image_resolution, load_clip
@@ -78,12 +80,69 @@ def image_tower_kind(config):
     return f"timm {vision['timm_model_name']}" if vision.get("timm_model_name") else "open_clip"
 
 
-def check_normalization(pixel_mean, pixel_std, clip_model):
-    """Warn when INPUT.PIXEL_MEAN / PIXEL_STD are not the values the backbone was trained with."""
-    family = family_preprocess(clip_model)
-    mean, std = [round(v, 6) for v in family["mean"]], [round(v, 6) for v in family["std"]]
-    if [round(v, 6) for v in pixel_mean] != mean or [round(v, 6) for v in pixel_std] != std:
-        logger.warning(
-            f"INPUT.PIXEL_MEAN {list(pixel_mean)} / PIXEL_STD {list(pixel_std)} are not the values this backbone "
-            f"was trained with; set INPUT.PIXEL_MEAN {mean} INPUT.PIXEL_STD {std}"
-        )
+# The trainers' yamls hold OpenAI CLIP's preprocessing at ViT-B/16's resolution: an INPUT key still at
+# its value here was left to the backbone (adopt_family_input).
+YAML_INPUT = {
+    "SIZE": (224, 224),
+    "INTERPOLATION": "bicubic",
+    "PIXEL_MEAN": list(OPENAI_DATASET_MEAN),
+    "PIXEL_STD": list(OPENAI_DATASET_STD),
+    "TEST_RESIZE": "shortest",
+}
+
+
+def image_size_of_name(name):
+    """(H, W) that backbone `name` takes; from open_clip's model config when it has one (no weights read)."""
+    config = model_config_of_name(name)
+    size = config["vision_cfg"]["image_size"] if config else load_clip(name).visual.image_size
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
+def family_input(name):
+    """The INPUT keys of backbone `name`'s own preprocessing (open_clip's config of it): SIZE,
+    INTERPOLATION, PIXEL_MEAN, PIXEL_STD and TEST_RESIZE (open_clip's resize_mode)."""
+    preprocess = preprocess_of_name(name)
+    return {
+        "SIZE": image_size_of_name(name),
+        "INTERPOLATION": preprocess["interpolation"],
+        "PIXEL_MEAN": [float(v) for v in preprocess["mean"]],
+        "PIXEL_STD": [float(v) for v in preprocess["std"]],
+        "TEST_RESIZE": preprocess["resize_mode"],
+    }
+
+
+def adopt_family_input(cfg):
+    """Give the INPUT keys of the unfrozen `cfg` still at the yamls' values (YAML_INPUT) the backbone's own
+    (family_input), for training and testing alike; a key set to another value is kept. Returns what to
+    log, as (level, line): one info line for the keys adopted, one warning for those kept. OpenAI's
+    weights (its names, files in its layout) are left alone: the yamls' values are theirs."""
+    name = cfg.MODEL.BACKBONE.NAME
+    if name in OPENAI_MODELS or os.path.isfile(os.path.expanduser(name)):
+        return []
+    adopted, kept = [], []
+    for key, value in family_input(name).items():
+        if _same(cfg.INPUT[key], value):
+            continue
+        if _same(cfg.INPUT[key], YAML_INPUT[key]):
+            adopted.append(f"INPUT.{key} {_shown(value)}")
+            cfg.INPUT[key] = value
+        else:
+            kept.append(f"INPUT.{key} {_shown(cfg.INPUT[key])} (its own: {_shown(value)})")
+    lines = []
+    if adopted:
+        why = f"{name}'s own preprocessing (open_clip's config) replaces the yaml's OpenAI values"
+        lines.append((logging.INFO, f"{why}: {', '.join(adopted)}"))
+    if kept:
+        why = f"{name} was trained with other preprocessing; the values set are kept"
+        lines.append((logging.WARNING, f"{why}: {'; '.join(kept)}"))
+    return lines
+
+
+def _same(a, b):
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return [round(float(v), 6) for v in a] == [round(float(v), 6) for v in b]
+
+
+def _shown(value):
+    return value if isinstance(value, str) else str(tuple(value) if len(value) == 2 else list(value))

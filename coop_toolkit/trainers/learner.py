@@ -48,7 +48,6 @@ from dasslite.optim.lr_scheduler import build_lr_scheduler
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.dist import mean_over_processes, wrap_ddp
 
-from .backbone_config import check_normalization
 from .clip_backbone import check_input_size, image_dtype, image_tower, load_clip
 from .precision import autocast_for, check_precision, describe_precision, resolve_precision, stored_precision
 
@@ -96,8 +95,6 @@ class ClipTrainer(TrainerX):
         logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=stored_precision(self.prec, self.device))
         check_input_size(cfg.INPUT.SIZE, clip_model)
-        if "normalize" in cfg.INPUT.TRANSFORMS:
-            check_normalization(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD, clip_model)
         return clip_model
 
     def logit_bias(self):

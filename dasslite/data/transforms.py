@@ -209,8 +209,11 @@ def _build_transform_test(cfg, choices):
     size, interp = tuple(cfg.INPUT.SIZE), INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]
     tfms = []
     logger.info("Building transform_test")
-    _step(tfms, f"+ resize the smaller edge to {max(size)}", Resize(max(size), interpolation=interp))
-    _step(tfms, f"+ {size[0]}x{size[1]} center crop", CenterCrop(size))
+    if cfg.INPUT.TEST_RESIZE == "squash":  # the whole image, aspect not kept (how SigLIP was evaluated)
+        _step(tfms, f"+ resize to {size[0]}x{size[1]} (the whole image, no crop)", Resize(size, interpolation=interp))
+    else:
+        _step(tfms, f"+ resize the smaller edge to {max(size)}", Resize(max(size), interpolation=interp))
+        _step(tfms, f"+ {size[0]}x{size[1]} center crop", CenterCrop(size))
     _step(tfms, "+ to torch tensor of range [0, 1]", ToTensor())
     _add_normalization(cfg, choices, tfms, noise=False)
     return tfms

@@ -53,6 +53,19 @@ def test_coop_pipelines_and_log_lines(caplog):
     assert test.transforms[0].size == 224  # smaller edge, aspect kept (not a squash to 224x224)
 
 
+def test_a_squash_test_pipeline_resizes_the_whole_image_without_a_crop(caplog):
+    caplog.set_level(logging.INFO)
+    cfg = coop_input_cfg()
+    cfg.INPUT.TEST_RESIZE = "squash"
+    test = build_transform(cfg, is_train=False)
+    assert "+ resize to 224x224 (the whole image, no crop)" in caplog.messages
+    assert [type(t).__name__ for t in test.transforms] == ["Resize", "ToTensor", "Normalize"]
+    img = Image.new("RGB", (448, 300), (255, 0, 0))
+    img.paste((0, 0, 255), (0, 0, 60, 300))  # a left band a centre crop would cut off
+    out = test(img)
+    assert out.shape == (3, 224, 224) and out[2, :, :10].mean() > out[2, :, -10:].mean()
+
+
 def test_every_named_transform_builds_and_runs():
     cfg = get_cfg_default()
     cfg.INPUT.SIZE = (32, 32)

@@ -5,6 +5,7 @@ and loaded through `MODEL.BACKBONE.NAME local-dir:...`, with its own tokenizer (
 Hugging Face tokenizer for SigLIP / SigLIP 2).
 """
 
+import logging
 import os
 import re
 
@@ -203,8 +204,6 @@ def test_a_prompt_longer_than_the_context_is_refused_naming_the_limit(family_nam
 def test_the_api_preprocesses_with_the_familys_values_and_scores_with_its_bias(family_names, family):
     """zero_shot on a family: its own mean / std / interpolation (open_clip's preprocess_cfg), and logits
     equal open_clip's classifier on the same preprocessed images."""
-    from PIL import Image
-
     from coop_toolkit.api import zero_shot
 
     run = zero_shot(CLASSNAMES, family_names[family], dataset_name="OxfordPets")
@@ -215,10 +214,11 @@ def test_the_api_preprocesses_with_the_familys_values_and_scores_with_its_bias(f
     assert run.preprocess_record["interpolation"] == expected["interpolation"]
     squash = expected["resize_mode"] == "squash"  # SigLIP: the whole image, no crop
     assert run.preprocess_record["resize"] == ([IMAGE_SIZE, IMAGE_SIZE] if squash else IMAGE_SIZE)
-    picture = Image.fromarray((torch.rand(80, 96, 3) * 255).byte().numpy())
-    batch = run.preprocess(picture).unsqueeze(0)
+    image = picture()
+    batch = run.preprocess(image).unsqueeze(0)
+    assert torch.equal(batch[0], open_clip_preprocess(family_names[family])(image))
     prompts = [f"a photo of a {name}, a type of pet." for name in NAMES]
-    torch.testing.assert_close(run.logits([picture]), open_clip_logits(model, prompts, batch)[0], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(run.logits([image]), open_clip_logits(model, prompts, batch)[0], rtol=1e-5, atol=1e-4)
 
 
 def test_the_readme_table_is_the_one_the_code_generates():
@@ -328,13 +328,12 @@ def test_every_registered_method_trains_or_refuses_by_name(family_names, family)
 
 
 def test_train_py_trains_coop_on_siglip_and_the_run_folder_predicts(family_names, tmp_path):
-    """The user's path: train.py with MODEL.BACKBONE.NAME local-dir:..., run.json with the family, then
-    load_run predicts what the run's own model computes."""
+    """The user's path: train.py with MODEL.BACKBONE.NAME local-dir:... and the yaml's OpenAI input
+    values, which become SigLIP's own (said once in log.txt; config.yaml and run.json record them); then
+    load_run preprocesses as open_clip does and predicts what the run's own model computes."""
     import json
 
-    from PIL import Image
-
-    from coop_toolkit.api import load_run
+    from coop_toolkit.api import load_run, run_config
     from tests import test_train_cli
 
     data_root = str(tmp_path / "data")
@@ -342,30 +341,93 @@ def test_train_py_trains_coop_on_siglip_and_the_run_folder_predicts(family_names
 
     build_oxford_pets(data_root)
     out = tmp_path / "run"
-    size = ("INPUT.SIZE", f"({IMAGE_SIZE},{IMAGE_SIZE})", "OPTIM.MAX_EPOCH", "1", "DATASET.NUM_SHOTS", "1")
-    cfg = test_train_cli.COOP_CFG
-    test_train_cli.run(data_root, out, family_names["siglip"], "CoOp", cfg, opts=size + ("TRAINER.COOP.PREC", "fp32"))
+    opts = ("OPTIM.MAX_EPOCH", "1", "DATASET.NUM_SHOTS", "1", "TRAINER.COOP.PREC", "fp32")
+    name = family_names["siglip"]
+    test_train_cli.run(data_root, out, name, "CoOp", test_train_cli.COOP_CFG, opts=opts)
     record = json.load(open(out / "run.json"))
     assert record["family"]["context_length"] == 64 and record["backbone"]["open_clip_model"].startswith("local-dir:")
+    assert record["preprocess"]["resize"] == [IMAGE_SIZE, IMAGE_SIZE] and record["preprocess"]["mean"] == [0.5] * 3
+    saved = run_config(str(out)).INPUT  # config.yaml
+    assert saved.TEST_RESIZE == "squash" and saved.SIZE == (IMAGE_SIZE, IMAGE_SIZE) and saved.PIXEL_STD == [0.5] * 3
+    assert (out / "log.txt").read_text().count("own preprocessing (open_clip's config) replaces") == 1
     run = load_run(str(out))
-    picture = Image.new("RGB", (40, 30), (200, 30, 30))
-    logits = run.logits([picture])
-    batch = run.preprocess(picture).unsqueeze(0)
-    torch.testing.assert_close(logits, run.trainer.model_inference(batch), rtol=1e-5, atol=1e-5)
+    image = picture()
+    batch = run.preprocess(image).unsqueeze(0)
+    assert torch.equal(batch[0], open_clip_preprocess(name)(image))
+    torch.testing.assert_close(run.logits([image]), run.trainer.model_inference(batch), rtol=1e-5, atol=1e-5)
     assert run.logit_bias() is not None
 
 
-def test_training_warns_when_the_normalisation_is_not_the_familys(family_names, caplog):
-    from coop_toolkit.trainers.backbone_config import check_normalization
+_OPEN_CLIP_PREPROCESS = {}
 
-    model = frozen_model(family_names["siglip"])
-    openai_mean, openai_std = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
-    caplog.clear()
-    with caplog.at_level("WARNING"):
-        check_normalization([0.5] * 3, [0.5] * 3, model)
-        assert not [r for r in caplog.records if r.levelname == "WARNING"]
-        check_normalization(openai_mean, openai_std, model)
-    assert "set INPUT.PIXEL_MEAN [0.5, 0.5, 0.5] INPUT.PIXEL_STD [0.5, 0.5, 0.5]" in caplog.text
+
+def open_clip_preprocess(name):
+    """open_clip's own test-time preprocessing of the model (create_model_and_transforms' third)."""
+    import open_clip
+
+    if name not in _OPEN_CLIP_PREPROCESS:
+        _OPEN_CLIP_PREPROCESS[name] = open_clip.create_model_and_transforms(name)[2]
+    return _OPEN_CLIP_PREPROCESS[name]
+
+
+def picture(seed=0):
+    """A random RGB image of another size and aspect than the model's input (resize and crop matter)."""
+    from PIL import Image
+
+    pixels = torch.randint(0, 256, (80, 120, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    return Image.fromarray(pixels.numpy())
+
+
+def yaml_cfg(name, **opts):
+    """The config train.py merges from CoOp's ViT-B/16 yaml (INPUT at OpenAI's values) for backbone `name`."""
+    from coop_toolkit.api import get_cfg
+
+    return set_keys(
+        get_cfg("CoOp", os.path.join(REPO, "configs/trainers/CoOp/vit_b16_ctxv1.yaml")),
+        {"MODEL.BACKBONE.NAME": name, **opts},
+    )
+
+
+def test_a_siglip_run_trains_and_tests_with_its_own_preprocessing(family_names, caplog):
+    """The INPUT keys the yaml left at OpenAI's values become SigLIP's (size, mean, std, squash resize):
+    the train pipeline normalises with them and the test pipeline is open_clip's own preprocess."""
+    from coop_toolkit.trainers.backbone_config import adopt_family_input
+    from dasslite.data.transforms import build_transform
+
+    name = family_names["siglip"]
+    cfg = yaml_cfg(name)
+    lines = adopt_family_input(cfg)
+    assert cfg.INPUT.SIZE == (IMAGE_SIZE, IMAGE_SIZE) and cfg.INPUT.TEST_RESIZE == "squash"
+    assert cfg.INPUT.PIXEL_MEAN == [0.5] * 3 and cfg.INPUT.PIXEL_STD == [0.5] * 3
+    assert [level for level, _ in lines] == [logging.INFO] and "INPUT.TEST_RESIZE squash" in lines[0][1]
+    train = build_transform(cfg, is_train=True)
+    crop, normalize = train.transforms[0], train.transforms[-1]
+    assert crop.size == (IMAGE_SIZE, IMAGE_SIZE) and crop.interpolation.value == "bicubic"
+    assert list(normalize.mean) == [0.5] * 3 and list(normalize.std) == [0.5] * 3
+    assert torch.equal(build_transform(cfg, is_train=False)(picture()), open_clip_preprocess(name)(picture()))
+
+
+def test_values_set_explicitly_are_kept_with_one_warning(family_names):
+    from coop_toolkit.trainers.backbone_config import adopt_family_input
+
+    cfg = yaml_cfg(family_names["siglip"], **{"INPUT.PIXEL_MEAN": [0.4] * 3, "INPUT.INTERPOLATION": "bilinear"})
+    lines = adopt_family_input(cfg)
+    assert cfg.INPUT.PIXEL_MEAN == [0.4] * 3 and cfg.INPUT.INTERPOLATION == "bilinear"
+    assert cfg.INPUT.PIXEL_STD == [0.5] * 3  # left at the yaml's value: the family's
+    assert [level for level, _ in lines] == [logging.INFO, logging.WARNING]
+    assert "INPUT.PIXEL_MEAN [0.4, 0.4, 0.4] (its own: [0.5, 0.5, 0.5])" in lines[1][1]
+    assert "INPUT.INTERPOLATION bilinear (its own: bicubic)" in lines[1][1]
+
+
+def test_an_openai_style_backbone_keeps_the_yamls_config(family_names, tiny_clip_path):
+    """OpenAI's preprocessing is the yaml's: at the model's size nothing is adopted, the config stays as merged."""
+    from coop_toolkit.trainers.backbone_config import adopt_family_input
+
+    tiny = (IMAGE_SIZE, IMAGE_SIZE)
+    for name, size in ((family_names["openai"], tiny), (tiny_clip_path, (224, 224)), ("ViT-B/16", (224, 224))):
+        cfg = yaml_cfg(name, **{"INPUT.SIZE": size})
+        before = cfg.dump()
+        assert adopt_family_input(cfg) == [] and cfg.dump() == before, name
 
 
 def test_the_models_a_family_lists_share_its_text_tower():
