@@ -43,14 +43,17 @@ def direct(text, prompts):
     return text.text_projection(x)
 
 
-def timed(fn, repeats):
-    times = []
+def timed(fns, repeats):
+    """Median seconds and output of each of `fns`, run in turn within every repeat (interleaved, so that the
+    load of a shared machine falls on all of them alike)."""
+    times, outs = [[] for _ in fns], [None] * len(fns)
     for _ in range(repeats):
-        start = time.perf_counter()
-        with torch.no_grad():
-            out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            with torch.no_grad():
+                outs[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    return [(statistics.median(t), out) for t, out in zip(times, outs)]
 
 
 def main(argv=None):
@@ -67,8 +70,9 @@ def main(argv=None):
     ids = torch.randint(tower.token_embedding.num_embeddings, (args.classes, tower.context_length))
     prompts = tower.embed(ids).detach()
     encoder = TextEncoder(model)
-    ours_s, ours = timed(lambda: encoder(prompts, ids), args.repeats)
-    ref_s, ref = timed(lambda: direct(model.text, prompts), args.repeats)
+    (ours_s, ours), (ref_s, ref) = timed(
+        [lambda: encoder(prompts, ids), lambda: direct(model.text, prompts)], args.repeats
+    )
     rows = [
         [
             "SigLIP text pass",

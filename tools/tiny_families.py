@@ -6,9 +6,9 @@ depths shrunk, and saved as open_clip_config.json (model_cfg + the family's prep
 open_clip_pytorch_model.bin, so `MODEL.BACKBONE.NAME local-dir:/path` loads it the way a user's local
 copy of the real model loads. timm towers cannot be shrunk through open_clip's config (it passes no
 size arguments to timm), so a shrunk variant of the family's own timm architecture is registered with
-timm under `tiny_<timm name>`. SigLIP's and Gemma's tokenizers live on the Hugging Face hub: a small
-BPE tokenizer with their special-token layout is trained here and saved in the folder, where
-open_clip.get_tokenizer("local-dir:...") builds its HFTokenizer from it.
+timm under `tiny_<timm name>`. SigLIP's (T5's) and SigLIP 2's (Gemma's) tokenizers live on the Hugging
+Face hub: a small BPE tokenizer with their special-token layout is trained here and saved in the folder,
+where open_clip.get_tokenizer("local-dir:...") builds its HFTokenizer from it.
 
     python -m tools.tiny_families OUT_DIR [--family siglip]
 """
@@ -85,28 +85,51 @@ def family_preprocess(family):
     return {"size": IMAGE_SIZE, **{k: pretrained[k] for k in keys if k in pretrained}}
 
 
-def train_tokenizer(folder, with_start_token, vocab_size=400):
-    """A small sentencepiece-style BPE tokenizer (pad 0, eos 1, unk 2[, bos 3]) saved in `folder`; its
-    post-processor appends the end token (and, `with_start_token`, prepends a start token)."""
+def t5_tokenizer(folder, vocab_size=400):
+    """A small sentencepiece-style BPE tokenizer in T5's layout (SigLIP's: <pad> 0, </s> 1, <unk> 2), saved
+    in `folder`; its post-processor appends the end token, no start token."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<pad>", "</s>", "<unk>"] + (["<s>"] if with_start_token else [])
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    specials = ["<pad>", "</s>", "<unk>"]
     tokenizer.train_from_iterator(_CORPUS * 4, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials))
-    single = "<s> $A </s>" if with_start_token else "$A </s>"
-    pairs = [(t, tokenizer.token_to_id(t)) for t in ("</s>", "<s>") if t in specials]
-    tokenizer.post_processor = processors.TemplateProcessing(single=single, special_tokens=pairs)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))]
+    )
     wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        **({"bos_token": "<s>"} if with_start_token else {}),
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
     )
     wrapped.save_pretrained(folder)
     return wrapped
+
+
+def gemma_tokenizer(folder, add_bos_token=False, vocab_size=400):
+    """A small tokenizer in Gemma's layout, saved in `folder`: transformers' GemmaTokenizer (<pad> 0, <eos> 1,
+    <bos> 2, <unk> 3, <mask> 4; spaces as "▁" starting the next word; byte fallback) with a vocabulary
+    trained here. As SigLIP 2 reads Gemma's (open_clip's SigLipTokenizer "gemma"): the end token appended,
+    no start token unless `add_bos_token`, padding on the right."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import GemmaTokenizer
+
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+    trained = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    trained.normalizer = normalizers.Replace(" ", "▁")
+    # merges inside words only, as Gemma's: "▁" starts a word and no merge crosses one
+    trained.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
+    corpus = _CORPUS + ["x x x x x x x x"]  # a random context's placeholder "X X X X" (lowercased): one token each
+    trained.train_from_iterator(corpus * 4, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials))
+    model = json.loads(trained.to_str())["model"]
+    tokenizer = GemmaTokenizer(
+        vocab=model["vocab"],
+        merges=[tuple(m) for m in model["merges"]],
+        add_bos_token=add_bos_token,
+        add_eos_token=True,
+        padding_side="right",
+    )
+    tokenizer.save_pretrained(folder)
+    return tokenizer
 
 
 def save_tiny_family(folder, family, seed=0):
@@ -114,9 +137,8 @@ def save_tiny_family(folder, family, seed=0):
     os.makedirs(folder, exist_ok=True)
     cfg = tiny_config(family)
     text = cfg["text_cfg"]
-    if text.get("hf_tokenizer_name"):
-        # SigLIP: no start token (T5's layout); SigLIP 2 here with a start token, the other layout.
-        tokenizer = train_tokenizer(folder, with_start_token=family == "siglip2")
+    if text.get("hf_tokenizer_name"):  # SigLIP: T5's layout (no start token); SigLIP 2: Gemma's
+        tokenizer = gemma_tokenizer(folder) if family == "siglip2" else t5_tokenizer(folder)
         text["hf_tokenizer_name"] = "local"  # with local-dir:, open_clip reads the tokenizer from the folder
         text["vocab_size"] = len(tokenizer)
     with open(os.path.join(folder, "open_clip_config.json"), "w") as f:

@@ -33,7 +33,7 @@ NAMES = [name.replace("_", " ") for name in CLASSNAMES]
 EXPECTED = {
     "openai": dict(context_length=77, pool_type="argmax", causal=True, lead=1),
     "siglip": dict(context_length=64, pool_type="last", causal=False, lead=0),
-    "siglip2": dict(context_length=64, pool_type="last", causal=False, lead=1),
+    "siglip2": dict(context_length=64, pool_type="last", causal=False, lead=0),
     "eva02": dict(context_length=77, pool_type="argmax", causal=True, lead=1),
     "mobileclip": dict(context_length=77, pool_type="argmax", causal=False, lead=1),
     "pe": dict(context_length=32, pool_type="argmax", causal=True, lead=1),
@@ -129,6 +129,43 @@ def test_coop_context_from_the_template_words_gives_open_clips_features(family_n
     direct = scale * trainer.image_features(image) @ features.t() + (0 if bias is None else bias)
     torch.testing.assert_close(logits, direct, rtol=1e-5, atol=1e-4)
     assert (bias is not None) == family.startswith("siglip")
+
+
+@pytest.mark.parametrize("start_token", [False, True])
+def test_siglip2_reads_gemmas_tokenizer_through_open_clip(family_names, tmp_path, start_token):
+    """SigLIP 2's tokenizer is Gemma's, which open_clip loads as a Hugging Face tokenizer (its HFTokenizer
+    over transformers' GemmaTokenizer: <pad> 0, <eos> 1, <bos> 2). The seam probes its layout: the text
+    first (after <bos> where the tokenizer adds one, which SigLIP 2's does not), <eos> right after it,
+    <pad> up to 64 positions, the features read at the last one; they are open_clip's encode_text, and a
+    CoOp context from the template's words gives open_clip's class features."""
+    import shutil
+
+    from coop_toolkit.trainers.clip_backbone import TextEncoder
+    from tools.tiny_families import gemma_tokenizer
+
+    folder = tmp_path / "siglip2"
+    shutil.copytree(family_names["siglip2"].partition(":")[2], folder)
+    gemma_tokenizer(str(folder), add_bos_token=start_token)  # the same vocabulary, with or without <bos>
+    name = f"local-dir:{folder}"
+    model = load_clip(name)
+    tower = text_tower(model)
+    assert type(tower.tokenizer).__name__ == "HFTokenizer"  # open_clip.get_tokenizer's, from the folder
+    assert tower.tokenizer.tokenizer.convert_ids_to_tokens([0, 1, 2]) == ["<pad>", "<eos>", "<bos>"]
+    lead = int(start_token)
+    assert (tower.lead, tower.trail, tower.context_length, tower.pool_type) == (lead, 1, 64, "last")
+    text = "a photo of a great pyrenees."
+    n = tower.count_tokens(text)
+    ids = tower.tokenize([text])
+    assert torch.equal(ids, model.tokenizer([text])) and ids.shape == (1, 64)
+    assert ids[0, :lead].tolist() == [2] * lead and (ids[0, lead : lead + n] > 4).all()  # > 4: not a special
+    assert ids[0, lead + n] == 1 and (ids[0, lead + n + 1 :] == 0).all()
+    assert tower.pooled_positions(ids).tolist() == [63]
+    with torch.no_grad():
+        got = TextEncoder(model)(tower.embed(ids), ids)
+        torch.testing.assert_close(got, model.encode_text(ids), rtol=1e-5, atol=1e-5)
+    trainer = bare_trainer(CoOp, cfg_for(name, **{"TRAINER.COOP.CTX_INIT": "a photo of a"}))
+    expected = open_clip_logits(model, [f"a photo of a {cls}." for cls in NAMES], images())[1]
+    torch.testing.assert_close(trainer.class_features(), expected, rtol=1e-5, atol=1e-5)
 
 
 def one_step(trainer):
