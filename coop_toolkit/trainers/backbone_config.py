@@ -101,9 +101,13 @@ def image_size_of_name(name):
 def family_input(name):
     """The INPUT keys of backbone `name`'s own preprocessing (open_clip's config of it): SIZE,
     INTERPOLATION, PIXEL_MEAN, PIXEL_STD and TEST_RESIZE (open_clip's resize_mode)."""
-    preprocess = preprocess_of_name(name)
+    if name.startswith("hf-hub:"):  # its config lives on the hub: read from the model, built once
+        preprocess = family_preprocess(load_clip(name))
+        size = tuple(preprocess["size"])
+    else:
+        preprocess, size = preprocess_of_name(name), image_size_of_name(name)
     return {
-        "SIZE": image_size_of_name(name),
+        "SIZE": size,
         "INTERPOLATION": preprocess["interpolation"],
         "PIXEL_MEAN": [float(v) for v in preprocess["mean"]],
         "PIXEL_STD": [float(v) for v in preprocess["std"]],

@@ -444,6 +444,18 @@ def test_a_siglip_run_trains_and_tests_with_its_own_preprocessing(family_names, 
     assert torch.equal(build_transform(cfg, is_train=False)(picture()), open_clip_preprocess(name)(picture()))
 
 
+def test_an_hf_hub_backbone_reads_its_preprocessing_from_the_model(family_names, monkeypatch):
+    """hf-hub: keeps its open_clip config on the hub; the values come from the model, loaded once."""
+    from coop_toolkit.trainers import backbone_config
+
+    loads = []
+    monkeypatch.setattr(
+        backbone_config, "load_clip", lambda name: loads.append(name) or frozen_model(family_names["siglip"])
+    )
+    expected = backbone_config.family_input(family_names["siglip"])
+    assert backbone_config.family_input("hf-hub:org/siglip") == expected and loads == ["hf-hub:org/siglip"]
+
+
 def test_values_set_explicitly_are_kept_with_one_warning(family_names):
     from coop_toolkit.trainers.backbone_config import adopt_family_input
 
