@@ -18,12 +18,12 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from open_clip import tokenize  # open_clip's own CLIP BPE at 77 tokens: the reference
 
 from benchmarks.cases import Case, speed_cases
 from benchmarks.speed_deep import authors_text_features
 from coop_toolkit import trainers
 from coop_toolkit.trainers.clip_adapter import AdapterCLIP
-from coop_toolkit.trainers.clip_backbone import tokenize
 from coop_toolkit.trainers.clip_lora import LOGIT_SCALE, LoRACLIP
 from coop_toolkit.trainers.handwritten import handwritten_class_features
 from coop_toolkit.trainers.tip_adapter import TipAdapterCLIP

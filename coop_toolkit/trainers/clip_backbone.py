@@ -228,25 +228,6 @@ def check_input_size(size, clip_model):
         )
 
 
-_tokenizer = open_clip.tokenizer.SimpleTokenizer()
-
-
-def tokenize(texts):
-    """Token ids (N, 77) like OpenAI's clip.tokenize; a text that does not fit is cut with a warning."""
-    for text in texts:
-        n = len(_tokenizer.encode(text)) + 2
-        if n > CONTEXT_LENGTH:
-            warnings.warn(
-                f'Prompt "{text}" has {n} tokens; CLIP reads {CONTEXT_LENGTH}, the rest is cut.', stacklevel=2
-            )
-    return open_clip.tokenizer.tokenize(texts, context_length=CONTEXT_LENGTH)
-
-
-def count_tokens(text):
-    """Number of BPE tokens of `text` (without start/end tokens)."""
-    return len(_tokenizer.encode(text))
-
-
 def image_tower(visual, image):
     """visual(image) for the frozen image encoder; a ViT stored in bf16 runs its blocks through run_blocks.
 

@@ -38,7 +38,7 @@ def direct_logits(clip, adapter_state, image, ratio=0.2):
     f = ratio * x + (1 - ratio) * f
     f = f / f.norm(dim=-1, keepdim=True)
     prompts = [f"a photo of a {c.replace('_', ' ')}, a type of pet." for c in CLASSNAMES]
-    from coop_toolkit.trainers.clip_backbone import tokenize
+    from open_clip import tokenize  # open_clip's own CLIP BPE at 77 tokens: the reference
 
     t = clip.encode_text(tokenize(prompts))
     t = t / t.norm(dim=-1, keepdim=True)

@@ -1,7 +1,8 @@
 import pytest
 import torch
+from open_clip import tokenize  # open_clip's own CLIP BPE at 77 tokens: the reference
 
-from coop_toolkit.trainers.clip_backbone import BackboneNotFoundError, TextEncoder, load_clip, tokenize
+from coop_toolkit.trainers.clip_backbone import BackboneNotFoundError, TextEncoder, load_clip
 from tools.tiny_clip import build_tiny_clip
 
 

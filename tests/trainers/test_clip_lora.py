@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from open_clip import tokenize  # open_clip's own CLIP BPE at 77 tokens: the reference
 
-from coop_toolkit.trainers.clip_backbone import tokenize
 from coop_toolkit.trainers.clip_lora import CLIPLoRA, authors_path, save_lora
 from dasslite.errors import CheckpointError
 from tests.trainers.helpers import CLASSNAMES, bare_trainer, batch_of, clip_fp32, make_cfg

@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from open_clip import tokenize  # open_clip's own CLIP BPE at 77 tokens: the reference
 
-from coop_toolkit.trainers.clip_backbone import TextEncoder, load_clip, tokenize
+from coop_toolkit.trainers.clip_backbone import TextEncoder, load_clip
 from coop_toolkit.trainers.kgcoop import KgCoOp
 from coop_toolkit.trainers.prograd import ProGrad, project_conflicting
 from tests.trainers.helpers import CLASSNAMES, bare_trainer, batch_of, make_cfg

@@ -6,10 +6,10 @@ from collections import OrderedDict
 import pytest
 import torch
 import torch.nn.functional as F
+from open_clip import tokenize  # open_clip's own CLIP BPE at 77 tokens: the reference
 
 from coop_toolkit import trainers
 from coop_toolkit.trainers import handwritten
-from coop_toolkit.trainers.clip_backbone import tokenize
 from coop_toolkit.trainers.coop import CoOp
 from coop_toolkit.trainers.handwritten import handwritten_class_features
 from dasslite.config import get_cfg_default

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from open_clip import tokenize  # open_clip's own CLIP BPE at 77 tokens: the reference
 
 from benchmarks.sequence_first_check import attention_inputs
-from coop_toolkit.trainers.clip_backbone import tokenize
 from coop_toolkit.trainers.prompted_encoders import (
     PromptedTextEncoder,
     UnsupportedBackboneError,

@@ -4,8 +4,8 @@ search, only the keys learn in Tip-Adapter-F, and their cache files (best_F_<K>s
 import pytest
 import torch
 import torch.nn.functional as F
+from open_clip import tokenize  # open_clip's own CLIP BPE at 77 tokens: the reference
 
-from coop_toolkit.trainers.clip_backbone import tokenize
 from coop_toolkit.trainers.tip_adapter import TipAdapter, TipAdapterF, search_grid, search_hp
 from tests.trainers.helpers import CLASSNAMES, N_CLS, bare_trainer, batch_of, clip_fp32, make_cfg
 
