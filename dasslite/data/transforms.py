@@ -25,6 +25,7 @@ from torchvision.transforms import (
 )
 from torchvision.transforms import functional as F
 
+from ..config import TEST_RESIZE_MODES
 from ..registry import unknown_name_message
 from .randaugment import DasslRandAugment
 
@@ -129,12 +130,12 @@ def _check_names(cfg, choices):
                     "transform", name, AVAILABLE_TRANSFORMS, hint="(config key INPUT.TRANSFORMS / flag --transforms)"
                 )
             )
-    if cfg.INPUT.INTERPOLATION not in INTERPOLATION_MODES:
-        raise ValueError(
-            unknown_name_message(
-                "interpolation", cfg.INPUT.INTERPOLATION, INTERPOLATION_MODES, hint="(config key INPUT.INTERPOLATION)"
-            )
-        )
+    for key, value, choices in (
+        ("INTERPOLATION", cfg.INPUT.INTERPOLATION, INTERPOLATION_MODES),
+        ("TEST_RESIZE", cfg.INPUT.TEST_RESIZE, TEST_RESIZE_MODES),  # e.g. open_clip's "longest", not built here
+    ):
+        if value not in choices:
+            raise ValueError(unknown_name_message(key.lower(), value, choices, hint=f"(config key INPUT.{key})"))
 
 
 def build_transform(cfg, is_train=True, choices=None):

@@ -108,6 +108,10 @@ def test_unknown_transform_and_interpolation():
     cfg.INPUT.INTERPOLATION = "bicubik"
     with pytest.raises(ValueError, match=r'"bicubik".*"bicubic".*INPUT.INTERPOLATION'):
         build_transform(cfg, is_train=False)
+    cfg = get_cfg_default()
+    cfg.INPUT.TEST_RESIZE = "longest"  # open_clip has it; this pipeline does not
+    with pytest.raises(ValueError, match=r'"longest".*INPUT.TEST_RESIZE'):
+        build_transform(cfg, is_train=False)
 
 
 def test_data_manager_loaders(toy_root, tmp_path, caplog):
