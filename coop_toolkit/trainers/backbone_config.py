@@ -33,13 +33,11 @@ def family_preprocess(clip_model):
 
 
 def preprocess_of_name(name):
-    """family_preprocess without building the model where open_clip's configs say it (a tag's pretrained
-    config, a local-dir's open_clip_config.json); size not included."""
+    """family_preprocess without building the model, from open_clip's configs (a tag's pretrained config,
+    a local-dir's open_clip_config.json; an hf-hub: name's is on the hub: family_input); size not included."""
     preprocess = asdict(PreprocessCfg())
     if name.startswith("local-dir:"):
         found = local_dir_config(name).get("preprocess_cfg", {})
-    elif name.startswith("hf-hub:"):
-        found = family_preprocess(load_clip(name))
     elif ":" in name and not os.path.isfile(os.path.expanduser(name)):
         model, _, tag = name.partition(":")
         found = open_clip.get_pretrained_cfg(model, tag) or {}
@@ -103,11 +101,10 @@ def family_input(name):
     INTERPOLATION, PIXEL_MEAN, PIXEL_STD and TEST_RESIZE (open_clip's resize_mode)."""
     if name.startswith("hf-hub:"):  # its config lives on the hub: read from the model, built once
         preprocess = family_preprocess(load_clip(name))
-        size = tuple(preprocess["size"])
     else:
-        preprocess, size = preprocess_of_name(name), image_size_of_name(name)
+        preprocess = {**preprocess_of_name(name), "size": image_size_of_name(name)}
     return {
-        "SIZE": size,
+        "SIZE": tuple(preprocess["size"]),
         "INTERPOLATION": preprocess["interpolation"],
         "PIXEL_MEAN": [float(v) for v in preprocess["mean"]],
         "PIXEL_STD": [float(v) for v in preprocess["std"]],
