@@ -57,7 +57,8 @@ def trainer_model(trainer_class, config_file, make_model, clip_model):
     cfg.TRAINER[trainer_class.config_node].PREC = "fp32"  # the benchmark's --prec runs the CLIP it is given
     trainer = trainer_class.__new__(trainer_class)
     trainer.cfg, trainer.device, trainer.prec = cfg, clip_model.logit_scale.device, "fp32"
-    trainer.model = trainer.train_model = make_model(trainer)
+    trainer.model = make_model(trainer)
+    trainer.train_model = trainer.ddp_module()  # what its step calls (no DDP here)
     learned = set(trainer.learned_parameters())
     for name, p in trainer.model.named_parameters():
         p.requires_grad_(name in learned)
