@@ -24,6 +24,7 @@ names (ExtrasLinearProbeCoOp, ...); a `features` function gives each base's unno
 """
 
 import logging
+import os
 from collections import OrderedDict
 
 import torch
@@ -146,6 +147,23 @@ class Features(nn.Module):
         return self.features(self.model, image)
 
 
+def rows_by_name(directory, classnames):
+    """(row of each class in the run.json of the model run in `directory`, its class count), or None when
+    it has none; a class named there other than once is an error (ImageNet repeats a few names)."""
+    from ..run_record import RUN_FILE, read_run_record  # the run record imports the trainers
+
+    if not directory or not os.path.isfile(os.path.join(directory, RUN_FILE)):
+        return None
+    source = list(read_run_record(directory)["classnames"])
+    unclear = [name for name in classnames if source.count(name) != 1]
+    if unclear:
+        raise ConfigError(
+            f"DePT: the model run {directory} names {unclear[:5]} other than once, so its head's rows cannot be "
+            f"matched by name; evaluate with train.py --eval-only and the dataset folder, which matches by wnid"
+        )
+    return [source.index(name) for name in classnames], len(source)
+
+
 class DePT:
     """DePT on the trainer after it in the bases: `class ExtrasLinearProbeCoOp(DePT, CoOp)`."""
 
@@ -216,7 +234,7 @@ class DePT:
         """As the base trainer; on ImageNet-A or -R (200 of ImageNet's classes) an ImageNet run's head has a
         row per ImageNet class: the rows of the target's classes are kept, as the authors' load_model
         clips the state dict (their `is_reserves`)."""
-        rows = self.source_rows()
+        rows = self.source_rows(directory)
         if rows is None:
             return super().load_model(directory, epoch)
         head = self.model.linear_probe_proj
@@ -232,15 +250,16 @@ class DePT:
         logger.info(f"DePT head: the rows of {self.cfg.DATASET.NAME}'s {len(rows[0])} classes of {rows[1]}")
         return loaded
 
-    def source_rows(self):
+    def source_rows(self, directory):
         """(the source head's row of each class of this dataset, in label order; the source's class count)
-        on ImageNet-A / -R with a linear head, read from the dataset folder's classnames.txt (ImageNet's
-        classes, in ImageNet's label order) and its class folders; else None."""
+        on ImageNet-A / -R with a linear head, else None. From the dataset folder's classnames.txt
+        (ImageNet's classes in its label order) and class folders, as the authors; built from class names
+        alone (predict.py, the API), from the class names of the model run in `directory`."""
         dataset = self.dm.dataset
         if self.cfg.DATASET.NAME not in SUBSET_DATASETS or not isinstance(self.model.linear_probe_proj, nn.Linear):
             return None
-        if not hasattr(dataset, "text_file"):  # built from class names alone: no dataset folder to map from
-            return None
+        if not hasattr(dataset, "text_file"):
+            return rows_by_name(directory, dataset.classnames)
         source = list(read_classnames(dataset.text_file))
         index = {wnid: i for i, wnid in enumerate(source)}
         return [index[wnid] for wnid in subfolders(dataset.image_dir)], len(source)

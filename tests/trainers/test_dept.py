@@ -241,7 +241,8 @@ def test_train_py_trains_on_base_and_evaluates_on_new(trainer_class, clip_path, 
 def test_imagenet_a_keeps_the_rows_of_its_classes_from_an_imagenet_head(clip_path, tmp_path):
     """Domain generalisation as the authors evaluate it: an ImageNet run's head (a row per ImageNet class)
     loads on ImageNet-A / -R with the rows of the target's classes, in its label order (their
-    load_model's `is_reserves`, from classnames.txt and the image folders)."""
+    load_model's `is_reserves`, from classnames.txt and the image folders; without the dataset folder,
+    by class name from the model run's run.json)."""
     wnids = [f"n0{i}" for i in range(8)]  # ImageNet's classes in its label order (classnames.txt)
     names = [f"thing {i}" for i in range(8)]
     kept = [1, 4, 6]
@@ -266,3 +267,15 @@ def test_imagenet_a_keeps_the_rows_of_its_classes_from_an_imagenet_head(clip_pat
     assert torch.equal(target.model.prompt_learner.ctx, state["prompt_learner.ctx"])
     with torch.no_grad():
         assert target.model_inference(batch_of()["img"]).shape == (2, len(kept))
+
+    # Built from class names alone (predict.py, the API on that evaluation run): no dataset folder, so the
+    # rows are matched by name to the model run's run.json.
+    from coop_toolkit.run_record import make_run_record
+    from dasslite.utils.io import write_json
+
+    source_cfg.defrost()
+    source_cfg.OUTPUT_DIR = str(tmp_path / "run")
+    write_json(make_run_record(source_cfg, names), str(tmp_path / "run" / "run.json"))
+    by_name = bare_trainer(ExtrasLinearProbeCoOp, target_cfg, classnames=[names[i] for i in kept])
+    by_name.load_model(str(tmp_path / "run"), epoch=10)
+    assert torch.equal(by_name.model.linear_probe_proj.weight, state["linear_probe_proj.weight"][kept])
