@@ -161,7 +161,8 @@ def cocoop_text(model, image):
 
 def dept_logits(ours, images, text_of, labels=None):
     """Theirs: (similarity logits, head logits, head labels) from the unnormalised features."""
-    model, weight = ours.model, ours.trainer.linear_probe
+    model = ours.model
+    assert ours.trainer.linear_probe.TYPE == "linear"  # the authors' default head
     image = image_features(model, images)
     text = text_of(model, image)
     scale = model.logit_scale.exp()
@@ -173,7 +174,6 @@ def dept_logits(ours, images, text_of, labels=None):
     if labels is None:
         return logits, model.linear_probe_proj(image), None
     own = text[labels] if text.dim() == 2 else torch.stack([t[label] for t, label in zip(text, labels)])
-    assert weight.TYPE == "linear"
     return logits, model.linear_probe_proj(torch.cat([own, image])), torch.cat([labels, labels])
 
 
