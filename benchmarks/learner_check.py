@@ -47,6 +47,7 @@ def build(name, clip_path):
     args = ["--trainer", name, "--config-file", config_of(name)]
     args += ["--dataset-config-file", os.path.join(REPO, "configs/datasets/oxford_pets.yaml"), "--seed", "1"]
     args += ["MODEL.BACKBONE.NAME", clip_path, "USE_CUDA", "False", "INPUT.SIZE", f"({IMAGE_SIZE},{IMAGE_SIZE})"]
+    args += ["DATASET.SUBSAMPLE_CLASSES", "base"]  # DePT builds its head on base classes only
     cfg = train.setup_cfg(train.parse_args(args))
     cfg.defrost()
     for node in cfg.TRAINER.values():

@@ -307,6 +307,25 @@ def eval_rate(forward, images, device, prec="fp32", batches=3):
     return batches * len(images) / (time.perf_counter() - start)
 
 
+def interleaved_eval_rates(impls, images, device, prec="fp32", batches=3):
+    """({name: images per second, best batch}, sorted per-batch ratios ours / reference): the
+    implementations' evaluation batches alternate (the order flips each batch), as the training steps do,
+    so that a load change on a shared machine hits both alike."""
+    times = {name: [] for name in impls}
+    with torch.no_grad(), autocast_for(prec, device):
+        for forward in impls.values():
+            forward(images)  # warm-up (and fills CoOp's class-feature cache, as in a real evaluation)
+        for b in range(batches):
+            for name in list(impls)[:: 1 if b % 2 == 0 else -1]:
+                sync(device)
+                start = time.perf_counter()
+                impls[name](images)
+                sync(device)
+                times[name].append(time.perf_counter() - start)
+    ratios = sorted(r / o for r, o in zip(times["reference"], times["ours"]))
+    return {name: len(images) / min(t) for name, t in times.items()}, ratios
+
+
 def measure(case, clip_model, device, repeats, prec="fp32"):
     """One row: seconds per training image, evaluation images per second and memory, for both."""
     model = case.build(clip_model, CLASSNAMES[: case.classes]).to(device)
@@ -323,16 +342,22 @@ def measure(case, clip_model, device, repeats, prec="fp32"):
     row["max |logit|"] = reference.abs().max().item()
     train = {"reference": case.reference_step or ce_step(impls["reference"]), "ours": case.step or ce_step(model)}
     steps = interleaved_steps(train, model, images, labels, optim, device, repeats, prec)
-    for name, forward in impls.items():
+    rates, eval_ratios = interleaved_eval_rates(impls, eval_images, device, prec)
+    for name in impls:
         times, mem = zip(*steps[name])
         row[f"{name} s/img"] = min(times)
-        row[f"{name} eval img/s"] = eval_rate(forward, eval_images, device, prec)
+        row[f"{name} eval img/s"] = rates[name]
         row[f"{name} MB"] = max(mem) / 2**20
     row["train speed-up"] = row["reference s/img"] / row["ours s/img"]
     ratios = sorted(r[0] / o[0] for r, o in zip(steps["reference"], steps["ours"]))
-    row["train speed-up median [range]"] = f"{statistics.median(ratios):.2f} [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
+    row["train speed-up median [range]"] = median_range(ratios)
     row["eval speed-up"] = row["ours eval img/s"] / row["reference eval img/s"]
+    row["eval speed-up median [range]"] = median_range(eval_ratios)
     return row
+
+
+def median_range(ratios):
+    return f"{statistics.median(ratios):.2f} [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
 
 
 def interleaved_steps(train, model, images, labels, optim, device, repeats, prec):

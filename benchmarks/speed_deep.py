@@ -89,16 +89,17 @@ def authors_text(model, prompts):
     return x / x.norm(dim=-1, keepdim=True)
 
 
-def authors_text_features(enc, prompts, token_ids, deep=()):
+def authors_text_features(enc, prompts, token_ids, deep=(), replace=None):
     """The authors' TextEncoder.forward on prompt embeddings (N, 77, width): all 77 positions, the blocks
-    sequence-first, deep prompt k-1 concatenated in at positions 1..n before block k (k >= 1)."""
+    sequence-first, deep prompt k-1 concatenated in at positions 1..n before block k (k >= 1); or, given
+    `replace(k, x)`, what it makes of the sequence-first x before block k."""
     x = prompts.to(enc.dtype) + enc.positional_embedding.to(enc.dtype)
     mask = torch.full((x.shape[1], x.shape[1]), float("-inf"), device=x.device).triu_(1)
 
-    def replace(k, x):
+    def deep_prompts(k, x):
         return _replace(x, deep[k - 1], 1) if 1 <= k <= len(deep) else x
 
-    x = enc.ln_final(_sequence_first_blocks(enc.transformer, x, replace, mask))
+    x = enc.ln_final(_sequence_first_blocks(enc.transformer, x, replace or deep_prompts, mask))
     return x[torch.arange(x.shape[0]), token_ids.argmax(-1)] @ enc.text_projection
 
 

@@ -35,6 +35,21 @@ def test_adapter_rows_compute_the_authors_logits_and_update(trainer):
     (ours trims the text, so CLIP-LoRA's masks could not be the same draws)."""
     row = cases.first_case(trainer)
     assert row.build.__module__ == "benchmarks.speed_adapters"
+    assert_same_logits_and_update(row, lambda m: (speed.ce_step(m), speed.ce_step(lambda x: row.reference(m, x))))
+
+
+@pytest.mark.parametrize("trainer", ["TCP", "ExtrasLinearProbeCoOp", "ExtrasLinearProbeCoCoOp"])
+def test_tcp_and_dept_rows_compute_the_authors_logits_and_update(trainer):
+    """TCP and DePT (on CoOp, on CoCoOp): the trainer's own evaluation and loss terms against the
+    authors' computation (77 positions, their loss written out): same logits, same update of every
+    learned parameter (TCP's Meta-Net, DePT's head and FiLMs too)."""
+    row = cases.first_case(trainer)
+    assert row.build.__module__ == "benchmarks.speed_tcp_dept"
+    assert_same_logits_and_update(row, lambda m: (row.step, row.reference_step))
+
+
+def assert_same_logits_and_update(row, steps):
+    """steps(model) -> (our training step, the reference's), each step(model, images, labels, optim)."""
     torch.manual_seed(0)
     clip = speed.build_clip(tiny=True, prec="fp32", device=torch.device("cpu"))
     model = row.build(clip, speed.CLASSNAMES[:5])
@@ -48,12 +63,12 @@ def test_adapter_rows_compute_the_authors_logits_and_update(trainer):
     model.train()
     for dropout in (m for m in model.modules() if isinstance(m, torch.nn.Dropout)):
         dropout.p = 0.0
-    for name, forward in (("ours", model), ("reference", lambda x: row.reference(model, x))):
+    for name, step in zip(("ours", "reference"), steps(model)):
         with torch.no_grad():
             for p, s in zip(learned, start):
                 p.copy_(s)
-        speed.ce_step(forward)(model, images, labels, torch.optim.SGD(learned, lr=1e-2))
+        step(model, images, labels, torch.optim.SGD(learned, lr=1e-2))
         after[name] = [p.detach().clone() for p in learned]
-    assert any(not torch.equal(a, s) for a, s in zip(after["ours"], start))
+    assert all(not torch.equal(a, s) for a, s in zip(after["ours"], start))
     for ours, reference in zip(after["ours"], after["reference"]):
         torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-4)

@@ -21,6 +21,7 @@ REPO = os.path.join(os.path.dirname(__file__), "..")
 CONFIGS = {
     "CoOp": ("configs/trainers/CoOp/vit_b16_ctxv1.yaml", "TRAINER.COOP.PREC"),
     "CoCoOp": ("configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml", "TRAINER.COCOOP.PREC"),
+    "ExtrasLinearProbeCoOp": ("configs/trainers/ExtrasLinearProbeCoOp/vit_b16_ep10_bs4_lr35.yaml", "TRAINER.COOP.PREC"),
 }
 
 
@@ -31,7 +32,7 @@ def pets_root(tmp_path_factory):
     return str(root)
 
 
-def torchrun(nproc, trainer, root, clip_path, out, batch_size=4, use_cuda=False, prec="fp32", env=None):
+def torchrun(nproc, trainer, root, clip_path, out, batch_size=4, use_cuda=False, prec="fp32", env=None, opts=()):
     """train.py under torchrun (gloo on the CPU; nccl with use_cuda on a GPU machine)."""
     config, prec_key = CONFIGS[trainer]
     cmd = [
@@ -71,6 +72,7 @@ def torchrun(nproc, trainer, root, clip_path, out, batch_size=4, use_cuda=False,
         "0",
         "OPTIM.LR",
         "0.002",
+        *opts,
     ]
     # OMP_NUM_THREADS=1 keeps 2 processes on 2 cores.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.path.abspath(REPO), **(env or {})}
@@ -78,8 +80,8 @@ def torchrun(nproc, trainer, root, clip_path, out, batch_size=4, use_cuda=False,
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
-def learned(out):
-    state = torch.load(os.path.join(out, "prompt_learner", "model.pth.tar-2"), weights_only=True)["state_dict"]
+def learned(out, folder="prompt_learner"):
+    state = torch.load(os.path.join(out, folder, "model.pth.tar-2"), weights_only=True)["state_dict"]
     return {k: v for k, v in state.items() if not k.startswith("token_")}
 
 
@@ -106,6 +108,24 @@ def test_two_processes_learn_what_one_learns(tmp_path, pets_root, tiny_clip_path
         assert any(k.startswith("meta_net.") for k in one)
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6, msg=f"{trainer} {key}")
+    assert accuracy(runs[2]) == accuracy(runs[1])
+
+
+def test_dept_under_two_processes_learns_what_one_learns(tmp_path, pets_root, tiny_clip_path):
+    """DePT's step reads the towers' raw features through DDP and uses its head after them: the context,
+    the FiLMs and the linear head (at its own LR) still learn on two processes what they learn on one."""
+    runs = {nproc: tmp_path / f"ws{nproc}" for nproc in (1, 2)}
+    for nproc, out in runs.items():
+        base = ("DATASET.SUBSAMPLE_CLASSES", "base")  # where DePT's head exists
+        proc = torchrun(nproc, "ExtrasLinearProbeCoOp", pets_root, tiny_clip_path, out, opts=base)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert f"Distributed: world size {nproc}, backend gloo" in (out / "log.txt").read_text()
+    one, two = learned(runs[1], "PromptLearner"), learned(runs[2], "PromptLearner")
+    keys = ["prompt_learner.ctx", "linear_probe_proj.weight", "linear_probe_proj.bias"]
+    keys += [f"film_lp_{side}.{p}" for side in ("img", "text") for p in ("scale", "bias")]
+    assert not torch.equal(one["film_lp_img.scale"], torch.ones_like(one["film_lp_img.scale"]))  # it learned
+    for key in keys:
+        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6, msg=key)
     assert accuracy(runs[2]) == accuracy(runs[1])
 
 

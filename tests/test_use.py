@@ -15,6 +15,7 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import coop_toolkit as ct
@@ -22,7 +23,7 @@ import export
 import predict
 import train
 from coop_toolkit.export_head import export_run
-from coop_toolkit.method_card import card_of
+from coop_toolkit.method_card import CLASSIFIER_HEAD, card_of
 from coop_toolkit.run_record import sha256_of
 from dasslite.engine.build import build_trainer
 from dasslite.errors import UserError
@@ -266,7 +267,7 @@ def test_every_registered_trainer_builds_from_class_names_alone_and_its_features
     images = ct.find_images([os.path.join(runs["data"], "test", "blue_circle")])
     names = toolkit_trainers()  # the toolkit's and the installed plugins'
     assert {"CoOp", "CoCoOp", "ZeroshotCLIP", "ZeroshotCLIP2", "KgCoOp", "ProGrad"} <= set(names)
-    refused = []
+    refused, exported_heads = [], []
     for name in names:
         cfg = ct.get_cfg(trainer=name, config_file=trainer_config(name))
         cfg.MODEL.BACKBONE.NAME, cfg.DATASET.ROOT, cfg.INPUT.SIZE = runs["clip"], "/nonexistent", (64, 64)
@@ -294,7 +295,14 @@ def test_every_registered_trainer_builds_from_class_names_alone_and_its_features
             with pytest.raises(ValueError, match=re.escape(card.no_export_reason)):
                 export_run(run, str(tmp_path / f"{name}.safetensors"))
             refused.append(name)
+        elif card.export == CLASSIFIER_HEAD and trainer.features_give_logits:  # the head gives its logits
+            export_run(run, str(tmp_path / f"{name}.safetensors"))
+            head = load_file(str(tmp_path / f"{name}.safetensors"))
+            exported = head["logit_scale"] * image @ head["text_features"].t() + head.get("logit_bias", 0.0)
+            torch.testing.assert_close(exported, run.logits(images), rtol=0, atol=1e-5, msg=name)
+            exported_heads.append(name)
     assert {"MaPLe", "VPT", "CLIP_Adapter", "CLIP_LoRA", "Tip_Adapter"} <= set(refused)
+    assert {"CoOp", "KgCoOp", "ZeroshotCLIP"} <= set(exported_heads)
 
 
 def test_a_run_trained_with_a_plugin_trainer_registered_loads_without_it(runs, tmp_path):

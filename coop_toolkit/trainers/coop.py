@@ -88,16 +88,17 @@ class CustomCLIP(nn.Module):
         self.logit_bias = text_tower(clip_model).logit_bias  # None but for the sigmoid-loss families (SigLIP)
         self._text_cache = None
 
-    def text_features(self):
-        """Class text features; in evaluation they are computed once, not at every batch."""
+    def text_features(self, normalize=True):
+        """Class text features (L2-normalised unless `normalize` is False: DePT's head reads them raw); in
+        evaluation they are computed once, not at every batch."""
         learner = self.prompt_learner
         if learner.training or torch.is_grad_enabled():
             self._text_cache = None
-            return self._encode_text()
-        key = self.cache_key()
+            return self._encode_text(normalize)
+        key = (self.cache_key(), normalize)
         cache = self._text_cache  # read once: another thread may replace it meanwhile
         if cache is None or cache[0] != key:
-            cache = self._text_cache = (key, self._encode_text())
+            cache = self._text_cache = (key, self._encode_text(normalize))
         return cache[1]
 
     def cache_key(self):

@@ -174,15 +174,16 @@ class DeepPromptCLIP(nn.Module):
         features = self.text_encoder(prompts.text(), self.prompt_learner.token_ids, deep_prompts=deep)
         return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
-    def text_features(self, prompts):
-        """Normalised class features; without grad they are computed once until a parameter changes."""
+    def text_features(self, prompts, normalize=True):
+        """Class features, normalised unless `normalize` is False (DePT's head reads them raw); without
+        grad they are computed once until a parameter changes."""
         if torch.is_grad_enabled():
             self._text_cache = None
-            return self.encode_text(prompts)
-        key = tuple((p.data_ptr(), p._version) for p in self.learned_parameters().values())
+            return self.encode_text(prompts, normalize)
+        key = (tuple((p.data_ptr(), p._version) for p in self.learned_parameters().values()), normalize)
         cache = self._text_cache  # read once: another thread may replace it meanwhile
         if cache is None or cache[0] != key:
-            cache = self._text_cache = (key, self.encode_text(prompts))
+            cache = self._text_cache = (key, self.encode_text(prompts, normalize))
         return cache[1]
 
     def image_features(self, image, prompts, normalize=True):

@@ -24,6 +24,7 @@ names (ExtrasLinearProbeCoOp, ...); a `features` function gives each base's unno
 """
 
 import logging
+import os
 from collections import OrderedDict
 
 import torch
@@ -36,6 +37,7 @@ from dasslite.errors import ConfigError
 from dasslite.optim.optimizer import build_optimizer
 from dasslite.utils.logger import notice_once
 
+from ..datasets.imagenet import read_classnames, subfolders
 from ..method_card import MethodCard, Published, base2new_rows, card_of
 from .cocoop import CoCoOp
 from .coop import CoOp
@@ -51,6 +53,7 @@ logger = logging.getLogger(__name__)
 HEADS = ("film_lp_img", "film_lp_text", "linear_probe_proj")  # the authors' attribute names
 NEW_LAYERS = ("linear_probe", "film")  # their OPTIM.NEW_LAYERS: children trained at LR * LR_EXP
 HEAD_TYPES = ("linear", "similarity")
+SUBSET_DATASETS = ("ImageNetA", "ImageNetR")  # test-only, 200 of ImageNet's classes (their label order)
 
 
 def add_dept_config(cfg):
@@ -87,9 +90,10 @@ class FiLM(nn.Module):
 
 # ---------------------------------------------------------------- each base model's unnormalised features
 def coop_features(model, image):
-    """CoOp's / KgCoOp's CustomCLIP: (image (B, D), class text (n_cls, D)), fp32, not normalised."""
+    """CoOp's / KgCoOp's CustomCLIP: (image (B, D), class text (n_cls, D)), fp32, not normalised (the
+    class features computed once per evaluation, as CoOp's)."""
     image_f = encode_images(model.image_encoder, image, model.text_encoder.dtype, normalize=False)
-    return image_f, model._encode_text(normalize=False).float()
+    return image_f, model.text_features(normalize=False).float()
 
 
 def cocoop_features(model, image):
@@ -99,9 +103,10 @@ def cocoop_features(model, image):
 
 
 def deep_prompt_features(model, image):
-    """A DeepPromptCLIP (MaPLe, PromptSRC): the prompted towers' features."""
+    """A DeepPromptCLIP (MaPLe, PromptSRC): the prompted towers' features (the class features computed
+    once per evaluation)."""
     prompts = model.prompts()
-    return model.image_features(image, prompts, normalize=False).float(), model.encode_text(prompts, False).float()
+    return model.image_features(image, prompts, normalize=False).float(), model.text_features(prompts, False).float()
 
 
 def normalized(x):
@@ -130,6 +135,35 @@ def head_logits(model, linear_probe, image_f, text_f, label=None):
     return model.linear_probe_proj(torch.cat([own, image_f])), torch.cat([label, label])
 
 
+class Features(nn.Module):
+    """features(model, image) as a module's forward (what DDP wraps)."""
+
+    def __init__(self, model, features):
+        super().__init__()
+        self.model = model
+        self.features = features
+
+    def forward(self, image):
+        return self.features(self.model, image)
+
+
+def rows_by_name(directory, classnames):
+    """(row of each class in the run.json of the model run in `directory`, its class count), or None when
+    it has none; a class named there other than once is an error (ImageNet repeats a few names)."""
+    from ..run_record import RUN_FILE, read_run_record  # the run record imports the trainers
+
+    if not directory or not os.path.isfile(os.path.join(directory, RUN_FILE)):
+        return None
+    source = list(read_run_record(directory)["classnames"])
+    unclear = [name for name in classnames if source.count(name) != 1]
+    if unclear:
+        raise ConfigError(
+            f"DePT: the model run {directory} names {unclear[:5]} other than once, so its head's rows cannot be "
+            f"matched by name; evaluate with train.py --eval-only and the dataset folder, which matches by wnid"
+        )
+    return [source.index(name) for name in classnames], len(source)
+
+
 class DePT:
     """DePT on the trainer after it in the bases: `class ExtrasLinearProbeCoOp(DePT, CoOp)`."""
 
@@ -150,6 +184,12 @@ class DePT:
     @property
     def linear_probe(self):
         return self.cfg.TRAINER.LINEAR_PROBE
+
+    @property
+    def features_give_logits(self):
+        """Where the head is built, the logits fuse it (affine in the raw image features): class_features()
+        then give the prompt's part of the logits alone (the features protocol, learner.py)."""
+        return not self.trains_head
 
     def build_custom_clip(self, classnames, clip_model):
         model = super().build_custom_clip(classnames, clip_model)
@@ -183,10 +223,46 @@ class DePT:
         groups = [{"params": base, "lr": optim.LR}, {"params": new, "lr": optim.LR * optim.LR_EXP}]
         return build_optimizer([g for g in groups if g["params"]], optim)
 
-    def build_model(self):
-        super().build_model()
-        if self.train_model is not self.model:
-            raise ConfigError(f"{type(self).__name__} trains on one process (DePT's step is not wrapped in DDP)")
+    def ddp_module(self):
+        """On the head's classes the step reads the towers' raw features (`features`), not the model's
+        forward: that is what DDP wraps, so that under torchrun the gradients of every learned parameter
+        (the head's too, used after it) are averaged over the processes."""
+        return Features(self.model, self.features) if self.trains_head else super().ddp_module()
+
+    # ------------------------------------------------------------ ImageNet-A / -R: the ImageNet head's rows
+    def load_model(self, directory, epoch=None):
+        """As the base trainer; on ImageNet-A or -R (200 of ImageNet's classes) an ImageNet run's head has a
+        row per ImageNet class: the rows of the target's classes are kept, as the authors' load_model
+        clips the state dict (their `is_reserves`)."""
+        rows = self.source_rows(directory)
+        if rows is None:
+            return super().load_model(directory, epoch)
+        head = self.model.linear_probe_proj
+        source = nn.utils.skip_init(nn.Linear, head.in_features, rows[1], device=head.weight.device)
+        self.model.linear_probe_proj = source  # the checkpoint's shape (no draw: the seed's stream is kept)
+        try:
+            loaded = super().load_model(directory, epoch)
+        finally:
+            self.model.linear_probe_proj = head
+        with torch.no_grad():
+            head.weight.copy_(source.weight[rows[0]])
+            head.bias.copy_(source.bias[rows[0]])
+        logger.info(f"DePT head: the rows of {self.cfg.DATASET.NAME}'s {len(rows[0])} classes of {rows[1]}")
+        return loaded
+
+    def source_rows(self, directory):
+        """(the source head's row of each class of this dataset, in label order; the source's class count)
+        on ImageNet-A / -R with a linear head, else None. From the dataset folder's classnames.txt
+        (ImageNet's classes in its label order) and class folders, as the authors; built from class names
+        alone (predict.py, the API), from the class names of the model run in `directory`."""
+        dataset = self.dm.dataset
+        if self.cfg.DATASET.NAME not in SUBSET_DATASETS or not isinstance(self.model.linear_probe_proj, nn.Linear):
+            return None
+        if not hasattr(dataset, "text_file"):
+            return rows_by_name(directory, dataset.classnames)
+        source = list(read_classnames(dataset.text_file))
+        index = {wnid: i for i, wnid in enumerate(source)}
+        return [index[wnid] for wnid in subfolders(dataset.image_dir)], len(source)
 
     # ------------------------------------------------------------ the step
     def base_output(self, image, image_f, text_f, logits):
@@ -201,7 +277,7 @@ class DePT:
                 f"for base classes or ImageNet); this run trains the base method alone",
             )
             return super().forward_train(image)
-        image_f, text_f = self.features(self.model, image)
+        image_f, text_f = self.train_model(image)  # self.features, through DDP under torchrun
         logits = similarity_logits(self.model, image_f, text_f)
         base = self.base_output(image, normalized(image_f), normalized(text_f), logits)
         return dict(logits=logits, image=image_f, text=text_f, base=base)
@@ -245,7 +321,8 @@ DEPT_NO_EXPORT = (
 
 def dept_card(base, config, published=None):
     """The combination's card: its yaml, its published row, export refused (for the base's reason too).
-    No base2new_configs yet: the time projection needs a speed case (benchmarks/speed.py) first."""
+    No base2new_configs yet (speed rows on CoOp and CoCoOp: benchmarks/speed_tcp_dept.py; the time
+    projection would need the configs the authors' runner picks per dataset, not checked)."""
     rows = (Published(published[0], source=DEPT_SOURCE, base2new=base2new_rows(published[1])),) if published else ()
     reason = "; and ".join(r for r in (card_of(base).no_export_reason, DEPT_NO_EXPORT) if r)
     return MethodCard(reference_config=config, published=rows, export=None, no_export_reason=reason)

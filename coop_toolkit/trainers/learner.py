@@ -161,7 +161,12 @@ class LearnerTrainer(ClipTrainer):
         self.scaler = torch.amp.GradScaler("cuda") if self.prec == "amp" and self.device.type == "cuda" else None
         # Training steps go through DDP under torchrun (gradients averaged over the processes, so with
         # equal per-process batches the update is the global batch's); self.model stays the plain module.
-        self.train_model = wrap_ddp(self.model, self.device)
+        self.train_model = wrap_ddp(self.ddp_module(), self.device)
+
+    def ddp_module(self):
+        """The module whose forward forward_train calls through self.train_model (DDP under torchrun): the
+        model; a method whose step calls something else wraps that (DePT: the towers' raw features)."""
+        return self.model
 
     def build_optimizer(self, module):
         """The optimizer of saved_module() (OPTIM); a method with its own parameter groups overrides it."""

@@ -122,7 +122,8 @@ class TCP(CoOp):
 
     card = MethodCard(
         reference_config="configs/trainers/TCP/vit_b16_ep100_ctxv1.yaml",
-        # no base2new_configs yet: the time projection needs a speed case (benchmarks/speed.py) first
+        # speed rows: benchmarks/speed_tcp_dept.py; no base2new_configs yet (the time projection would
+        # need the configs its authors' base-to-new scripts run, not checked)
         published=(
             Published(
                 "TCP",
@@ -130,9 +131,8 @@ class TCP(CoOp):
                 base2new=base2new_rows((84.13, 75.36, 79.51)),
             ),
         ),
-        export=None,
-        no_export_reason="its class text features come from a Meta-Net inside the text tower, which an exported "
-        "classifier head would freeze (export the class features with the Python API instead)",
+        # export.py writes its class text features: after training they depend on no image (the Meta-Net
+        # reads the fixed hand-written features), so logit_scale * image @ them is its logits
     )
 
     def build_custom_clip(self, classnames, clip_model):

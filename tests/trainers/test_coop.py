@@ -116,7 +116,7 @@ def test_eval_reuses_class_text_features_until_the_context_changes(clip, tiny_cl
     model = CustomCLIP(cfg, CLASSNAMES, clip).eval()
     calls = []
     encode = model._encode_text
-    model._encode_text = lambda: calls.append(1) or encode()
+    model._encode_text = lambda *args: calls.append(1) or encode(*args)
     with torch.no_grad():
         first = model(torch.randn(2, 3, 224, 224))
         model(torch.randn(2, 3, 224, 224))

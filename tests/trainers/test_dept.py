@@ -112,6 +112,14 @@ def test_loss_and_logits_are_the_direct_computation(trainer_class, clip_path):
     with torch.no_grad():
         fused = trainer.model_inference(image)
     torch.testing.assert_close(fused, (1 - weight) * output["logits"] + weight * head, rtol=1e-5, atol=1e-5)
+    # so the features protocol says its class features give the prompt's part alone
+    assert trainer.features_give_logits is False
+    with torch.no_grad():
+        image_n = trainer.image_features(image)
+        text_n = trainer.class_features(image_n if trainer.image_conditioned else None)
+        equation = "bd,bcd->bc" if trainer.image_conditioned else "bd,cd->bc"
+        prompt_part = trainer.logit_scale() * torch.einsum(equation, image_n, text_n)
+    torch.testing.assert_close(prompt_part, output["logits"], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("trainer_class", (ExtrasLinearProbeCoOp, ExtrasLinearProbeMaPLe), ids=lambda c: c.__name__)
@@ -189,6 +197,7 @@ def test_a_checkpoint_of_the_authors_code_loads_and_evaluates(trainer_class, cli
         prompt_only = new.model_inference(image)
         expected = trainer_class.__mro__[2].model_inference(new, image)
     torch.testing.assert_close(prompt_only, expected)
+    assert new.features_give_logits  # no head: logit_scale * image @ class features
     assert not set(new.learned_parameters()) & (HEAD_KEYS | LINEAR_KEYS)  # training here is the base method's
     with torch.no_grad():
         output = new.forward_train(image)
@@ -227,3 +236,46 @@ def test_train_py_trains_on_base_and_evaluates_on_new(trainer_class, clip_path, 
         opts=[*opts, "DATASET.SUBSAMPLE_CLASSES", "new"],
     )
     assert new["metrics"]["total"] > 0
+
+
+def test_imagenet_a_keeps_the_rows_of_its_classes_from_an_imagenet_head(clip_path, tmp_path):
+    """Domain generalisation as the authors evaluate it: an ImageNet run's head (a row per ImageNet class)
+    loads on ImageNet-A / -R with the rows of the target's classes, in its label order (their
+    load_model's `is_reserves`, from classnames.txt and the image folders; without the dataset folder,
+    by class name from the model run's run.json)."""
+    wnids = [f"n0{i}" for i in range(8)]  # ImageNet's classes in its label order (classnames.txt)
+    names = [f"thing {i}" for i in range(8)]
+    kept = [1, 4, 6]
+    source_cfg = dept_cfg(ExtrasLinearProbeCoOp, clip_path, subsample="all", DATASET__NAME="ImageNet")
+    source = bare_trainer(ExtrasLinearProbeCoOp, source_cfg, classnames=names)
+    state = authors_checkpoint(source, str(tmp_path / "run"), "PromptLearner")
+    assert state["linear_probe_proj.weight"].shape[0] == 8
+
+    folder = tmp_path / "imagenet-adversarial"
+    for i in kept:
+        (folder / "imagenet-a" / wnids[i]).mkdir(parents=True)
+    (folder / "imagenet-a" / "README.txt").write_text("not a class\n")
+    (folder / "classnames.txt").write_text("".join(f"{w} {n}\n" for w, n in zip(wnids, names)))
+    target_cfg = dept_cfg(ExtrasLinearProbeCoOp, clip_path, subsample="all", DATASET__NAME="ImageNetA")
+    target = bare_trainer(ExtrasLinearProbeCoOp, target_cfg, classnames=[names[i] for i in kept])
+    target.dm.dataset.text_file = str(folder / "classnames.txt")  # what the ImageNetA dataset holds
+    target.dm.dataset.image_dir = str(folder / "imagenet-a")
+    target.load_model(str(tmp_path / "run"), epoch=10)
+    head = target.model.linear_probe_proj
+    assert torch.equal(head.weight, state["linear_probe_proj.weight"][kept])
+    assert torch.equal(head.bias, state["linear_probe_proj.bias"][kept])
+    assert torch.equal(target.model.prompt_learner.ctx, state["prompt_learner.ctx"])
+    with torch.no_grad():
+        assert target.model_inference(batch_of()["img"]).shape == (2, len(kept))
+
+    # Built from class names alone (predict.py, the API on that evaluation run): no dataset folder, so the
+    # rows are matched by name to the model run's run.json.
+    from coop_toolkit.run_record import make_run_record
+    from dasslite.utils.io import write_json
+
+    source_cfg.defrost()
+    source_cfg.OUTPUT_DIR = str(tmp_path / "run")
+    write_json(make_run_record(source_cfg, names), str(tmp_path / "run" / "run.json"))
+    by_name = bare_trainer(ExtrasLinearProbeCoOp, target_cfg, classnames=[names[i] for i in kept])
+    by_name.load_model(str(tmp_path / "run"), epoch=10)
+    assert torch.equal(by_name.model.linear_probe_proj.weight, state["linear_probe_proj.weight"][kept])
