@@ -13,6 +13,7 @@ from coop_toolkit.trainers.mma import MultiModalAdapter
 from coop_toolkit.trainers.text_tower import UnsupportedBackboneError
 from dasslite.errors import ConfigError
 from tests import test_train_cli
+from tests.reporting.test_scripts import stub  # noqa: F401  (a fixture)
 from tests.trainers.helpers import CLASSNAMES, bare_trainer, batch_of
 from tests.trainers.test_deep_prompt_init import LAYERS, authors_construction
 from tools.tiny_clip import save_tiny_clip
@@ -186,6 +187,14 @@ def test_train_py_trains_and_evaluates(tiny_clip_path, data_root, tmp_path):
     assert again["metrics"] == trained["metrics"]
     sd = torch.load(tmp_path / "a" / "adapter_learner" / "model.pth.tar-1", weights_only=True)["state_dict"]
     assert {"token_embedding", "tokenized_prompts", "shared_adapter.2.0.weight", "text_adapter.2.up.bias"} <= set(sd)
+    from PIL import Image  # the run folder predicts through the API, with the trained adapters
+
+    loaded = ct.load_run(str(tmp_path / "a"))
+    picture = Image.new("RGB", (40, 30), (200, 30, 30))
+    batch = loaded.preprocess(picture).unsqueeze(0)
+    torch.testing.assert_close(loaded.logits([picture]), loaded.trainer.model_inference(batch), rtol=1e-5, atol=1e-5)
+    adapter = loaded.trainer.model.adapter_learner.text_adapter[2].up.bias
+    assert torch.equal(adapter.detach(), sd["text_adapter.2.up.bias"])
 
 
 def test_cached_class_features_follow_the_adapters(tiny_clip_path):
@@ -194,3 +203,20 @@ def test_cached_class_features_follow_the_adapters(tiny_clip_path):
         before = model.text_features()
         model.adapter_learner.text_adapter[2].up.bias.add_(1.0)
         assert not torch.equal(model.text_features(), before)
+
+
+def test_the_base2new_scripts_run_it_and_results_print_its_published_row(tmp_path, stub, capsys):  # noqa: F811
+    import results
+    from tests.reporting.test_results import _b2n
+    from tests.reporting.test_scripts import _arg, _run
+
+    env = dict(TRAINER="MultiModalAdapter", CFG="vit_b16_ep5")
+    _, (train,) = _run("cocoop/base2new_train.sh", "dtd", "1", stub=stub, cwd=tmp_path, **env)
+    _, (_, test) = _run("cocoop/base2new_test.sh", "dtd", "1", stub=stub, cwd=tmp_path, **env)
+    assert _arg(train, "--config-file") == "configs/trainers/MultiModalAdapter/vit_b16_ep5.yaml"
+    assert _arg(test, "--load-epoch") == "5"  # their base2new_test.sh loads epoch 5
+    root = tmp_path / "output"
+    for name, dataset in (("oxford_pets", "OxfordPets"), ("dtd", "DescribableTextures")):
+        _b2n(root, name, 1, 90.0, 50.0, trainer="MultiModalAdapter", cfg="vit_b16_ep5", dataset=dataset)
+    assert results.main([str(root), "--out", str(tmp_path / "tables"), "--paper"]) == 0
+    assert "(paper 83.2" in capsys.readouterr().out  # the README's base average
