@@ -220,3 +220,21 @@ def test_the_base2new_scripts_run_it_and_results_print_its_published_row(tmp_pat
         _b2n(root, name, 1, 90.0, 50.0, trainer="MultiModalAdapter", cfg="vit_b16_ep5", dataset=dataset)
     assert results.main([str(root), "--out", str(tmp_path / "tables"), "--paper"]) == 0
     assert "(paper 83.2" in capsys.readouterr().out  # the README's base average
+
+
+def test_beside_an_fp16_clip_the_adapters_run_in_fp16_as_their_half_modules():
+    """Their _build_adapter calls .half() when CLIP is fp16; ours keeps fp32 parameters and casts them where
+    they run, so a term on fp16 input is the one their fp16 modules compute, bit for bit."""
+    import copy
+
+    from coop_toolkit.trainers.mma import adapter_term, build_adapters
+
+    torch.manual_seed(0)
+    own, shared = build_adapters(64, 2, 1, 1, 16)[1], build_adapters(16, 2, 1, 1, 16)[1]
+    norm = nn.LayerNorm(64)
+    x = torch.randn(3, 7, 64).half()
+    theirs_own, theirs_shared = copy.deepcopy(own).half(), copy.deepcopy(shared).half()
+    expected = 0.001 * theirs_own.up(theirs_shared(theirs_own.down(norm.half()(x))))
+    got = adapter_term(x, own, shared, 0.001, norm.half())
+    assert got.dtype == torch.float16 and own.up.weight.dtype == torch.float32
+    assert torch.equal(got, expected)
