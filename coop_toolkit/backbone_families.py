@@ -47,6 +47,8 @@ def method_support(trainer_cls, clip_model):
     if not issubclass(trainer_cls, DeepPromptTrainer):
         refusal = getattr(trainer_cls, "vision_refusal", None)  # e.g. CLIP-LoRA: LoRA in the image attention
         why = refusal(clip_model.visual) if refusal else None
+        if why is not None and getattr(trainer_cls, "vision_required", False):  # e.g. MMA: adapters in both towers
+            return "no"
         return "yes" if why is None else f"text encoder only (image encoder refused: {why})"
     why = vision_prompt_refusal(clip_model.visual)
     if why is None:

@@ -28,13 +28,14 @@ def test_our_step_equals_the_reference_step(case):
     torch.testing.assert_close(after["ours"], after["reference"], atol=1e-6, rtol=1e-4)
 
 
-@pytest.mark.parametrize("trainer", ["CLIP_Adapter", "Tip_Adapter_F", "CLIP_LoRA"])
+@pytest.mark.parametrize("trainer", ["CLIP_Adapter", "Tip_Adapter_F", "CLIP_LoRA", "MultiModalAdapter"])
 def test_adapter_rows_compute_the_authors_logits_and_update(trainer):
-    """CLIP-Adapter, Tip-Adapter-F, CLIP-LoRA: the reference (the authors' computation) and ours give the
-    same logits in eval and the same learned values after one SGD step from the same start, dropout off
-    (ours trims the text, so CLIP-LoRA's masks could not be the same draws)."""
+    """CLIP-Adapter, Tip-Adapter-F, CLIP-LoRA, MMA: the reference (the authors' computation) and ours give
+    the same logits in eval and the same learned values after one SGD step from the same start, dropout off
+    (ours trims the text, so CLIP-LoRA's masks could not be the same draws; MMA's update includes the
+    authors' gradient rescaling)."""
     row = cases.first_case(trainer)
-    assert row.build.__module__ == "benchmarks.speed_adapters"
+    assert row.build.__module__ in ("benchmarks.speed_adapters", "benchmarks.speed_mma")
     assert_same_logits_and_update(row, lambda m: (speed.ce_step(m), speed.ce_step(lambda x: row.reference(m, x))))
 
 

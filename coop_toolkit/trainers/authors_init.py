@@ -16,6 +16,7 @@ text_projection.
 
 import torch
 import torch.nn as nn
+from open_clip.transformer import VisionTransformer
 
 
 def _normal(shape, std):
@@ -36,6 +37,11 @@ def _tower(resblocks, width, n_ctx, depth):
         if k != 0 and depth > k:
             deep.append(_normal((n_ctx, width), 0.02))
     return deep
+
+
+def is_openai_vit(clip_model):
+    """Whether `clip_model` is laid out as OpenAI's ViT CLIP, the one whose construction is replayed."""
+    return isinstance(clip_model.visual, VisionTransformer) and not hasattr(clip_model, "text")
 
 
 def replay_clip_construction(clip_model, vision=(0, 0), text=(0, 0)):
@@ -70,3 +76,16 @@ def replay_clip_construction(clip_model, vision=(0, 0), text=(0, 0)):
         _normal((text_width, 4 * text_width), proj_std)
     _normal(clip_model.text_projection.shape, text_width**-0.5)
     return first, vision_deep, text_deep
+
+
+def keeping_the_generator(build):
+    """build() with torch's global generator put back where it was.
+
+    The authors build their CLIP from the generator as it is, and replay_clip_construction repeats
+    their draws; building ours (open_clip draws too) must therefore not move the generator.
+    """
+    state = torch.get_rng_state()
+    try:
+        return build()
+    finally:
+        torch.set_rng_state(state)

@@ -12,13 +12,12 @@ from collections import OrderedDict, namedtuple
 
 import torch
 import torch.nn as nn
-from open_clip.transformer import VisionTransformer
 
 from dasslite.errors import ConfigError
 from dasslite.utils.logger import notice_once
 
 from ..method_card import CLASSIFIER_HEAD
-from .authors_init import replay_clip_construction
+from .authors_init import is_openai_vit, keeping_the_generator, replay_clip_construction
 from .clip_backbone import draw_dtype, image_dtype
 from .learner import LearnerTrainer, encode_images
 from .precision import autocast_for
@@ -214,12 +213,7 @@ class DeepPromptTrainer(LearnerTrainer):
     needs_vision_prompts = True
 
     def load_frozen_clip(self):
-        # The authors build their CLIP from the generator as it is here; replay_clip_construction
-        # repeats their draws, so building ours (open_clip draws too) must not move the generator.
-        state = torch.get_rng_state()
-        clip_model = super().load_frozen_clip()
-        torch.set_rng_state(state)
-        return clip_model
+        return keeping_the_generator(super().load_frozen_clip)  # their draws are replayed (authors_init.py)
 
     def replay_authors_init(self, clip_model, vision=(0, 0), text=(0, 0)):
         """The prompts their CLIP construction draws (authors_init.py), after checking the backbone."""
@@ -230,7 +224,7 @@ class DeepPromptTrainer(LearnerTrainer):
         if vision_prompted:
             check_vision_prompts(clip_model, name)
             check_depth(vision[1], vision_blocks(clip_model.visual), f"{node}.PROMPT_DEPTH_VISION")
-        if isinstance(clip_model.visual, VisionTransformer) and not hasattr(clip_model, "text"):
+        if is_openai_vit(clip_model):
             return replay_clip_construction(clip_model, vision, text)  # OpenAI's layout: their CLIP's draws
         notice_once(
             logger,

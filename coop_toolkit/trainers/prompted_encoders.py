@@ -120,8 +120,15 @@ def vision_blocks(visual):
 def prompted_image_features(visual, image, shallow=None, deep_prompts=()):
     """open_clip VisionTransformer.forward with `shallow` (n, width) appended before ln_pre and the last
     n tokens replaced by deep_prompts[k-1] at block k. Without prompts it is visual(image)."""
+    return image_tower_blocks(visual, image, shallow, inject=deep_injector(deep_prompts, start=None))
+
+
+def image_tower_blocks(visual, image, shallow=None, inject=None, residual=None):
+    """The image tower (open_clip's ViT or a timm ViT trunk) run block by block: `shallow` (n, width)
+    appended before ln_pre (norm_pre), then run_blocks' `inject` and `residual` hooks at each block
+    (block 0's inject receives ln_pre's output)."""
     if getattr(visual, "trunk", None) is not None:
-        return _prompted_timm_vit(visual, image, shallow, deep_prompts)
+        return _prompted_timm_vit(visual, image, shallow, inject, residual)
     x = visual.conv1(image.to(visual.conv1.weight.dtype))
     x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
     cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
@@ -130,25 +137,27 @@ def prompted_image_features(visual, image, shallow=None, deep_prompts=()):
     if shallow is not None:
         x = torch.cat([x, _batched(shallow, x, 1)], dim=1)
     x = visual.ln_pre(x)
-    x = run_blocks(visual.transformer, x, inject=deep_injector(deep_prompts, start=None))
+    x = run_blocks(visual.transformer, x, inject=inject, residual=residual)
     pooled = visual.ln_post(x[:, 0])  # class-token pooling (check_vision_prompts); ln is per token
     return pooled @ visual.proj if visual.proj is not None else pooled
 
 
-def _prompted_timm_vit(visual, image, shallow, deep_prompts):
+def _prompted_timm_vit(visual, image, shallow, inject, residual):
     """open_clip's TimmModel over a timm VisionTransformer (trunk, then head), with `shallow` appended
-    after the position embedding (before norm_pre) and deep_prompts[k-1] replacing the last n tokens at
-    block k. The prompt tokens are dropped before the trunk's pooling (class token, average or attention
-    pool), so, as with a class-token readout, they act only through attention in the blocks."""
+    after the position embedding (before norm_pre) and inject / residual at each block (as run_blocks'; a
+    residual's block is timm's, norm1 in place of ln_1). The prompt tokens are dropped before the trunk's
+    pooling (class token, average or attention pool), so, as with a class-token readout, they act only
+    through attention in the blocks."""
     trunk = visual.trunk
     x = trunk.patch_embed(image.to(trunk.patch_embed.proj.weight.dtype))
     x = trunk.patch_drop(trunk._pos_embed(x))
     if shallow is not None:
         x = torch.cat([x, _batched(shallow, x, 1)], dim=1)
     x = trunk.norm_pre(x)
-    inject = deep_injector(deep_prompts, start=None)
     for k, block in enumerate(trunk.blocks):  # batch-first; the blocks take the sequence alone
-        x = block(inject(k, x, 1))
+        x = inject(k, x, 1) if inject is not None else x
+        term = residual(k, block, x) if residual is not None else None
+        x = block(x) if term is None else block(x) + term
     x = trunk.norm(x)
     if shallow is not None:
         x = x[:, : x.shape[1] - shallow.shape[0]]

@@ -11,12 +11,13 @@ import torch.nn as nn
 from open_clip.transformer import ResidualAttentionBlock
 
 
-def run_blocks(transformer, x, mask=None, inject=None):
+def run_blocks(transformer, x, mask=None, inject=None, residual=None):
     """open_clip's transformer over batch-first x (N, L, D), one block at a time.
 
     `inject(k, x, seq_dim)` returns the sequence block k receives (seq_dim: the sequence axis of x
-    in the layout the blocks run in). Where attention takes its general path the blocks run
-    sequence-first (see `runs_sequence_first`).
+    in the layout the blocks run in). `residual(k, block, x)` returns None or a term added to block k's
+    output, computed from the sequence x it received (an adapter beside the block: MMA). Where attention
+    takes its general path the blocks run sequence-first (see `runs_sequence_first`).
     """
     own_layout = runs_sequence_first(transformer, mask)
     batch_first = getattr(transformer, "batch_first", True) and not own_layout
@@ -26,7 +27,9 @@ def run_blocks(transformer, x, mask=None, inject=None):
     for k, block in enumerate(transformer.resblocks):
         if inject is not None:
             x = inject(k, x, seq_dim)
-        x = block_sequence_first(block, x, mask) if own_layout else block(x, attn_mask=mask)
+        out = block_sequence_first(block, x, mask) if own_layout else block(x, attn_mask=mask)
+        term = residual(k, block, x) if residual is not None else None
+        x = out if term is None else out + term
     return x if batch_first else x.transpose(0, 1)
 
 

@@ -148,7 +148,25 @@ from dassl.utils.tools import mkdir_if_missing
 """
 
 
-@pytest.mark.parametrize("line", DEPT_IMPORTS.strip().splitlines())
+# Every dassl import line of MMA's files (ZjjConan/Multi-Modal-Adapter: train.py, trainers/mmadapter.py,
+# datasets/), as written.
+MMA_IMPORTS = """
+from dassl.config import get_cfg_default
+from dassl.data import DatasetWrapper
+from dassl.data.datasets import DATASET_REGISTRY, Datum, DatasetBase
+from dassl.data.transforms import build_transform
+from dassl.engine import TRAINER_REGISTRY, TrainerX
+from dassl.engine import build_trainer
+from dassl.optim import build_optimizer, build_lr_scheduler
+from dassl.utils import check_isfile, listdir_nohidden
+from dassl.utils import listdir_nohidden, mkdir_if_missing
+from dassl.utils import load_pretrained_weights, load_checkpoint
+from dassl.utils import read_json, write_json, mkdir_if_missing
+from dassl.utils import setup_logger, set_random_seed, collect_env_info
+"""
+
+
+@pytest.mark.parametrize("line", DEPT_IMPORTS.strip().splitlines() + MMA_IMPORTS.strip().splitlines())
 def test_deps_dassl_imports_work_with_dasslite(line):
     exec(line.replace("dassl", "dasslite"), {})
 
