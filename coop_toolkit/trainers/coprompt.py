@@ -40,6 +40,7 @@ from yacs.config import CfgNode as CN
 
 from dasslite.engine.build import TRAINER_REGISTRY
 from dasslite.errors import ConfigError
+from dasslite.utils.logger import notice_once
 
 from ..method_card import MethodCard, Published, base2new_rows
 from .class_descriptions import description_features, descriptions_file, read_descriptions
@@ -225,11 +226,15 @@ class CoPrompt(DeepPromptTrainer):
         return handwritten_class_features(clip_model, classnames, [template], self.prec).unsqueeze(0)
 
     def parse_batch_train(self, batch):
+        """(first view, second view), label; with one view (K_TRANSFORMS 1) both are that view."""
         views = batch["img"]
-        if not isinstance(views, list | tuple) or len(views) < 2:
-            raise ConfigError(
-                "CoPrompt trains on two augmented views per image: set DATALOADER.K_TRANSFORMS 2 (its yaml does)"
+        if torch.is_tensor(views):
+            notice_once(
+                logger,
+                "CoPrompt: one view per image (DATALOADER.K_TRANSFORMS 1), so the frozen CLIP sees the prompted "
+                "model's view; the authors train on two RandAugment views (K_TRANSFORMS 2, their yaml)",
             )
+            views = [views, views]
         return (views[0].to(self.device), views[1].to(self.device)), batch["label"].to(self.device)
 
     def forward_train(self, image):

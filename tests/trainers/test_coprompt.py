@@ -120,10 +120,12 @@ def test_gradients_reach_the_prompts_and_the_adapters_only(tiny_clip_path, descr
     assert all(p.dtype == torch.float32 for p in trainer.learned_parameters().values())
 
 
-def test_one_view_is_refused_naming_k_transforms(tiny_clip_path, descriptions):
+def test_one_view_serves_both_with_a_notice(tiny_clip_path, descriptions, caplog):
     trainer = built(tiny_clip_path, descriptions)
-    with pytest.raises(ConfigError, match="DATALOADER.K_TRANSFORMS 2"):
-        trainer.forward_backward(batch_of())
+    batch = batch_of()
+    (view, frozen_view), _ = trainer.parse_batch_train(batch)
+    assert view is frozen_view and torch.equal(view, batch["img"])
+    assert "DATALOADER.K_TRANSFORMS 1" in caplog.text
 
 
 def test_a_checkpoint_of_the_authors_code_loads_and_evaluates(tiny_clip_path, descriptions, tmp_path):
