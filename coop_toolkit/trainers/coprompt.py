@@ -48,7 +48,6 @@ from .clip_adapter import Adapter
 from .deep_prompt import DeepPromptTrainer
 from .handwritten import handwritten_class_features
 from .maple import MaPLeCLIP, MultiModalPromptLearner
-from .precision import autocast_for
 from .prompted_encoders import check_depth, prompted_image_features, vision_blocks
 from .templates import template_for
 from .text_tower import text_tower
@@ -194,8 +193,7 @@ class CoPrompt(DeepPromptTrainer):
         check_depth(depth, text_tower(clip_model).transformer, f"TRAINER.{NODE}.PROMPT_DEPTH (text tower)")
         check_depth(depth, vision_blocks(clip_model.visual), f"TRAINER.{NODE}.PROMPT_DEPTH (image tower)")
         clip_model.to(self.device)
-        with autocast_for(self.prec, self.device):
-            frozen_text = self.frozen_text_features(clip_model, classnames)
+        frozen_text = self.frozen_text_features(clip_model, classnames)
         learner = MultiModalPromptLearner(self.cfg, classnames, clip_model, node=NODE)
         return CoPromptCLIP(clip_model, learner, frozen_text)
 
@@ -210,20 +208,24 @@ class CoPrompt(DeepPromptTrainer):
             )
 
     def frozen_text_features(self, clip_model, classnames):
-        """(n_descriptions, n_cls, d): the descriptions' features, or the hand-written prompt's without a file."""
+        """(n_descriptions, n_cls, d): the descriptions' features, or the hand-written prompt's without a file.
+
+        Computed outside autocast, as theirs (under amp their frozen CLIP is fp32 and encodes them in fp32).
+        """
         key, path = f"TRAINER.{NODE}.GPT_FILE", self.opts.GPT_FILE
+        prec = "fp32" if self.prec == "amp" else self.prec
         if path:
             path = descriptions_file(path, self.cfg.DATASET.NAME, key)
             per_class = read_descriptions(path, classnames, key)
             logger.info(f"Class descriptions: {len(per_class[0])} per class from {path}")
-            return description_features(clip_model, per_class, self.prec)
+            return description_features(clip_model, per_class, prec)
         template = template_for(self.cfg.DATASET.NAME)
         logger.warning(
             f'{key} is not set: the text consistency term uses the hand-written prompt "{template}" instead of '
             f"LLM-written class descriptions; the published numbers need the authors' descriptions (a JSON file "
             f"{{class name: [sentences]}}, their gpt_file/<dataset>_prompt.json)"
         )
-        return handwritten_class_features(clip_model, classnames, [template], self.prec).unsqueeze(0)
+        return handwritten_class_features(clip_model, classnames, [template], prec).unsqueeze(0)
 
     def parse_batch_train(self, batch):
         """(first view, second view), label; with one view (K_TRANSFORMS 1) both are that view."""

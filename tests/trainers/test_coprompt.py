@@ -18,6 +18,7 @@ from coop_toolkit.trainers.maple import MaPLe, MaPLeCLIP
 from coop_toolkit.trainers.text_tower import text_tower
 from dasslite.errors import ConfigError, UserFileNotFoundError
 from tests import test_train_cli
+from tests.reporting.test_scripts import stub  # noqa: F401  (a fixture)
 from tests.trainers.helpers import CLASSNAMES, bare_trainer, batch_of
 from tools.tiny_clip import save_tiny_clip
 
@@ -248,3 +249,21 @@ def test_train_py_trains_and_evaluates_with_their_oxford_pets_settings(clip12_pa
     assert again["metrics"] == trained["metrics"]
     sd = torch.load(tmp_path / "a" / "MultiModalPromptLearner" / "model.pth.tar-1", weights_only=True)["state_dict"]
     assert ADAPTER_KEYS <= set(sd) and "prompt_learner.compound_prompts_text.10" in sd  # depth 12
+
+
+def test_the_base2new_scripts_run_it_and_results_print_its_published_row(tmp_path, stub, capsys):  # noqa: F811
+    import results
+    from tests.reporting.test_results import _b2n
+    from tests.reporting.test_scripts import _arg, _run
+
+    env = dict(TRAINER="CoPrompt", CFG="coprompt")
+    _, (train,) = _run("cocoop/base2new_train.sh", "dtd", "1", stub=stub, cwd=tmp_path, **env)
+    _, (_, test) = _run("cocoop/base2new_test.sh", "dtd", "1", stub=stub, cwd=tmp_path, **env)
+    assert _arg(train, "--config-file") == "configs/trainers/CoPrompt/coprompt.yaml"
+    assert _arg(test, "--load-epoch") == "8" and _arg(test, "--output-dir").endswith(
+        "test_new/dtd/shots_16/CoPrompt/coprompt/seed1"
+    )
+    root = tmp_path / "output"
+    _b2n(root, "dtd", 1, 60.0, 80.0, trainer="CoPrompt", cfg="coprompt", dataset="DescribableTextures")
+    assert results.main([str(root), "--out", str(tmp_path / "tables"), "--paper"]) == 0
+    assert "(paper 84.00" in capsys.readouterr().out
