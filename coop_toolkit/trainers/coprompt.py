@@ -16,6 +16,8 @@ configs/trainers/coprompt.yaml):
   description index for every class, drawn at each step with Python's `random.randint` as theirs +
   consistency of the image features with the frozen image tower's on the second view), consistency
   1 - mean cosine (eps 1e-7) when TRAINER.DISTILL is "cosine", else the MSE of the normalised features.
+  The indices a seed draws are not theirs: on Dassl the few-shot sampling consumes the same global
+  generator before training, here it has a generator of its own (dasslite/data/fewshot.py).
 * The descriptions come from a file in the authors' format that the user supplies (TRAINER.CoPrompt.
   GPT_FILE; class_descriptions.py). Without one, the dataset's hand-written prompt stands in, with a
   warning: the published numbers need the authors' descriptions.
