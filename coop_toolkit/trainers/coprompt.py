@@ -156,6 +156,7 @@ class CoPrompt(DeepPromptTrainer):
         "reproduce its logits",
     )
     checkpoint_ignore_keys = DeepPromptTrainer.checkpoint_ignore_keys + ("model_distill.",)
+    learning_keys = ("TRAINER.W", "TRAINER.DISTILL")  # its keys outside TRAINER.CoPrompt: a resume must keep them
 
     @classmethod
     def add_config(cls, cfg):

@@ -267,3 +267,15 @@ def test_the_base2new_scripts_run_it_and_results_print_its_published_row(tmp_pat
     _b2n(root, "dtd", 1, 60.0, 80.0, trainer="CoPrompt", cfg="coprompt", dataset="DescribableTextures")
     assert results.main([str(root), "--out", str(tmp_path / "tables"), "--paper"]) == 0
     assert "(paper 84.00" in capsys.readouterr().out
+
+
+def test_a_resume_must_keep_its_keys_outside_its_node():
+    """TRAINER.W, TRAINER.DISTILL (its `learning_keys`) and DATALOADER.K_TRANSFORMS change what it learns."""
+    from dasslite.engine.resume_check import learning_key_changes
+
+    old = ct.get_cfg(trainer="CoPrompt", config_file=CoPrompt.card.reference_config)
+    new = old.clone()
+    new.TRAINER.W, new.TRAINER.DISTILL, new.DATALOADER.K_TRANSFORMS = 2.0, "mse", 1
+    changes = learning_key_changes(old, new, CoPrompt.config_node, CoPrompt.learning_keys)
+    assert [k for k, _, _ in changes] == ["DATALOADER.K_TRANSFORMS", "TRAINER.W", "TRAINER.DISTILL"]
+    assert [k for k, _, _ in learning_key_changes(old, new, "MAPLE")] == ["DATALOADER.K_TRANSFORMS"]
