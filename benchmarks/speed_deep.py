@@ -103,7 +103,7 @@ def authors_text_features(enc, prompts, token_ids, deep=(), replace=None):
     return x[torch.arange(x.shape[0]), token_ids.argmax(-1)] @ enc.text_projection
 
 
-def authors_image(visual, images, first=None, deep=()):
+def authors_image(visual, images, first=None, deep=(), normalize=True):
     x = visual.conv1(images.to(visual.conv1.weight.dtype)).flatten(2).permute(0, 2, 1)
     x = torch.cat([visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)
     x = x + visual.positional_embedding.to(x.dtype)
@@ -115,7 +115,7 @@ def authors_image(visual, images, first=None, deep=()):
 
     x = _sequence_first_blocks(visual.transformer, visual.ln_pre(x), replace)
     x = visual.ln_post(x[:, 0]) @ visual.proj
-    return x / x.norm(dim=-1, keepdim=True)
+    return x / x.norm(dim=-1, keepdim=True) if normalize else x
 
 
 def authors_logits(model, images):

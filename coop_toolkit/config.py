@@ -1,8 +1,10 @@
 """The config of a run of the command-line tools (train.py, lpclip/feat_extractor.py), in one merge order:
 
     engine defaults -> every trainer's TRAINER.<NAME> node -> dataset yaml -> method yaml -> flags -> KEY VALUE opts
+    -> what the trainer forces (its `forced_config(cfg)`, where it has one)
 
-the original's order (docs/reference-behaviour.md, "Configuration"), so a later source wins.
+the original's order (docs/reference-behaviour.md, "Configuration"), so a later source wins. The last step
+is a method's authors' own: CoPrompt's train.py merges a per-dataset table after the command line.
 """
 
 from dasslite.config import get_cfg_default, merge_from_file_checked, merge_from_list_checked
@@ -21,4 +23,9 @@ def merge_run_config(args, apply_flags):
         merge_from_file_checked(cfg, args.config_file, "--config-file")
     apply_flags(cfg)
     merge_from_list_checked(cfg, args.opts or [])
+    registry = trainers.TRAINER_REGISTRY
+    trainer = registry.get(cfg.TRAINER.NAME) if cfg.TRAINER.NAME in registry else None  # unknown: named later
+    forced = getattr(trainer, "forced_config", None)
+    if forced is not None:
+        merge_from_list_checked(cfg, forced(cfg))
     return cfg

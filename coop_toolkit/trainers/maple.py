@@ -23,11 +23,11 @@ class MultiModalPromptLearner(ClassPromptLearner):
     """ctx; proj (text -> image width) of ctx for the image tower's first tokens; compound_prompts_text
     for text blocks 1..J-1 and compound_prompt_projections mapping them into image blocks 1..J-1."""
 
-    def __init__(self, cfg, classnames, clip_model):
-        opts = cfg.TRAINER.MAPLE
+    def __init__(self, cfg, classnames, clip_model, node="MAPLE"):
+        opts = cfg.TRAINER[node]
         if opts.PROMPT_DEPTH < 1:
-            raise ConfigError(f"TRAINER.MAPLE.PROMPT_DEPTH must be >= 1 (1 = shallow MaPLe), got {opts.PROMPT_DEPTH}")
-        super().__init__(clip_model, classnames, opts.N_CTX, opts.CTX_INIT, "TRAINER.MAPLE.CTX_INIT")
+            raise ConfigError(f"TRAINER.{node}.PROMPT_DEPTH must be >= 1 (1 = shallow MaPLe), got {opts.PROMPT_DEPTH}")
+        super().__init__(clip_model, classnames, opts.N_CTX, opts.CTX_INIT, f"TRAINER.{node}.CTX_INIT")
         text_w, image_w = text_tower(clip_model).width, vision_width(clip_model.visual)
         # Draw order as in the authors' code: proj, the text prompts, then one map copied to every layer.
         self.proj = nn.Linear(text_w, image_w)

@@ -2,7 +2,8 @@
 
 A run resumes from the checkpoint its folder's `checkpoint` pointers name. Its recorded config (the
 checkpoint's "config" text, else the folder's config.yaml) must agree with the current one on every
-key that changes what is learned (LEARNING_KEYS, plus the trainer's own TRAINER.<NODE> options);
+key that changes what is learned (LEARNING_KEYS, plus the trainer's own TRAINER.<NODE> options and the
+keys it names in `learning_keys`, e.g. CoPrompt's TRAINER.W);
 OPTIM.MAX_EPOCH may change (with a warning), but not below the epoch already reached.
 """
 
@@ -26,6 +27,7 @@ LEARNING_KEYS = (
     "DATASET.TARGET_DOMAINS",
     "INPUT.",
     "DATALOADER.TRAIN_X.",
+    "DATALOADER.K_TRANSFORMS",  # augmented views per training image
     "MODEL.",
     "OPTIM.",
     "TRAINER.NAME",
@@ -66,9 +68,9 @@ def _values(cfg):
     return values
 
 
-def learning_key_changes(old_cfg, cfg, trainer_node):
+def learning_key_changes(old_cfg, cfg, trainer_node, extra_keys=()):
     """Keys that change what is learned and differ: [(key, recorded value, current value)]."""
-    prefixes = LEARNING_KEYS + ((f"TRAINER.{trainer_node}.",) if trainer_node else ())
+    prefixes = LEARNING_KEYS + ((f"TRAINER.{trainer_node}.",) if trainer_node else ()) + tuple(extra_keys)
     old, new = _values(old_cfg), _values(cfg)
     return [
         (k, old[k], new[k])
@@ -80,7 +82,7 @@ def learning_key_changes(old_cfg, cfg, trainer_node):
     ]
 
 
-def check_resume(cfg, directory, trainer_node=None):
+def check_resume(cfg, directory, trainer_node=None, extra_keys=()):
     """Refuse to resume `directory` under `cfg` when it would continue another experiment.
 
     Returns the warnings to log (the run's log file is not open yet: nothing is written before this check).
@@ -95,7 +97,7 @@ def check_resume(cfg, directory, trainer_node=None):
         notes.append(f'"{path}" records no config; cannot check that resuming it continues the same run')
     else:
         old = CN.load_cfg(text)
-        changes = learning_key_changes(old, cfg, trainer_node)
+        changes = learning_key_changes(old, cfg, trainer_node, extra_keys)
         if changes:
             lines = "\n".join(f"  {k}: recorded {a!r}, now {b!r}" for k, a, b in changes)
             raise ConfigError(

@@ -78,7 +78,8 @@ def prepare_output_dir(cfg, overwrite=False, eval_only=False):
     if not eval_only:
         trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
         node = getattr(trainer_cls, "config_node", None) or cfg.TRAINER.NAME.upper()
-        notes += check_resume(cfg, cfg.RESUME or cfg.OUTPUT_DIR, trainer_node=node)
+        extra = getattr(trainer_cls, "learning_keys", ())  # keys of its own outside its node (CoPrompt's TRAINER.W)
+        notes += check_resume(cfg, cfg.RESUME or cfg.OUTPUT_DIR, trainer_node=node, extra_keys=extra)
     return notes
 
 

@@ -166,8 +166,30 @@ from dassl.utils import setup_logger, set_random_seed, collect_env_info
 """
 
 
-@pytest.mark.parametrize("line", DEPT_IMPORTS.strip().splitlines() + MMA_IMPORTS.strip().splitlines())
-def test_deps_dassl_imports_work_with_dasslite(line):
+
+# Every dassl import line of CoPrompt's files (ShuvenduRoy/CoPrompt: train.py, trainers/, datasets/), as written.
+COPROMPT_IMPORTS = """
+from dassl.config import get_cfg_default
+from dassl.data.datasets import DATASET_REGISTRY, Datum, DatasetBase
+from dassl.engine import TRAINER_REGISTRY, TrainerX
+from dassl.engine import build_trainer
+from dassl.optim import build_lr_scheduler, build_optimizer
+from dassl.utils import listdir_nohidden
+from dassl.utils import listdir_nohidden, mkdir_if_missing
+from dassl.utils import load_checkpoint, load_pretrained_weights
+from dassl.utils import mkdir_if_missing
+from dassl.utils import read_json, mkdir_if_missing
+from dassl.utils import read_json, write_json, mkdir_if_missing
+from dassl.utils import set_random_seed, setup_logger
+"""
+
+
+
+@pytest.mark.parametrize(
+    "line",
+    DEPT_IMPORTS.strip().splitlines() + MMA_IMPORTS.strip().splitlines() + COPROMPT_IMPORTS.strip().splitlines(),
+)
+def test_the_authors_dassl_imports_work_with_dasslite(line):
     exec(line.replace("dassl", "dasslite"), {})
 
 

@@ -255,3 +255,73 @@ def test_randaugment_is_dassls():
         pytest.fail("no seed drew Invert")
     with pytest.raises(ValueError, match="RANDAUGMENT_M"):
         DasslRandAugment(2, 31)
+
+
+def dassl_getitem(cfg, item, idx, transform, is_train):
+    """Dassl's DatasetWrapper.__getitem__ (dassl/data/data_manager.py), replayed: the output keys in its
+    order, each transform of a list applied K times in turn (K = K_TRANSFORMS when training, else 1), a
+    list of the K views when K > 1, then the un-augmented "img0"."""
+    import torchvision.transforms as T
+
+    from dasslite.data.images import read_image
+    from dasslite.data.transforms import INTERPOLATION_MODES
+
+    k = cfg.DATALOADER.K_TRANSFORMS if is_train else 1
+    output = {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx}
+    img0 = read_image(item.impath)
+    tfms = transform if isinstance(transform, (list, tuple)) else [transform]
+    for i, tfm in enumerate(tfms):
+        views = [tfm(img0) for _ in range(k)]
+        output["img" if i == 0 else f"img{i + 1}"] = views[0] if len(views) == 1 else views
+    if cfg.DATALOADER.RETURN_IMG0:
+        to_tensor = [T.Resize(cfg.INPUT.SIZE, interpolation=INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]), T.ToTensor()]
+        to_tensor += [T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD)]
+        output["img0"] = T.Compose(to_tensor)(img0)
+    return output
+
+
+def _same(a, b):
+    import torch
+
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return torch.equal(a, b) if torch.is_tensor(a) else a == b
+
+
+@pytest.mark.parametrize(
+    "k, listed, img0, is_train", [(2, False, False, True), (3, True, True, True), (2, False, True, False)]
+)
+def test_k_transforms_output_is_a_replay_of_dassls_wrapper(tmp_path, k, listed, img0, is_train):
+    """The same keys in the same order and the same tensors as Dassl's wrapper from the same generator
+    states: its RandAugment draws (random, numpy) are consumed view by view in Dassl's order."""
+    import random
+
+    import numpy as np
+    import torch
+
+    data = []
+    for i in range(2):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
+        data.append(Datum(str(path), i, 0, f"c{i}"))
+    cfg = coprompt_cfg()
+    cfg.INPUT.TRANSFORMS = ["randaugment", "random_flip", "normalize"]
+    cfg.DATALOADER.K_TRANSFORMS, cfg.DATALOADER.RETURN_IMG0 = k, img0
+    cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = CLIP_MEAN, CLIP_STD
+    tfm = build_transform(cfg, is_train=True)
+    transform = [tfm, build_transform(cfg, is_train=True)] if listed else tfm
+    ours = DatasetWrapper(cfg, data, transform, is_train=is_train)
+    for seed in range(4):
+        for idx, item in enumerate(data):
+            random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+            got = ours[idx]
+            random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+            expected = dassl_getitem(cfg, item, idx, transform, is_train)
+            assert list(got) == list(expected)
+            assert all(_same(got[key], expected[key]) for key in expected), (seed, idx)
+            after = (random.random(), np.random.random(), torch.rand(1))
+            random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+            ours[idx]
+            assert after == (random.random(), np.random.random(), torch.rand(1))  # the generators end where Dassl's do
+    views = got["img"]
+    assert isinstance(views, list) == (is_train and k > 1)
