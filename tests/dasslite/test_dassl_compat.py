@@ -166,7 +166,6 @@ from dassl.utils import setup_logger, set_random_seed, collect_env_info
 """
 
 
-
 # Every dassl import line of CoPrompt's files (ShuvenduRoy/CoPrompt: train.py, trainers/, datasets/), as written.
 COPROMPT_IMPORTS = """
 from dassl.config import get_cfg_default
@@ -182,7 +181,6 @@ from dassl.utils import read_json, mkdir_if_missing
 from dassl.utils import read_json, write_json, mkdir_if_missing
 from dassl.utils import set_random_seed, setup_logger
 """
-
 
 
 @pytest.mark.parametrize(
