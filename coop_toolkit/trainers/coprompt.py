@@ -16,8 +16,13 @@ configs/trainers/coprompt.yaml):
   description index for every class, drawn at each step with Python's `random.randint` as theirs +
   consistency of the image features with the frozen image tower's on the second view), consistency
   1 - mean cosine (eps 1e-7) when TRAINER.DISTILL is "cosine", else the MSE of the normalised features.
-  The indices a seed draws are not theirs: on Dassl the few-shot sampling consumes the same global
-  generator before training, here it has a generator of its own (dasslite/data/fewshot.py).
+  The indices a seed draws are theirs when their few-shot split of that seed already exists
+  (split_fewshot/shot_K-seed_S.pkl, written by any earlier run on the same data folder): Dassl then
+  draws nothing from the global generator before training, and neither does dasslite, whose few-shot
+  draw has a generator of its own (dasslite/data/fewshot.py). On their first run of a seed the draw
+  consumes the global generator first, and their indices differ from a later run's of the same seed.
+  Both sides assume augmentation in DataLoader workers (their yaml's NUM_WORKERS 8), whose generators
+  are their own; with DATALOADER.NUM_WORKERS 0, RandAugment also draws from the global generator.
 * The descriptions come from a file in the authors' format that the user supplies (TRAINER.CoPrompt.
   GPT_FILE; class_descriptions.py). Without one, the dataset's hand-written prompt stands in, with a
   warning: the published numbers need the authors' descriptions.
