@@ -59,7 +59,7 @@ def parse_args(argv=None):
     )
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_intermixed_args(argv)  # options may come between the paths
-    for flag in ("topk", "batch_size", "workers"):
+    for flag in ("topk", "batch_size", "workers", "load_epoch"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1; got {value}")
@@ -87,6 +87,8 @@ def read_classnames(path):
         raise UsageError(f'--classnames "{path}" cannot be read ({e.strerror or e})') from None
     if not names:
         raise UsageError(f'--classnames "{path}" holds no class names; write one class name per line')
+    if len(names) == 1:  # every image would get it with probability 1
+        raise UsageError(f'--classnames "{path}" holds one class name ({names[0]}); give at least two, one per line')
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise UsageError(f'--classnames "{path}" repeats {", ".join(repeated[:5])}; each class name must appear once')
@@ -201,7 +203,8 @@ def report(summary, out):
             file=sys.stderr,
         )
     if out:
-        print(f"Wrote {summary.predicted + len(summary.failed)} rows to {out}", file=sys.stderr)
+        rows = summary.predicted + len(summary.failed)
+        print(f"Wrote {rows} row{'s' * (rows != 1)} to {out}", file=sys.stderr)
 
 
 def main(argv=None):

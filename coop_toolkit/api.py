@@ -430,7 +430,9 @@ class Run:
             images = [images]
         if isinstance(images, (list, tuple)):
             iter_images([i for i in images if isinstance(i, (str, os.PathLike))])
-        return (p for i in images for p in (iter_images([i]) if isinstance(i, (str, os.PathLike)) else [i]))
+        # Folders expand here; a file path is read (and reported if unreadable) by _prepare, so a
+        # dangling link or a file removed meanwhile becomes an error row, not the end of the run.
+        return (p for i in images for p in (_walk([os.fspath(i)]) if isinstance(i, (str, os.PathLike)) else [i]))
 
     def _prepare(self, item):
         """(item, (3, H, W) tensor, None), or (item, None, the ImageReadError) for an unreadable file."""

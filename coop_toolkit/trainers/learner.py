@@ -184,7 +184,8 @@ class LearnerTrainer(ClipTrainer):
             )
         for param in self.model.parameters():
             param.requires_grad_(id(param) in learned_ids)
-        logger.info(f"Parameters to be updated: {set(learned)}")
+        # Sorted, so that two logs of the same run read the same (a set prints in hash order).
+        logger.info("Parameters to be updated: {%s}", ", ".join(repr(name) for name in sorted(learned)))
 
     # ------------------------------------------------------------ the training step, in pieces
     def forward_backward(self, batch):

@@ -58,6 +58,7 @@ def files(trained_coop, tmp_path_factory):
     (tmp / "names.txt").write_text("cat\ndog\n")
     (tmp / "latin1.txt").write_bytes("chat\nb\xe9b\xe9\n".encode("latin-1"))
     (tmp / "empty.txt").write_text("\n\n")
+    (tmp / "one.txt").write_text("cat\n")
     (tmp / "a_file").write_text("x")
     (tmp / "no_images").mkdir()
     (tmp / "empty.pth").write_bytes(b"")
@@ -87,6 +88,8 @@ CASES = {
     "predict_no_images": ("predict", ["{run}", "{tmp}/no_images"], "No image files in {tmp}/no_images"),
     "predict_classnames_latin1": ("predict", ["{run}", "{image}", "--classnames", "{tmp}/latin1.txt"], "not UTF-8"),
     "predict_classnames_empty": ("predict", ["{run}", "{image}", "--classnames", "{tmp}/empty.txt"], "no class names"),
+    "predict_classnames_one": ("predict", ["{run}", "{image}", "--classnames", "{tmp}/one.txt"], "one class name"),
+    "predict_epoch_0": ("predict", ["{run}", "{image}", "--load-epoch", "0"], "--load-epoch must be at least 1"),
     "predict_classnames_missing": ("predict", ["{run}", "{image}", "--classnames", "{tmp}/nope.txt"], "--classnames"),
     "predict_run_json_string": ("predict", ["{tmp}/letters", "{image}"], '"classnames" must be a non-empty list'),
     "predict_run_json_missing_key": ("predict", ["{tmp}/no_backbone", "{image}"], '"backbone" is missing'),

@@ -1,6 +1,6 @@
 """predict.py and Run.predict over a folder with broken files: the readable images are classified, each
-unreadable one (zero bytes, truncated, not an image) is a row with its `error` and a line of the summary,
-hidden files (macOS "._x.png") are skipped as training skips them, a file name that is not UTF-8 prints
+unreadable one (zero bytes, truncated, not an image, a dangling link) is a row with its `error` and a line
+of the summary, hidden files (macOS "._x.png") are skipped as training skips them, a file name that is not UTF-8 prints
 and writes escaped, and --out is complete. `--strict` stops at the first bad file. The loop streams:
 images are read a bounded number ahead of the model."""
 
@@ -44,6 +44,7 @@ def folders(tmp_path_factory):
     (mixed / "empty.png").write_bytes(b"")
     (mixed / "cut.png").write_bytes(png((1, 2, 3), size=(200, 200))[:120])
     (mixed / "page.jpg").write_text("<html>404</html>")
+    os.symlink(base / "moved-away.png", mixed / "gone.png")  # a dangling link: a row, not the end of the run
     (mixed / "._img0.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")  # macOS resource fork: skipped
     (mixed / ".hidden").mkdir()
     (mixed / ".hidden" / "x.png").write_bytes(b"")  # inside a hidden folder: skipped
@@ -53,7 +54,12 @@ def folders(tmp_path_factory):
     return good, mixed, names
 
 
-BAD = {"empty.png": "corrupt or not an image", "cut.png": "truncated", "page.jpg": "corrupt or not an image"}
+BAD = {
+    "empty.png": "corrupt or not an image",
+    "cut.png": "truncated",
+    "page.jpg": "corrupt or not an image",
+    "gone.png": "not found",
+}
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +87,12 @@ def test_a_folder_with_broken_hidden_and_non_utf8_files_gives_every_row_and_a_re
     assert "Traceback" not in stderr and "._img0" not in stdout + stderr and ".hidden" not in stdout + stderr
     printed = [line.split("\t")[0] for line in stdout.splitlines()]
     assert len(printed) == 5 and any(p.endswith("caf\\xe9-latin1.png") for p in printed)
-    assert "3 of 8 files could not be read and were skipped" in stderr
+    assert "4 of 9 files could not be read and were skipped" in stderr
     for name, reason in BAD.items():
-        assert f'"{mixed / name}": {reason}' in stderr
+        assert any(f'"{mixed / name}"' in line and reason in line for line in stderr.splitlines()), name
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8 and list(rows[0]) == predict.header(3)  # path, label1, probability1, ..., error
+    assert len(rows) == 9 and list(rows[0]) == predict.header(3)  # path, label1, probability1, ..., error
     errors = {os.path.basename(r["path"]): r["error"] for r in rows if r["error"]}
     assert set(errors) == set(BAD) and all(BAD[n] in e for n, e in errors.items())
     assert all(r["label1"] in CLASSES for r in rows if not r["error"])
@@ -98,7 +104,8 @@ def test_readable_images_get_the_logits_they_get_without_the_broken_files(folder
     good, mixed, _ = folders
     clean = run.predict([good], topk=3, batch_size=2)
     predictions = run.predict([mixed], topk=3, batch_size=2)
-    assert [p.path for p in predictions if p.error] == [str(mixed / n) for n in ("cut.png", "empty.png", "page.jpg")]
+    broken = ("cut.png", "empty.png", "gone.png", "page.jpg")
+    assert [p.path for p in predictions if p.error] == [str(mixed / n) for n in broken]
     kept = [p for p in predictions if not p.error]
     assert [os.path.relpath(p.path, mixed) for p in kept] == [os.path.relpath(p.path, good) for p in clean]
     assert [p.topk for p in kept] == [p.topk for p in clean]
@@ -120,7 +127,7 @@ def test_json_out_is_complete_and_parses(folders, tiny_clip_path, tmp_path):
     out = tmp_path / "preds.json"
     summary = predict.main(argv(folders, tiny_clip_path, mixed, "--out", str(out), "--topk", "1"))
     rows = json.loads(out.read_text(encoding="utf-8"))
-    assert summary.predicted == 5 and len(summary.failed) == 3 and len(rows) == 8
+    assert summary.predicted == 5 and len(summary.failed) == 4 and len(rows) == 9
     assert sum(r["error"] is None for r in rows) == 5 and all(len(r["topk"]) == (r["error"] is None) for r in rows)
     assert any(r["path"].endswith("caf\\xe9-latin1.png") for r in rows)
 
