@@ -25,6 +25,7 @@ raises at the first one instead.
 """
 
 import collections
+import collections.abc
 import logging
 import os
 import sys
@@ -236,6 +237,8 @@ def zero_shot(
 # What a loaded run computes in: fp32 (exact), or bf16 / fp16 on request (on a CPU bf16 needs native bf16
 # and fp16 falls back to fp32; coop_toolkit/trainers/precision.py).
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+# What names an image file: bytes too, as os.listdir(bytes) gives names that are not valid UTF-8.
+PATH_TYPES = (str, bytes, os.PathLike)
 
 
 def _build(cfg, classnames, device, precision="fp32"):
@@ -287,7 +290,7 @@ def iter_images(paths):
     In folders, hidden files and folders (names starting with "."; macOS's "._name.png") are skipped,
     as training skips them; a file named on its own is taken as it is.
     """
-    paths = [os.fspath(p) for p in paths]
+    paths = [os.fsdecode(p) for p in paths]
     for path in paths:
         if not os.path.exists(path):
             raise UserFileNotFoundError(f'"{printable(path)}" is neither an image file nor a folder')
@@ -331,12 +334,12 @@ class Run:
         """PIL images, paths, (3, H, W) / (B, 3, H, W) preprocessed tensors -> one (B, 3, H, W) tensor."""
         if isinstance(images, torch.Tensor):
             return self._checked(images.unsqueeze(0) if images.dim() == 3 else images)
-        if isinstance(images, (str, os.PathLike, Image.Image)):
+        if isinstance(images, (*PATH_TYPES, Image.Image)):
             images = [images]
         tensors = []
         for image in images:
-            if isinstance(image, (str, os.PathLike)):
-                image = read_image(os.fspath(image))
+            if isinstance(image, PATH_TYPES):
+                image = read_image(os.fsdecode(image))
             if isinstance(image, Image.Image):
                 image = self.preprocess(image.convert("RGB"))
             if not isinstance(image, torch.Tensor):
@@ -354,6 +357,15 @@ class Run:
             raise ConfigError(
                 f"a preprocessed image tensor must be (3, {crop[0]}, {crop[1]}) or (B, 3, {crop[0]}, {crop[1]}) "
                 f"for this run, not {tuple(batch.shape)}; or pass the image as a path or PIL image"
+            )
+        if not batch.is_floating_point():  # uint8 pixels would be read as values up to 255, not normalised
+            raise ConfigError(
+                f"a preprocessed image tensor must be floating point, normalised as run.preprocess does, not "
+                f"{batch.dtype}; or pass the image as a path or PIL image"
+            )
+        if not torch.isfinite(batch).all():
+            raise ConfigError(
+                "a preprocessed image tensor holds NaN or infinite values; it would get a meaningless label"
             )
         return batch
 
@@ -426,13 +438,18 @@ class Run:
         """The images one by one, folders expanded as they are reached; a list's missing path fails first."""
         if isinstance(images, torch.Tensor) and images.dim() == 4:
             images = list(images)
-        elif isinstance(images, (str, os.PathLike, Image.Image, torch.Tensor)):
+        elif isinstance(images, (*PATH_TYPES, Image.Image, torch.Tensor)):
             images = [images]
         if isinstance(images, (list, tuple)):
-            iter_images([i for i in images if isinstance(i, (str, os.PathLike))])
+            iter_images([i for i in images if isinstance(i, PATH_TYPES)])
+        elif not isinstance(images, collections.abc.Iterable):
+            raise ConfigError(
+                "images must be a path, a PIL image, a tensor, or a list or iterable of them, "
+                f"not {type(images).__name__}"
+            )
         # Folders expand here; a file path is read (and reported if unreadable) by _prepare, so a
         # dangling link or a file removed meanwhile becomes an error row, not the end of the run.
-        return (p for i in images for p in (_walk([os.fspath(i)]) if isinstance(i, (str, os.PathLike)) else [i]))
+        return (p for i in images for p in (_walk([os.fsdecode(i)]) if isinstance(i, PATH_TYPES) else [i]))
 
     def _prepare(self, item):
         """(item, (3, H, W) tensor, None), or (item, None, the ImageReadError) for an unreadable file."""
@@ -446,7 +463,7 @@ class Run:
         top_k = self.logits(torch.stack(good)).softmax(dim=-1).topk(k, dim=-1) if good else None
         rows = zip(top_k.values.tolist(), top_k.indices.tolist()) if good else None
         for item, tensor, error in pending:
-            path = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
+            path = os.fsdecode(item) if isinstance(item, PATH_TYPES) else None
             if tensor is None:
                 yield Prediction(path, None, None, None, [], printable(str(error)))
                 continue
