@@ -1,6 +1,8 @@
 """Reading one image file as 8-bit RGB, with errors that name the file and the reason."""
 
 import errno
+import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -39,11 +41,17 @@ def to_8bit(img):
 def read_image(path):
     """The image at `path` as 8-bit RGB; any failure is an ImageReadError naming the file and why."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # reading a named pipe or a device would never end
+            raise ImageReadError(
+                f'Cannot read image "{path}": not a regular file (a named pipe, socket or device); remove it'
+            )
         with Image.open(path) as img:
             img.load()
             if img.mode in HIGH_DEPTH_MODES:
                 img = to_8bit(img)
             return img.convert("RGB")
+    except ImageReadError:
+        raise
     except FileNotFoundError:
         raise UserFileNotFoundError(f'Image file not found: "{path}"') from None
     except PermissionError as e:

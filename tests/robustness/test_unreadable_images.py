@@ -5,6 +5,7 @@ every image of the splits once before training and lists all bad files at once."
 import errno
 import io
 import os
+import threading
 
 import pytest
 from PIL import Image
@@ -54,6 +55,25 @@ def test_unreadable_image_permission_denied_names_path_and_reason(tmp_path, monk
     monkeypatch.setattr(images.Image, "open", denied)
     with pytest.raises(ImageReadError, match=rf'"{path}": permission denied'):
         read_image(str(path))
+
+
+def test_a_named_pipe_with_an_image_name_is_refused_without_reading_it(tmp_path):
+    """Opening a FIFO blocks until a writer comes: predict.py over such a folder hung for ever."""
+    path = tmp_path / "pipe.png"
+    os.mkfifo(path)
+    outcome = []
+
+    def read():
+        try:
+            read_image(str(path))
+        except ImageReadError as e:
+            outcome.append(str(e))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "read_image blocked on a named pipe"
+    assert outcome and f'"{path}": not a regular file' in outcome[0]
 
 
 def test_check_data_lists_every_bad_image_before_training(tmp_path, pets_root, tiny_clip_path):
