@@ -9,12 +9,14 @@ position, the top-k tokens (as CLIP's BPE vocabulary spells them, "</w>" marking
 distances. Class-specific contexts (CSC, shape (n_cls, M, width)) are shown class by class, or for one
 class with --class-index.
 
-Differences from the original: the backbone is a flag (it was always RN50; use the backbone the prompt
-was trained with), CSC contexts work (they raised NotImplementedError), and distances are computed
-exactly (no matrix-product shortcut), so a context vector equal to a token's embedding is at 0.
+Differences from the original: the backbone is the one recorded in the run.json of the run the
+checkpoint belongs to, or --backbone (it was always RN50, still the default outside a run folder), CSC
+contexts work (they raised NotImplementedError), and distances are computed exactly (no matrix-product
+shortcut), so a context vector equal to a token's embedding is at 0.
 """
 
 import argparse
+import os
 import sys
 
 from dasslite.cli import ArgumentParser, UsageError, run_cli
@@ -87,9 +89,9 @@ def parse_args(argv=None):
     p.add_argument("topk", type=int, help="select top-k similar words")
     p.add_argument(
         "--backbone",
-        default="RN50",
+        default=None,
         help="CLIP the prompt was learned with: an OpenAI name, an OpenAI-layout file or an open_clip "
-        "model:tag (default: RN50)",
+        "model:tag (default: the one in the run.json of the run the checkpoint belongs to, else RN50)",
     )
     p.add_argument("--class-index", type=int, default=None, help="class-specific context: show only this class")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -108,14 +110,33 @@ def vocabulary(tokenizer):
     return {i: t for t, i in tokenizer.tokenizer.get_vocab().items()}
 
 
+def recorded_backbone(fpath):
+    """The backbone of the run holding `fpath` (RUN/<model>/model.pth.tar-N, run.json in RUN), or None.
+
+    A prompt only means something next to the token embeddings it was learned with, so the run's own
+    backbone beats the original's fixed RN50 (which offline would also try a download)."""
+    from coop_toolkit import run_record as rr
+
+    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(fpath)))
+    if not os.path.isfile(os.path.join(run_dir, rr.RUN_FILE)):
+        return None
+    return rr.resolve_backbone(rr.read_run_record(run_dir)["backbone"]), os.path.join(run_dir, rr.RUN_FILE)
+
+
 def main(argv=None):
     args = parse_args(argv)
     from coop_toolkit.trainers.clip_backbone import load_clip
     from coop_toolkit.trainers.text_tower import text_tower
 
     ctx = read_ctx(args.fpath).detach()
+    backbone = args.backbone
+    if backbone is None:
+        recorded = recorded_backbone(args.fpath)
+        backbone = recorded[0] if recorded else "RN50"
+        source = f"from {recorded[1]}" if recorded else "no run.json beside it: the original default"
+        print(f"Backbone: {backbone} ({source})")
     print(f"Return the top-{args.topk} matched words")
-    clip_model = load_clip(args.backbone, "fp32")
+    clip_model = load_clip(backbone, "fp32")
     tower = text_tower(clip_model)  # any open_clip family: its own vocabulary
     token_embedding = tower.token_embedding.weight.detach()
     print(f"Size of token embedding: {tuple(token_embedding.shape)}")
