@@ -333,7 +333,7 @@ class Run:
     def to_batch(self, images):
         """PIL images, paths, (3, H, W) / (B, 3, H, W) preprocessed tensors -> one (B, 3, H, W) tensor."""
         if isinstance(images, torch.Tensor):
-            return self._checked(images.unsqueeze(0) if images.dim() == 3 else images)
+            return self._given_tensor(images)
         if isinstance(images, (*PATH_TYPES, Image.Image)):
             images = [images]
         tensors = []
@@ -341,13 +341,14 @@ class Run:
             if isinstance(image, PATH_TYPES):
                 image = read_image(os.fsdecode(image))
             if isinstance(image, Image.Image):
-                image = self.preprocess(image.convert("RGB"))
-            if not isinstance(image, torch.Tensor):
+                tensors.append(self._checked(self.preprocess(image.convert("RGB")).unsqueeze(0)))
+            elif isinstance(image, torch.Tensor):
+                tensors.append(self._given_tensor(image))
+            else:
                 hint = " (for a numpy array: Image.fromarray(array))" if hasattr(image, "__array__") else ""
                 raise ConfigError(
                     f"images must be paths, PIL images or preprocessed tensors, not {type(image).__name__}{hint}"
                 )
-            tensors.append(self._checked(image.unsqueeze(0) if image.dim() == 3 else image))
         return torch.cat(tensors)
 
     def _checked(self, batch):
@@ -358,6 +359,12 @@ class Run:
                 f"a preprocessed image tensor must be (3, {crop[0]}, {crop[1]}) or (B, 3, {crop[0]}, {crop[1]}) "
                 f"for this run, not {tuple(batch.shape)}; or pass the image as a path or PIL image"
             )
+        return batch
+
+    def _given_tensor(self, tensor):
+        """A tensor the caller preprocessed, as a batch: checked for shape, and for values only the caller
+        can get wrong (images this run read and preprocessed itself are float and finite)."""
+        batch = self._checked(tensor.unsqueeze(0) if tensor.dim() == 3 else tensor)
         if not batch.is_floating_point():  # uint8 pixels would be read as values up to 255, not normalised
             raise ConfigError(
                 f"a preprocessed image tensor must be floating point, normalised as run.preprocess does, not "

@@ -1,8 +1,8 @@
 """predict.py and Run.predict over a folder with broken files: the readable images are classified, each
 unreadable one (zero bytes, truncated, not an image, a dangling link) is a row with its `error` and a line
-of the summary, hidden files (macOS "._x.png") are skipped as training skips them, a file name that is not UTF-8 prints
-and writes escaped, and --out is complete. `--strict` stops at the first bad file. The loop streams:
-images are read a bounded number ahead of the model."""
+of the summary, hidden files (macOS "._x.png") are skipped as training skips them, a file name that is
+not UTF-8 prints and writes escaped, and --out is complete. `--strict` stops at the first bad file. The
+loop streams: images are read a bounded number ahead of the model."""
 
 import csv
 import io
@@ -44,7 +44,7 @@ def folders(tmp_path_factory):
     (mixed / "empty.png").write_bytes(b"")
     (mixed / "cut.png").write_bytes(png((1, 2, 3), size=(200, 200))[:120])
     (mixed / "page.jpg").write_text("<html>404</html>")
-    os.symlink(base / "moved-away.png", mixed / "gone.png")  # a dangling link: a row, not the end of the run
+    os.symlink(base / "moved-away.png", mixed / GONE)  # a dangling link: a row, not the end of the run
     (mixed / "._img0.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")  # macOS resource fork: skipped
     (mixed / ".hidden").mkdir()
     (mixed / ".hidden" / "x.png").write_bytes(b"")  # inside a hidden folder: skipped
@@ -54,12 +54,8 @@ def folders(tmp_path_factory):
     return good, mixed, names
 
 
-BAD = {
-    "empty.png": "corrupt or not an image",
-    "cut.png": "truncated",
-    "page.jpg": "corrupt or not an image",
-    "gone.png": "not found",
-}
+BAD = {"empty.png": "corrupt or not an image", "cut.png": "truncated", "page.jpg": "corrupt or not an image"}
+GONE = "gone.png"  # a dangling link: read_image's "Image file not found" error
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +85,14 @@ def test_a_folder_with_broken_hidden_and_non_utf8_files_gives_every_row_and_a_re
     assert len(printed) == 5 and any(p.endswith("caf\\xe9-latin1.png") for p in printed)
     assert "4 of 9 files could not be read and were skipped" in stderr
     for name, reason in BAD.items():
-        assert any(f'"{mixed / name}"' in line and reason in line for line in stderr.splitlines()), name
+        assert f'"{mixed / name}": {reason}' in stderr
+    assert f'Image file not found: "{mixed / GONE}"' in stderr
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 9 and list(rows[0]) == predict.header(3)  # path, label1, probability1, ..., error
     errors = {os.path.basename(r["path"]): r["error"] for r in rows if r["error"]}
-    assert set(errors) == set(BAD) and all(BAD[n] in e for n, e in errors.items())
+    assert set(errors) == {*BAD, GONE} and all(BAD[n] in e for n, e in errors.items() if n != GONE)
+    assert errors[GONE] == f'Image file not found: "{mixed / GONE}"'
     assert all(r["label1"] in CLASSES for r in rows if not r["error"])
     assert not [f for f in os.listdir(out.parent) if f != "preds.csv"]  # no temp file left
 
@@ -104,7 +102,7 @@ def test_readable_images_get_the_logits_they_get_without_the_broken_files(folder
     good, mixed, _ = folders
     clean = run.predict([good], topk=3, batch_size=2)
     predictions = run.predict([mixed], topk=3, batch_size=2)
-    broken = ("cut.png", "empty.png", "gone.png", "page.jpg")
+    broken = ("cut.png", "empty.png", GONE, "page.jpg")
     assert [p.path for p in predictions if p.error] == [str(mixed / n) for n in broken]
     kept = [p for p in predictions if not p.error]
     assert [os.path.relpath(p.path, mixed) for p in kept] == [os.path.relpath(p.path, good) for p in clean]
